@@ -1,0 +1,179 @@
+"""The eager tape: graph nodes, the reverse pass, and the grad-mode switches.
+
+Every op applied to a tensor that requires grad records a `Node` (the result's ``grad_fn``)
+holding the op and its input tensors. ``backward`` sorts the graph behind a tensor
+topologically (iteratively: no recursion limit), then walks it in reverse, asking each op for its
+inputs' gradients and adding them up.
+"""
+import functools
+import threading
+
+import numpy as np
+
+from .ops.base import unbroadcast
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+def _retain_all():
+    return getattr(_state, "retain_all", False)
+
+
+class _GradMode:
+    """Context manager and decorator that sets whether ops are recorded."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """``with pynn.no_grad():`` or ``@pynn.no_grad()``: nothing inside is recorded."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    def __init__(self):
+        super().__init__(True)
+
+
+class retain_grads:
+    """``with pynn.retain_grads():`` every tensor made inside keeps its ``.grad`` after backward."""
+
+    def __enter__(self):
+        self.prev = _retain_all()
+        _state.retain_all = True
+
+    def __exit__(self, *exc):
+        _state.retain_all = self.prev
+
+
+class Node:
+    """A recorded op application: the ``grad_fn`` of the tensor it produced."""
+
+    __slots__ = ("op", "inputs", "released")
+
+    def __init__(self, op, inputs):
+        self.op = op
+        self.inputs = inputs
+        self.released = False
+
+    def name(self):
+        return self.op.name + "Backward"
+
+    @property
+    def next_functions(self):
+        return tuple((t.grad_fn, 0) for t in self.inputs)
+
+    def __repr__(self):
+        return f"<{self.name()}>"
+
+
+def topological_order(root):
+    """Tensors behind `root` (itself included) that have a grad_fn, inputs before outputs."""
+    order, seen = [], {id(root)}
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        if t.grad_fn is not None:
+            for parent in t.grad_fn.inputs:
+                if parent.grad_fn is not None and id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append((parent, False))
+    return [t for t in order if t.grad_fn is not None]
+
+
+def leaves_and_nodes(root):
+    """Every tensor in the graph behind `root`: all of them, leaves included (for zero_grad)."""
+    out, seen, stack = [], {id(root)}, [root]
+    while stack:
+        t = stack.pop()
+        out.append(t)
+        if t.grad_fn is not None:
+            for parent in t.grad_fn.inputs:
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append(parent)
+    return out
+
+
+def _accumulate(tensor, grad):
+    """Add `grad` (an array of tensor's shape) into tensor.grad."""
+    from .tensor import Tensor
+    if tensor.grad is None:
+        tensor.grad = Tensor(np.array(grad, dtype=tensor.data.dtype, copy=True))
+    else:
+        tensor.grad.data += grad
+
+
+def backward(root, grad=None, retain_graph=False):
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward(): this tensor does not require grad and has no grad_fn; create the leaves "
+            "with requires_grad=True (and don't compute it under pynn.no_grad())")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward(): grad can be implicitly created only for scalar outputs, but this "
+                f"tensor has shape {root.shape}; pass grad= of that shape")
+        grad = np.ones_like(root.data)
+    else:
+        grad = np.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
+        if grad.shape != root.shape:
+            raise RuntimeError(f"backward(): grad has shape {grad.shape} but the tensor has shape "
+                               f"{root.shape}")
+
+    if root.grad_fn is None:          # a leaf: its gradient is the seed itself
+        _accumulate(root, grad)
+        return
+
+    grads = {id(root): grad}
+    for t in reversed(topological_order(root)):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._retains_grad:
+            _accumulate(t, g)
+        node = t.grad_fn
+        if node.released:
+            raise RuntimeError(
+                f"backward(): trying to go through {node.name()} a second time, but its saved "
+                f"values were freed by the first backward; call backward(retain_graph=True) "
+                f"the first time")
+        input_grads = node.op.backward(g)
+        for parent, pg in zip(node.inputs, input_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            pg = unbroadcast(pg, parent.shape)
+            if parent.grad_fn is None:
+                _accumulate(parent, pg)
+            elif id(parent) in grads:
+                grads[id(parent)] = grads[id(parent)] + pg
+            else:
+                grads[id(parent)] = pg
+        if not retain_graph:
+            node.op.release()
+            node.released = True

@@ -1,0 +1,95 @@
+"""The base of every differentiable op.
+
+An op is defined once, as a class with a ``forward`` and a ``backward`` on NumPy arrays. Both
+executors use that one definition:
+
+* the eager tape (``Tensor``) makes a fresh op per call and keeps it as the node's ``grad_fn``;
+* the compiled ``Model`` keeps one op per step and calls it again and again, so the buffers an op
+  asks for with ``self.buffer(...)`` are allocated once and reused on every later call.
+
+Attributes given to the constructor (``dim``, ``keepdim``, ``stride``...) are the op's settings;
+everything an op stores on ``self`` during ``forward`` is saved state for ``backward`` and is
+dropped by ``release()`` once the backward pass has used it.
+"""
+import numpy as np
+
+
+class Op:
+    #: False for ops whose output has no gradient (argmax, comparisons).
+    differentiable = True
+
+    def __init__(self, **attrs):
+        self.attrs = attrs
+        for key, value in attrs.items():
+            setattr(self, key, value)
+        # which inputs need a gradient; set by the executor before forward()
+        self.needs_input_grad = ()
+        self._buffers = {}
+
+    # -- the two halves every op defines -------------------------------------------------
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        """Return one gradient (array or None) per input of forward()."""
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def buffer(self, key, shape, dtype):
+        """An array of `shape`/`dtype` owned by this op, reused while the shape stays the same.
+
+        Its contents are whatever was last written: callers overwrite it completely."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def needs(self, i):
+        return len(self.needs_input_grad) <= i or self.needs_input_grad[i]
+
+    def clone(self):
+        """A fresh op with the same settings and no saved state or buffers."""
+        return type(self)(**self.attrs)
+
+    def release(self):
+        """Drop what forward() saved for backward(); keep settings and buffers."""
+        keep = set(self.attrs) | {"attrs", "needs_input_grad", "_buffers"}
+        for key in [k for k in self.__dict__ if k not in keep]:
+            del self.__dict__[key]
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
+        return f"{self.name}({args})"
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the dimensions that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if extra:
+        grad = grad.reshape(grad.shape[extra:])
+    return grad.reshape(shape)
+
+
+def normalize_dim(dim, ndim, op_name):
+    """Turn an int or tuple `dim` (negative allowed) into a sorted tuple of axes, or None."""
+    if dim is None:
+        return None
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"{op_name}: dim {d} is out of range for a tensor with {ndim} "
+                             f"dimension(s) (expected in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])")
+        out.append(d % max(ndim, 1))
+    return tuple(sorted(set(out)))

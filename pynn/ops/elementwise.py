@@ -1,0 +1,258 @@
+"""Elementwise ops: arithmetic (with NumPy broadcasting) and unary math.
+
+Each backward returns gradients of the broadcast shape; the executor sums them back to each
+input's own shape (``unbroadcast``).
+"""
+import numpy as np
+
+from .base import Op
+from ..kernels.special import erf
+
+
+class Add(Op):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Op):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, (-g if self.needs(1) else None)
+
+
+class Mul(Op):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return (g * self.b if self.needs(0) else None,
+                g * self.a if self.needs(1) else None)
+
+
+class Div(Op):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        ga = g / self.b if self.needs(0) else None
+        gb = -g * self.a / (self.b * self.b) if self.needs(1) else None
+        return ga, gb
+
+
+class Pow(Op):
+    """a ** b for tensors a and b (either may be a constant)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = np.power(a, b)
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = g * b * np.power(a, b - 1) if self.needs(0) else None
+        gb = None
+        if self.needs(1):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # d(a^b)/db = a^b log a, taken as 0 where a == 0 (as PyTorch does)
+                gb = g * np.where(a > 0, self.out * np.log(np.where(a > 0, a, 1)),
+                                  np.where(a == 0, 0, np.nan))
+        return ga, gb
+
+
+class Neg(Op):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Op):
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Op):
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, g):
+        return (g / self.x,)
+
+
+class Sqrt(Op):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2 * self.out),)
+
+
+class Abs(Op):
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, g):
+        return (g * np.sign(self.x),)
+
+
+class Sin(Op):
+    def forward(self, x):
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, g):
+        return (g * np.cos(self.x),)
+
+
+class Cos(Op):
+    def forward(self, x):
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, g):
+        return (-g * np.sin(self.x),)
+
+
+class Tanh(Op):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 - self.out * self.out),)
+
+
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Op):
+    def forward(self, x):
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out * (1 - self.out),)
+
+
+class Relu(Op):
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, g):
+        return (g * (self.out > 0),)
+
+
+class LeakyRelu(Op):
+    """attrs: negative_slope"""
+
+    def forward(self, x):
+        self.x = x
+        return np.where(x > 0, x, x * self.negative_slope)
+
+    def backward(self, g):
+        return (np.where(self.x > 0, g, g * self.negative_slope),)
+
+
+class Gelu(Op):
+    """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default."""
+
+    def forward(self, x):
+        self.x = x
+        self.cdf = (0.5 * (1 + erf(x / np.sqrt(2)))).astype(x.dtype, copy=False)
+        return x * self.cdf
+
+    def backward(self, g):
+        pdf = np.exp(-0.5 * self.x * self.x) / np.sqrt(2 * np.pi)
+        return (g * (self.cdf + self.x * pdf),)
+
+
+class Softplus(Op):
+    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch. attrs: beta, threshold"""
+
+    def forward(self, x):
+        self.x = x
+        bx = x * self.beta
+        return np.where(bx > self.threshold, x, np.logaddexp(0, bx) / self.beta).astype(x.dtype)
+
+    def backward(self, g):
+        bx = self.x * self.beta
+        return (np.where(bx > self.threshold, g, g * stable_sigmoid(bx)),)
+
+
+class Clip(Op):
+    """attrs: min, max (either may be None). Gradient passes where min <= x <= max."""
+
+    def forward(self, x):
+        self.x = x
+        return np.clip(x, self.min, self.max)
+
+    def backward(self, g):
+        mask = np.ones(self.x.shape, dtype=bool)
+        if self.min is not None:
+            mask &= self.x >= self.min
+        if self.max is not None:
+            mask &= self.x <= self.max
+        return (g * mask,)
+
+
+class Maximum(Op):
+    """Elementwise max; on ties the gradient is split evenly, as in PyTorch."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g):
+        share = np.where(self.a > self.b, 1.0, np.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
+        return g * share, g * (1 - share)
+
+
+class Minimum(Op):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, g):
+        share = np.where(self.a < self.b, 1.0, np.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
+        return g * share, g * (1 - share)
+
+
+class Where(Op):
+    """where(cond, a, b); cond is a constant boolean array (attr), a and b are inputs."""
+
+    def forward(self, a, b):
+        return np.where(self.cond, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        return np.where(self.cond, g, zero), np.where(self.cond, zero, g)
+
+
+class Cast(Op):
+    """attrs: dtype. The gradient is cast back to the input's dtype."""
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return (g.astype(self.in_dtype),)

@@ -1,0 +1,33 @@
+"""Matrix products, on BLAS through np.matmul."""
+import numpy as np
+
+from .base import Op, unbroadcast
+
+
+class MatMul(Op):
+    """a @ b with NumPy/PyTorch semantics: vectors, matrices, and batched stacks that broadcast."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        # treat vectors as matrices: a (k,) is a row (1, k), b (k,) a column (k, 1)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs(0):
+            ga = np.matmul(g, np.swapaxes(b2, -1, -2))
+            ga = unbroadcast(ga, a2.shape)
+            ga = ga.reshape(a.shape)
+        if self.needs(1):
+            gb = np.matmul(np.swapaxes(a2, -1, -2), g)
+            gb = unbroadcast(gb, b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+

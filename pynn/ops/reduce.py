@@ -1,0 +1,118 @@
+"""Reductions over `dim` (None, an int, or a tuple) with `keepdim`, and softmax-style ops.
+
+The executor passes `dim` already normalised to a sorted tuple of non-negative axes (or None).
+"""
+import numpy as np
+
+from .base import Op
+
+
+def _keep(g, dim, keepdim, ndim):
+    """Re-insert the reduced axes into a gradient so it broadcasts against the input."""
+    if keepdim or dim is None and np.ndim(g) == ndim:
+        return g
+    if dim is None:
+        return np.reshape(g, (1,) * ndim)
+    return np.expand_dims(g, dim)
+
+
+class Sum(Op):
+    """attrs: dim, keepdim"""
+
+    def forward(self, x):
+        self.shape = x.shape
+        return np.sum(x, axis=self.dim, keepdims=self.keepdim)
+
+    def backward(self, g):
+        return (np.broadcast_to(_keep(g, self.dim, self.keepdim, len(self.shape)), self.shape),)
+
+
+class Mean(Op):
+    def forward(self, x):
+        self.shape = x.shape
+        out = np.mean(x, axis=self.dim, keepdims=self.keepdim)
+        self.count = max(x.size // max(np.size(out), 1), 1)
+        return out
+
+    def backward(self, g):
+        g = _keep(g, self.dim, self.keepdim, len(self.shape)) / self.count
+        return (np.broadcast_to(g, self.shape),)
+
+
+class _Extreme(Op):
+    """max/min over dim; the gradient is shared evenly between tied extremes."""
+    reduce = None
+
+    def forward(self, x):
+        self.x = x
+        self.out = self.reduce(x, axis=self.dim, keepdims=True)
+        return self.out if self.keepdim else np.squeeze(self.out, axis=self.dim)
+
+    def backward(self, g):
+        g = _keep(g, self.dim, self.keepdim, self.x.ndim)
+        mask = (self.x == self.out)
+        count = mask.sum(axis=self.dim, keepdims=True)
+        return (g * mask / count,)
+
+
+class Max(_Extreme):
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extreme):
+    reduce = staticmethod(np.min)
+
+
+class Var(Op):
+    """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default)"""
+
+    def forward(self, x):
+        self.x = x
+        self.mu = np.mean(x, axis=self.dim, keepdims=True)
+        n = x.size // self.mu.size if self.mu.size else 0
+        self.denom = max(n - self.correction, 0)
+        out = np.sum((x - self.mu) ** 2, axis=self.dim, keepdims=self.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (out / self.denom).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        g = _keep(g, self.dim, self.keepdim, self.x.ndim)
+        return (g * 2 * (self.x - self.mu) / self.denom,)
+
+
+class LogSumExp(Op):
+    """log(sum(exp(x))) over dim, shifted by the max so it never overflows."""
+
+    def forward(self, x):
+        self.x = x
+        m = np.max(x, axis=self.dim, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        self.out = np.log(np.sum(np.exp(x - m), axis=self.dim, keepdims=True)) + m
+        return self.out if self.keepdim else np.squeeze(self.out, axis=self.dim)
+
+    def backward(self, g):
+        g = _keep(g, self.dim, self.keepdim, self.x.ndim)
+        return (g * np.exp(self.x - self.out),)
+
+
+class Softmax(Op):
+    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000."""
+
+    def forward(self, x):
+        e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
+        self.out = e / np.sum(e, axis=self.dim, keepdims=True)
+        return self.out
+
+    def backward(self, g):
+        y = self.out
+        return (y * (g - np.sum(g * y, axis=self.dim, keepdims=True)),)
+
+
+class LogSoftmax(Op):
+    def forward(self, x):
+        shifted = x - np.max(x, axis=self.dim, keepdims=True)
+        self.out = shifted - np.log(np.sum(np.exp(shifted), axis=self.dim, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        return (g - np.exp(self.out) * np.sum(g, axis=self.dim, keepdims=True),)
