@@ -6,6 +6,8 @@ forward and backward passes are compiled once into a plan of steps on preallocat
 from .tensor import Tensor, tensor
 from .autograd import no_grad, enable_grad, retain_grads, is_grad_enabled
 from .random import manual_seed
+from .model import Input, Model
+from .serialization import load_model
 
 stack = Tensor.stack
 concat = cat = Tensor.concat

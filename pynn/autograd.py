@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from .ops.base import unbroadcast
+from .graph import walk
 
 _state = threading.local()
 
@@ -90,41 +91,19 @@ class Node:
 
 def topological_order(root):
     """Tensors behind `root` (itself included) that have a grad_fn, inputs before outputs."""
-    order, seen = [], {id(root)}
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        stack.append((t, True))
-        if t.grad_fn is not None:
-            for parent in t.grad_fn.inputs:
-                if parent.grad_fn is not None and id(parent) not in seen:
-                    seen.add(id(parent))
-                    stack.append((parent, False))
-    return [t for t in order if t.grad_fn is not None]
+    return [t for t in walk([root]) if t.grad_fn is not None]
 
 
 def leaves_and_nodes(root):
-    """Every tensor in the graph behind `root`: all of them, leaves included (for zero_grad)."""
-    out, seen, stack = [], {id(root)}, [root]
-    while stack:
-        t = stack.pop()
-        out.append(t)
-        if t.grad_fn is not None:
-            for parent in t.grad_fn.inputs:
-                if id(parent) not in seen:
-                    seen.add(id(parent))
-                    stack.append(parent)
-    return out
+    """Every tensor in the graph behind `root`, leaves included (for zero_grad)."""
+    return walk([root])
 
 
 def _accumulate(tensor, grad):
     """Add `grad` (an array of tensor's shape) into tensor.grad."""
     from .tensor import Tensor
     if tensor.grad is None:
-        tensor.grad = Tensor(np.array(grad, dtype=tensor.data.dtype, copy=True))
+        tensor.grad = Tensor._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
     else:
         tensor.grad.data += grad
 

@@ -81,25 +81,26 @@ class Tensor:
     def randn(cls, *shape, requires_grad=False, dtype=np.float32):
         """Standard normal samples; `Tensor.randn((64, 784))` or `Tensor.randn(64, 784)`."""
         data = rng().standard_normal(cls._shape(shape), dtype=np.float64).astype(dtype)
-        return cls(data, requires_grad=requires_grad)
+        return cls(data, requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
     def rand(cls, *shape, requires_grad=False, dtype=np.float32):
         """Uniform samples in [0, 1)."""
         data = rng().random(cls._shape(shape)).astype(dtype)
-        return cls(data, requires_grad=requires_grad)
+        return cls(data, requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
     def zeros(cls, *shape, requires_grad=False, dtype=np.float32):
-        return cls(np.zeros(cls._shape(shape), dtype), requires_grad=requires_grad)
+        return cls(np.zeros(cls._shape(shape), dtype), requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
     def ones(cls, *shape, requires_grad=False, dtype=np.float32):
-        return cls(np.ones(cls._shape(shape), dtype), requires_grad=requires_grad)
+        return cls(np.ones(cls._shape(shape), dtype), requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
     def full(cls, shape, fill_value, requires_grad=False, dtype=np.float32):
-        return cls(np.full(cls._shape((shape,)), fill_value, dtype), requires_grad=requires_grad)
+        return cls(np.full(cls._shape((shape,)), fill_value, dtype), requires_grad=requires_grad,
+                   dtype=dtype)
 
     @classmethod
     def arange(cls, start, stop=None, step=1, requires_grad=False, dtype=None):
@@ -108,7 +109,7 @@ class Tensor:
 
     @classmethod
     def eye(cls, n, m=None, requires_grad=False, dtype=np.float32):
-        return cls(np.eye(n, m, dtype=dtype), requires_grad=requires_grad)
+        return cls(np.eye(n, m, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
     def zeros_like(cls, t, requires_grad=False, dtype=None):
@@ -260,6 +261,10 @@ class Tensor:
             kind = np.asarray(x).dtype.kind
             dtype = self.dtype if self.dtype.kind == "f" or kind in "iu" else np.float32
             return Tensor._wrap(np.asarray(x, dtype=dtype))
+        if self.dtype.kind == "f" and np.asarray(x).dtype.kind in "fiub":
+            # an array operand of a float tensor: take its dtype (a float64 array next to a
+            # float64 tensor must not be rounded through the float32 default on the way)
+            return Tensor(x, dtype=self.dtype)
         return Tensor(x)
 
     def __add__(self, o):
@@ -444,7 +449,10 @@ class Tensor:
 
     def softmax(self, dim=-1):
         (axis,) = self._dim(dim, "softmax")
-        return apply(R.Softmax(dim=axis), self)
+        out = apply(R.Softmax(dim=axis), self)
+        if self.ndim == 2 and axis == 1:
+            out._softmax_of = self    # lets categorical_cross_entropy work from the logits
+        return out
 
     def log_softmax(self, dim=-1):
         (axis,) = self._dim(dim, "log_softmax")

@@ -1,0 +1,155 @@
+"""The compiled executor: a Model's graph as a flat list of steps over numbered slots.
+
+`Graph` is captured once from the tensors between a Model's inputs and outputs. A `Plan` is that
+graph made ready for one input signature (shapes, dtypes, grad mode): it holds its own copy of
+every op, so each op's buffers are allocated on the first call and reused on every call after it.
+Forward runs the steps in order; backward runs them in reverse, adding up gradients per slot.
+"""
+import numpy as np
+
+from .graph import walk
+from .ops.base import Op, unbroadcast
+
+
+class Step:
+    __slots__ = ("op", "ins", "out", "tensor")
+
+    def __init__(self, op, ins, out, tensor=None):
+        self.op, self.ins, self.out, self.tensor = op, ins, out, tensor
+
+
+class Graph:
+    """The static structure: which op reads which slots and writes which slot."""
+
+    def __init__(self, inputs, outputs):
+        input_ids = {id(t): i for i, t in enumerate(inputs)}
+        tensors = walk(outputs, stop=set(input_ids))
+        slot = {id(t): i for i, t in enumerate(tensors)}
+        self.n_slots = len(tensors)
+        self.input_slots = [slot.get(id(t)) for t in inputs]
+        for i, s in enumerate(self.input_slots):
+            if s is None:
+                raise ValueError(f"Model: the outputs do not depend on input #{i} "
+                                 f"(shape {inputs[i].shape}); pass the tensor the layers were "
+                                 f"called on")
+        self.output_slots = [slot[id(t)] for t in outputs]
+        self.params, self.param_slots, self.consts, self.steps = [], [], [], []
+        for t in tensors:
+            s = slot[id(t)]
+            if id(t) in input_ids:
+                continue
+            if t.grad_fn is None:
+                if t.requires_grad:
+                    self.params.append(t)
+                    self.param_slots.append(s)
+                else:
+                    self.consts.append((s, t.data))
+                continue
+            op = t.grad_fn.op
+            self.steps.append(Step(op.clone(), tuple(slot[id(p)] for p in t.grad_fn.inputs), s, t))
+
+    def step_producing(self, slot):
+        for i, step in enumerate(self.steps):
+            if step.out == slot:
+                return i, step
+        return None, None
+
+
+class Plan:
+    """The graph ready to run for one input signature, with its own ops and buffers."""
+
+    def __init__(self, graph, input_requires_grad, record):
+        self.graph = graph
+        self.ops = [step.op.clone() for step in graph.steps]
+        self.values = [None] * graph.n_slots
+        for s, array in graph.consts:
+            self.values[s] = array
+        # which slots carry a gradient: parameters, inputs that require grad, and what they feed
+        needs = [False] * graph.n_slots
+        for s in graph.param_slots:
+            needs[s] = record
+        for s, r in zip(graph.input_slots, input_requires_grad):
+            needs[s] = record and r
+        for step, op in zip(graph.steps, self.ops):
+            op.needs_input_grad = tuple(needs[i] for i in step.ins)
+            needs[step.out] = op.differentiable and any(op.needs_input_grad)
+        self.needs = needs
+        self.grads = [None] * graph.n_slots
+        self.sums = {}          # slot -> buffer where several gradient contributions are added
+        self.generation = 0     # bumped by every forward: outputs of an older call can't backprop
+
+    def forward(self, inputs):
+        values, graph = self.values, self.graph
+        for s, array in zip(graph.input_slots, inputs):
+            values[s] = array
+        for s, p in zip(graph.param_slots, graph.params):
+            values[s] = p.data
+        for step, op in zip(graph.steps, self.ops):
+            values[step.out] = op.forward(*[values[i] for i in step.ins])
+        self.generation += 1
+        return [values[s] for s in graph.output_slots]
+
+    def backward(self, seed_slot, grad):
+        """Run the steps in reverse from d(output)/d(slot) = grad; return the gradients of the
+        inputs and of the parameters (None where not needed)."""
+        grads, needs, values = self.grads, self.needs, self.values
+        for i in range(len(grads)):
+            grads[i] = None
+        grads[seed_slot] = grad
+        for step, op in zip(reversed(self.graph.steps), reversed(self.ops)):
+            g = grads[step.out]
+            if g is None:
+                continue
+            grads[step.out] = None
+            for s, gi in zip(step.ins, op.backward(g)):
+                if gi is None or not needs[s]:
+                    continue
+                if gi.shape != values[s].shape:
+                    gi = unbroadcast(gi, values[s].shape)
+                self._add(s, gi)
+        graph = self.graph
+        return ([grads[s] for s in graph.input_slots], [grads[s] for s in graph.param_slots])
+
+    def _add(self, s, g):
+        current = self.grads[s]
+        if current is None:
+            self.grads[s] = g
+            return
+        total = self.sums.get(s)
+        if total is None or total.shape != g.shape or total.dtype != g.dtype:
+            total = self.sums[s] = np.empty(g.shape, g.dtype)
+        if current is total:
+            total += g
+        else:
+            np.add(current, g, out=total)
+        self.grads[s] = total
+
+    def buffers(self):
+        """Every buffer the plan's ops own (for tests that check nothing is reallocated)."""
+        return [b for op in self.ops for b in op._buffers.values()] + list(self.sums.values())
+
+
+class ModelOp(Op):
+    """The whole compiled plan seen from the eager tape: one node whose backward runs the plan
+    in reverse. attrs: plan, seed_slot (the slot whose gradient arrives), generation."""
+
+    def forward(self, *xs):
+        raise RuntimeError("ModelOp is created by Model.__call__, not applied")
+
+    def backward(self, g):
+        plan = self.plan
+        if plan.generation != self.generation:
+            raise RuntimeError(
+                "backward(): the model was called again at the same input shape after this "
+                "output was computed, which overwrote the values its backward needs; call "
+                "backward() before the next forward pass (or use distinct batch shapes)")
+        g = np.ascontiguousarray(g, dtype=plan.values[self.seed_slot].dtype)
+        input_grads, param_grads = plan.backward(self.seed_slot, g)
+        return tuple(input_grads) + tuple(param_grads)
+
+    def release(self):
+        pass
+
+    @property
+    def name(self):
+        return "Model"
