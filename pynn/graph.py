@@ -21,3 +21,6 @@ def walk(roots, stop=frozenset()):
                 if id(parent) not in seen:
                     stack.append((parent, False))
     return order
+
+
+from .graphviz import draw  # noqa: E402  (pictures of graphs: DOT source, SVG/PNG via Graphviz)
