@@ -5,7 +5,7 @@ Targets may be Tensors or arrays; class targets may be integer labels (N,) or on
 import numpy as np
 
 from .tensor import Tensor, apply
-from .ops.loss import SoftmaxCrossEntropy, BinaryCrossEntropyWithLogits
+from .ops.loss import SoftmaxCrossEntropy, BinaryCrossEntropyWithLogits, BinaryCrossEntropy
 
 _EPS = 1e-7
 
@@ -15,6 +15,11 @@ def _array(target, like=None):
     if like is not None and t.dtype.kind == "f":
         t = t.astype(like.dtype, copy=False)
     return t
+
+
+def _check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _reduce(per_item, reduction):
@@ -63,22 +68,24 @@ mse_loss = mean_squared_error = mse
 
 def binary_cross_entropy(pred, target, reduction="mean"):
     """-(y log p + (1-y) log(1-p)) for probabilities p; logs clamped at -100 as in PyTorch."""
-    target = Tensor(_array(target, pred.data), dtype=pred.dtype)
-    _check_same("binary_cross_entropy", pred, target)
-    per_item = -(target * pred.log().clip(min=-100) + (1 - target) * (1 - pred).log().clip(min=-100))
-    return _reduce(per_item, reduction)
+    t = _array(target, pred.data)
+    _check_same("binary_cross_entropy", pred, t)
+    _check_reduction(reduction)
+    return apply(BinaryCrossEntropy(target=t, reduction=reduction), pred)
 
 
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     """binary_cross_entropy(sigmoid(logits), target), computed stably from the logits."""
     t = _array(target, logits.data)
     _check_same("binary_cross_entropy_with_logits", logits, t)
+    _check_reduction(reduction)
     return apply(BinaryCrossEntropyWithLogits(target=t, reduction=reduction), logits)
 
 
 def cross_entropy(logits, target, reduction="mean"):
     """Softmax cross-entropy from raw scores (torch.nn.functional.cross_entropy)."""
     t = _class_target("cross_entropy", logits, target)
+    _check_reduction(reduction)
     return apply(SoftmaxCrossEntropy(target=t, reduction=reduction), logits)
 
 

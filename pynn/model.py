@@ -17,7 +17,7 @@ from .layers.base import Layer
 def Input(shape, dtype=np.float32):
     """A symbolic input: a placeholder for a batch of samples of `shape` (batch dim left free)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    t = Tensor(np.zeros((1,) + shape, dtype=dtype), requires_grad=True)
+    t = Tensor(np.zeros((1,) + shape, dtype=dtype), requires_grad=True, dtype=dtype)
     t._symbolic = True
     return t
 
@@ -106,7 +106,8 @@ class Model:
     @property
     def dtype(self):
         params = self.graph.params
-        return params[0].dtype if params else np.dtype(np.float32)
+        # no parameters (pooling, activations only): compute in the dtype the Input declared
+        return params[0].dtype if params else self.inputs[0].dtype
 
     # -- running ---------------------------------------------------------------------------------
     def _prepare(self, i, x):
@@ -170,9 +171,10 @@ class Model:
         self.eval()
         try:
             with autograd.no_grad():
-                n = len(x)
+                xs = list(x) if self._multi_in else [x]
+                n = len(xs[0])
                 size = batch_size or n
-                chunks = [self(x[i:i + size]) for i in range(0, n, size)]
+                chunks = [self(*[xi[i:i + size] for xi in xs]) for i in range(0, n, size)]
         finally:
             self.train(was_training)
         if self._multi_out:

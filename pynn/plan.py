@@ -85,7 +85,11 @@ class Plan:
         for s, p in zip(graph.param_slots, graph.params):
             values[s] = p.data
         for step, op in zip(graph.steps, self.ops):
-            values[step.out] = op.forward(*[values[i] for i in step.ins])
+            args = [values[i] for i in step.ins]
+            try:
+                values[step.out] = op.forward(*args)
+            except (ValueError, IndexError, TypeError) as e:
+                raise type(e)(_step_error(step, op, args, e)) from None
         self.generation += 1
         return [values[s] for s in graph.output_slots]
 
@@ -129,6 +133,18 @@ class Plan:
         return [b for op in self.ops for b in op._buffers.values()] + list(self.sums.values())
 
 
+def _step_error(step, op, args, error):
+    """A run-time failure of one step, named by the layer (or op) and the shapes involved."""
+    history = getattr(step.tensor, "_history", None)
+    where = repr(history[0]) if history else f"the {op.name} op"
+    built = tuple(step.tensor.shape) if step.tensor is not None else None
+    shapes = ", ".join(str(a.shape) for a in args)
+    return (f"Model: {where} failed on inputs of shape {shapes} (its output had shape {built} "
+            f"when the model was built): {error} (if a shape was fixed while building, e.g. "
+            f"reshape(x.shape[0], -1) on an Input whose batch dim is 1 then, use -1 or Flatten() "
+            f"so that it follows the batch size)")
+
+
 class ModelOp(Op):
     """The whole compiled plan seen from the eager tape: one node whose backward runs the plan
     in reverse. attrs: plan, seed_slot (the slot whose gradient arrives), generation."""
@@ -145,6 +161,10 @@ class ModelOp(Op):
                 "backward() before the next forward pass (or use distinct batch shapes)")
         g = np.ascontiguousarray(g, dtype=plan.values[self.seed_slot].dtype)
         input_grads, param_grads = plan.backward(self.seed_slot, g)
+        # the tape may hold an input's gradient (a non-leaf input) while another output of the
+        # same call runs the plan backward again into the same buffers: hand it a copy.
+        # Parameters are leaves, whose gradients the tape adds into .grad at once.
+        input_grads = [None if gi is None else gi.copy() for gi in input_grads]
         return tuple(input_grads) + tuple(param_grads)
 
     def release(self):

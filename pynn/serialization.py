@@ -1,19 +1,26 @@
 """save/load_model: architecture as JSON plus weights as NumPy arrays, in one .npz-style zip.
 
-Loading never unpickles (np.load with allow_pickle=False) and checks a SHA-256 over the whole
-content, so a truncated or altered file is refused with a clear error. Saving writes a temporary
-file beside the target and renames it into place, so a crash mid-save leaves the old file intact.
+Loading never unpickles (np.load with allow_pickle=False, and object arrays are refused before
+they are read) and checks a SHA-256 over every byte of the file (kept in the zip's comment, the
+last bytes of the file), so a truncated or altered file is refused with a clear error. Saving
+writes a temporary file beside the target and renames it into place, so a crash mid-save leaves
+the old file intact.
 """
 import hashlib
+import io
 import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 FORMAT = "pynn-model"
 VERSION = 1
+#: the zip comment: this tag, then the hex SHA-256 of every byte of the file before the digest
+_TAG = b"pynn-model sha256:"
+_HEX = 64
 
 
 def _op_classes():
@@ -114,7 +121,7 @@ def save_model(model, path):
     fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            _write(f, arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -124,19 +131,59 @@ def save_model(model, path):
         raise
 
 
-def _read(path):
+def _write(f, arrays):
+    """Write `arrays` to the open file `f` as an .npz zip whose comment holds the SHA-256 of
+    every byte before the digest (an ordinary zip: np.load reads it)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.comment = _TAG + b"0" * _HEX
+    data = buf.getbuffer()
+    body = data[:len(data) - _HEX]
+    f.write(body)
+    f.write(hashlib.sha256(body).hexdigest().encode())
+
+
+def _unpack(path):
+    """The arrays of a file written by _write, after checking its digest; never unpickles."""
+    with open(path, "rb") as f:
+        data = f.read()
+    body, digest = data[:-_HEX], data[-_HEX:]
+    if not data.startswith(b"PK") or not body.endswith(_TAG):
+        raise ValueError(f"load_model: {path} is not a pynn model file, or it was truncated (it "
+                         f"does not end with a pynn checksum)")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise ValueError(f"load_model: {path} was altered or damaged after it was saved "
+                         f"(checksum mismatch)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise ValueError(f"load_model: {path} is not a readable pynn model file (truncated or "
-                         f"corrupt?): {e}") from None
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for name in z.namelist():
+                with z.open(name) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    _, _, dtype = header(member)
+                if dtype.hasobject:
+                    raise ValueError(f"load_model: {path} holds Python objects ({name}); loading "
+                                     f"them would mean unpickling, which pynn never does")
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as e:
+        if str(e).startswith("load_model:"):
+            raise
+        raise ValueError(f"load_model: {path} is not a readable pynn model file: {e}") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, RuntimeError,
+            NotImplementedError) as e:   # what a malformed zip makes zipfile/numpy raise
+        raise ValueError(f"load_model: {path} is not a readable pynn model file: "
+                         f"{type(e).__name__}: {e}") from None
+
+
+def _read(path):
+    arrays = _unpack(path)
     if "__architecture__" not in arrays or "__sha256__" not in arrays:
         raise ValueError(f"load_model: {path} is not a pynn model file (no architecture inside)")
     arch_bytes = arrays.pop("__architecture__").tobytes()
-    digest = arrays.pop("__sha256__").tobytes().decode()
+    digest = arrays.pop("__sha256__").tobytes().decode(errors="replace")
     arrays["__architecture__"] = np.frombuffer(arch_bytes, dtype=np.uint8)
     if _digest(arch_bytes, arrays) != digest:
         raise ValueError(f"load_model: {path} was altered or damaged after it was saved "

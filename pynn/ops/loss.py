@@ -61,3 +61,23 @@ class BinaryCrossEntropyWithLogits(Op):
     def backward(self, g):
         grad = stable_sigmoid(self.z) - self.target
         return (grad * _spread(g, self.reduction, self.z.size, grad.dtype),)
+
+
+class BinaryCrossEntropy(Op):
+    """-(y log p + (1-y) log(1-p)) for probabilities p, each log clamped at -100 as in PyTorch;
+    gradient (p - y) / max(p (1 - p), 1e-12), so probabilities of exactly 0 or 1 (a saturated
+    sigmoid) give a finite loss and a finite gradient. attrs: target (same shape), reduction."""
+
+    def forward(self, p):
+        y = self.target
+        self.p = p
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100)
+            log_q = np.maximum(np.log1p(-p), -100)
+        per_item = -(y * log_p + (1 - y) * log_q)
+        return _reduce(per_item.astype(p.dtype, copy=False), self.reduction)
+
+    def backward(self, g):
+        p, y = self.p, self.target
+        grad = (p - y) / np.maximum(p * (1 - p), 1e-12)
+        return ((grad * _spread(g, self.reduction, p.size, p.dtype)).astype(p.dtype, copy=False),)

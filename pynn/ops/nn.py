@@ -149,7 +149,7 @@ class Dropout(Op):
         if not self.active:
             return x
         u = self.buffer("u", x.shape, x.dtype if x.dtype.kind == "f" else np.float64)
-        rng().random(out=u)
+        rng().random(out=u, dtype=u.dtype)
         self.mask = self.buffer("mask", x.shape, x.dtype)
         np.greater_equal(u, self.p, out=self.mask, casting="unsafe")
         self.mask *= 1.0 / (1.0 - self.p)
