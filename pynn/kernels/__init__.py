@@ -2,6 +2,10 @@
 
 All kernels are ``@njit(cache=True)``, take C-contiguous float32/float64 arrays, write
 into caller-preallocated outputs and return None. See each module for the layouts.
+
+Thread-parallel (``parallel=True``, over independent planes/rows): im2col, col2im,
+maxpool2d_forward, bias_act_forward_cnp. ``numba.set_num_threads(1)`` runs them on
+one thread, e.g. on a machine shared with other busy processes.
 """
 from .activation import (
     ACT_NONE,

@@ -1,0 +1,154 @@
+"""Numba kernels for 2-D max and average pooling (PyTorch semantics, floor mode, no dilation).
+
+Layouts (all arrays C-contiguous): x, dx are (N, C, H, W); y, gy, idx are
+(N, C, OH, OW) with OH = (H + 2*ph - kh)//sh + 1 and OW likewise.
+
+* Max pooling: padding counts as -inf; ``idx`` (int64) holds the flat index
+  ``h*W + w`` of the maximum inside the plane x[n, c]; on ties the first
+  maximum in row-major window order wins; a NaN in the window propagates.
+* Average pooling: ``count_include_pad=True``, so every window sum is divided
+  by kh*kw (in floor mode windows never reach past the padding).
+
+Every kernel loops over the independent N*C planes. Only maxpool2d_forward
+(on the hot path of a CNN, several ms at MNIST sizes) runs them in parallel
+with ``prange``; the others are serial: maxpool2d_backward is a cheap scatter
+(~0.1-0.3 ms), and average pooling is off the usual hot path, so it is not worth
+the extra compile time and the thread hand-offs of a parallel build. (A planes
+loop can become ``prange`` + ``parallel=True`` without races: planes share no
+output.)
+"""
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+]
+
+
+@njit(cache=True)
+def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape):
+    """True if out_shape == (N, C, OH, OW) for this window sweep over (N, C, H, W)."""
+    OH = (H + 2 * ph - kh) // sh + 1
+    OW = (W + 2 * pw - kw) // sw + 1
+    return (out_shape[0] == N and out_shape[1] == C
+            and out_shape[2] == OH and out_shape[3] == OW)
+
+
+@njit(cache=True, parallel=True)
+def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
+    """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
+
+    A window lying entirely in the padding (only possible when ph >= kh or
+    pw >= kw, which PyTorch rejects) gets y = -inf and idx = -1.
+    """
+    N, C, H, W = x.shape
+    OH = y.shape[2]
+    OW = y.shape[3]
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape) or idx.shape != y.shape:
+        raise ValueError("maxpool2d_forward: y and idx must have shape (N, C, OH, OW)")
+    for t in prange(N * C):
+        n = t // C
+        c = t % C
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            h_lo = max(h0, 0)
+            h_hi = min(h0 + kh, H)
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                w_lo = max(w0, 0)
+                w_hi = min(w0 + kw, W)
+                best = -np.inf
+                # Like PyTorch, start from the first in-bounds position so that a
+                # window of all -inf still points at a real input element.
+                best_k = h_lo * W + w_lo if (h_lo < h_hi and w_lo < w_hi) else -1
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        v = x[n, c, h, w]
+                        if v > best or v != v:  # strict > keeps the first max; v != v is NaN
+                            best = v
+                            best_k = h * W + w
+                y[n, c, oh, ow] = best
+                idx[n, c, oh, ow] = best_k
+
+
+@njit(cache=True)
+def maxpool2d_backward(gy, idx, dx):
+    """dx = 0, then dx[n, c].flat[idx[n, c]] += gy[n, c] (overlapping windows accumulate).
+
+    Entries with idx < 0 (windows entirely in the padding) are skipped.
+    """
+    N, C, H, W = dx.shape
+    OH = gy.shape[2]
+    OW = gy.shape[3]
+    if idx.shape != gy.shape or gy.shape[0] != N or gy.shape[1] != C:
+        raise ValueError("maxpool2d_backward: gy and idx must have shape (N, C, OH, OW)")
+    # Flat (plane, position) views of the C-contiguous arrays; no data is copied.
+    dxf = dx.reshape((N * C, H * W))
+    gyf = gy.reshape((N * C, OH * OW))
+    idxf = idx.reshape((N * C, OH * OW))
+    for t in range(N * C):
+        for k in range(H * W):
+            dxf[t, k] = 0
+        for p in range(OH * OW):
+            k = idxf[t, p]
+            if k >= 0:
+                dxf[t, k] += gyf[t, p]
+
+
+@njit(cache=True)
+def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
+    """y[n, c, oh, ow] = (sum of the in-bounds window elements) / (kh*kw)."""
+    N, C, H, W = x.shape
+    OH = y.shape[2]
+    OW = y.shape[3]
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape):
+        raise ValueError("avgpool2d_forward: y must have shape (N, C, OH, OW)")
+    area = kh * kw
+    for t in range(N * C):
+        n = t // C
+        c = t % C
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            h_lo = max(h0, 0)
+            h_hi = min(h0 + kh, H)
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                w_lo = max(w0, 0)
+                w_hi = min(w0 + kw, W)
+                s = 0.0  # float64 accumulator, also for float32 input
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        s += x[n, c, h, w]
+                y[n, c, oh, ow] = s / area
+
+
+@njit(cache=True)
+def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx):
+    """dx = 0, then every in-bounds element of window (oh, ow) gets += gy[n, c, oh, ow] / (kh*kw)."""
+    N, C, H, W = dx.shape
+    OH = gy.shape[2]
+    OW = gy.shape[3]
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, gy.shape):
+        raise ValueError("avgpool2d_backward: gy must have shape (N, C, OH, OW)")
+    area = kh * kw
+    for t in range(N * C):
+        n = t // C
+        c = t % C
+        for h in range(H):
+            for w in range(W):
+                dx[n, c, h, w] = 0
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            h_lo = max(h0, 0)
+            h_hi = min(h0 + kh, H)
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                w_lo = max(w0, 0)
+                w_hi = min(w0 + kw, W)
+                g = gy[n, c, oh, ow] / area
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        dx[n, c, h, w] += g
