@@ -46,7 +46,13 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """``with pynn.no_grad():`` or ``@pynn.no_grad()``: nothing inside is recorded."""
+    """``with pynn.no_grad():``, ``@pynn.no_grad()`` or ``@pynn.no_grad``: nothing inside is
+    recorded."""
+
+    def __new__(cls, fn=None):
+        if fn is not None:          # used bare, as @pynn.no_grad: decorate fn at once
+            return cls()(fn)
+        return super().__new__(cls)
 
     def __init__(self):
         super().__init__(False)

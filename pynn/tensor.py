@@ -201,6 +201,8 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if copy:                        # np.array(t) must not alias t's memory
+            return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self):
@@ -219,7 +221,10 @@ class Tensor:
         return Tensor._wrap(self.data)
 
     def astype(self, dtype):
-        return apply(E.Cast(dtype=np.dtype(dtype)), self)
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":           # integer and bool results carry no gradient (as torch)
+            return Tensor._wrap(self.data.astype(dtype))
+        return apply(E.Cast(dtype=dtype), self)
 
     to = astype
 
@@ -233,6 +238,13 @@ class Tensor:
         return Tensor._wrap(self.data.astype(np.int64))
 
     __hash__ = object.__hash__
+
+    def __bool__(self):
+        # as in PyTorch: `if t:` / `t in list` on a many-element tensor is an error, not True
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements "
+                               f"(shape {self.shape}) is ambiguous; use .any() or .all() on .data")
+        return bool(self.data)
 
     # -- gradients --------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -396,8 +408,11 @@ class Tensor:
         return apply(E.Where(cond=cond), a, a._other(b))
 
     # -- reductions ---------------------------------------------------------------------------
-    def _dim(self, dim, name):
-        return normalize_dim(dim, self.ndim, name)
+    def _dim(self, dim, name, ndim=None):
+        try:
+            return normalize_dim(dim, self.ndim if ndim is None else ndim, name)
+        except IndexError as e:
+            raise IndexError(f"{e}; the tensor has shape {self.shape}") from None
 
     def sum(self, dim=None, keepdim=False):
         return apply(R.Sum(dim=self._dim(dim, "sum"), keepdim=keepdim), self)
@@ -502,7 +517,7 @@ class Tensor:
         return apply(S.Squeeze(dim=axes), self)
 
     def unsqueeze(self, dim):
-        (axis,) = normalize_dim(dim, self.ndim + 1, "unsqueeze")
+        (axis,) = self._dim(dim, "unsqueeze", self.ndim + 1)
         return apply(S.Unsqueeze(dim=axis), self)
 
     def broadcast_to(self, *shape):

@@ -3,6 +3,8 @@
 Each backward returns gradients of the broadcast shape; the executor sums them back to each
 input's own shape (``unbroadcast``).
 """
+import math
+
 import numpy as np
 
 from .base import Op
@@ -62,7 +64,7 @@ class Pow(Op):
             with np.errstate(divide="ignore", invalid="ignore"):
                 # d(a^b)/db = a^b log a, taken as 0 where a == 0 (as PyTorch does)
                 gb = g * np.where(a > 0, self.out * np.log(np.where(a > 0, a, 1)),
-                                  np.where(a == 0, 0, np.nan))
+                                  np.where(a == 0, 0, np.nan).astype(self.out.dtype))
         return ga, gb
 
 
@@ -172,16 +174,21 @@ class LeakyRelu(Op):
         return (np.where(self.x > 0, g, g * self.negative_slope),)
 
 
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
 class Gelu(Op):
     """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default."""
 
     def forward(self, x):
         self.x = x
-        self.cdf = (0.5 * (1 + erf(x / np.sqrt(2)))).astype(x.dtype, copy=False)
+        # Python-float constants: a NumPy float64 scalar would turn float32 math into float64
+        self.cdf = 0.5 * (1 + erf(x * _SQRT1_2))
         return x * self.cdf
 
     def backward(self, g):
-        pdf = np.exp(-0.5 * self.x * self.x) / np.sqrt(2 * np.pi)
+        pdf = np.exp(-0.5 * self.x * self.x) * _INV_SQRT_2PI
         return (g * (self.cdf + self.x * pdf),)
 
 

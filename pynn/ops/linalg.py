@@ -16,10 +16,11 @@ class MatMul(Op):
         # treat vectors as matrices: a (k,) is a row (1, k), b (k,) a column (k, 1)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+        # b's axis first: for vector @ vector g is 0-d, and (1,) -> (1, 1) needs that order
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         ga = gb = None
         if self.needs(0):
             ga = np.matmul(g, np.swapaxes(b2, -1, -2))

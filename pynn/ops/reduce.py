@@ -51,7 +51,7 @@ class _Extreme(Op):
     def backward(self, g):
         g = _keep(g, self.dim, self.keepdim, self.x.ndim)
         mask = (self.x == self.out)
-        count = mask.sum(axis=self.dim, keepdims=True)
+        count = mask.sum(axis=self.dim, keepdims=True).astype(g.dtype)   # int would upcast g
         return (g * mask / count,)
 
 
