@@ -28,19 +28,25 @@ def _as_array(data, dtype=None):
 
 
 def apply(op, *inputs):
-    """Run `op` forward on tensors and record it on the tape when a gradient is needed."""
+    """Run `op` forward on tensors and record it on the tape when a gradient is needed.
+
+    Ops on symbolic tensors (a Model's `Input` and what is computed from it) are always
+    recorded, differentiable or not, so that `Model` can replay every step on real data."""
     arrays = [t.data for t in inputs]
-    record = op.differentiable and autograd.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    symbolic = any(t._symbolic for t in inputs)
+    grad = op.differentiable and any(t.requires_grad for t in inputs)
+    record = autograd.is_grad_enabled() and (grad or symbolic)
     op.needs_input_grad = tuple(t.requires_grad for t in inputs)
     try:
         out = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(a.shape) for a in arrays)
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None
-    t = Tensor._wrap(out, record)
+    t = Tensor._wrap(out, record and grad)
     if record:
         t.grad_fn = autograd.Node(op, inputs)
         t._retains_grad = autograd._retain_all()
+        t._symbolic = symbolic
     return t
 
 
@@ -54,6 +60,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000      # make `ndarray + Tensor` call Tensor.__radd__
+    _symbolic = False              # True for a Model's Input placeholders and what follows them
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -218,6 +225,8 @@ class Tensor:
 
     def detach(self):
         """The same data, cut off from the graph."""
+        if self._symbolic:      # inside a model being built: a step that passes no gradient
+            return apply(E.Detach(), self)
         return Tensor._wrap(self.data)
 
     def astype(self, dtype):
@@ -332,7 +341,7 @@ class Tensor:
 
     # comparisons give boolean tensors and are not differentiable
     def _compare(self, o, fn):
-        return Tensor._wrap(fn(self.data, self._other(o).data))
+        return apply(E.Compare(fn=fn.__name__), self, self._other(o))
 
     def __eq__(self, o):
         return self._compare(o, np.equal)
@@ -403,9 +412,9 @@ class Tensor:
     @staticmethod
     def where(cond, a, b):
         """Elements of `a` where `cond` is true, else of `b` (cond is not differentiated)."""
-        cond = np.asarray(getattr(cond, "data", cond), dtype=bool)
+        cond = cond if isinstance(cond, Tensor) else Tensor(np.asarray(cond, dtype=bool))
         a = a if isinstance(a, Tensor) else Tensor(a)
-        return apply(E.Where(cond=cond), a, a._other(b))
+        return apply(E.Where(), cond, a, a._other(b))
 
     # -- reductions ---------------------------------------------------------------------------
     def _dim(self, dim, name, ndim=None):
@@ -457,10 +466,8 @@ class Tensor:
         return self._arg(np.argmin, dim, keepdim, "argmin")
 
     def _arg(self, fn, dim, keepdim, name):
-        if dim is None:
-            return Tensor._wrap(np.asarray(fn(self.data), dtype=np.int64))
-        (axis,) = self._dim(dim, name)
-        return Tensor._wrap(fn(self.data, axis=axis, keepdims=keepdim).astype(np.int64))
+        axis = None if dim is None else self._dim(dim, name)[0]
+        return apply(R.ArgReduce(fn=fn.__name__, dim=axis, keepdim=keepdim), self)
 
     def softmax(self, dim=-1):
         (axis,) = self._dim(dim, "softmax")

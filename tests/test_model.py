@@ -715,3 +715,19 @@ def test_adam_update_trains_the_model():
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     accuracy = np.mean(model.predict(x).argmax(1) == y)
     assert accuracy > 0.9, accuracy
+
+
+def test_non_differentiable_ops_on_an_input_are_replayed_not_frozen():
+    """Comparisons, argmax, where-conditions and detach computed from an Input are steps of the
+    compiled model, evaluated on each call's data (not constants captured from the placeholder)."""
+    x_in = pynn.Input((4,))
+    relu_by_mask = pynn.Model(x_in, x_in * (x_in > 0))
+    by_where = pynn.Model(x_in, pynn.Tensor.where(x_in > 0, x_in, 0.0))
+    winner = pynn.Model(x_in, x_in.argmax(1))
+    detached = pynn.Model(x_in, x_in.detach() + 1)
+    a = np.array([[1.0, -2.0, 3.0, -4.0], [-1.0, 5.0, 0.5, 2.0]], np.float32)
+    expected = np.maximum(a, 0)
+    np.testing.assert_array_equal(relu_by_mask(a).numpy(), expected)
+    np.testing.assert_array_equal(by_where(a).numpy(), expected)
+    np.testing.assert_array_equal(winner(a).numpy(), [2, 1])
+    np.testing.assert_array_equal(detached(a).numpy(), a + 1)

@@ -244,14 +244,31 @@ class Minimum(Op):
 
 
 class Where(Op):
-    """where(cond, a, b); cond is a constant boolean array (attr), a and b are inputs."""
+    """where(cond, a, b); cond (boolean) gets no gradient."""
 
-    def forward(self, a, b):
+    def forward(self, cond, a, b):
+        self.cond = cond.astype(bool, copy=False)
         return np.where(self.cond, a, b)
 
     def backward(self, g):
         zero = np.zeros((), dtype=g.dtype)
-        return np.where(self.cond, g, zero), np.where(self.cond, zero, g)
+        return None, np.where(self.cond, g, zero), np.where(self.cond, zero, g)
+
+
+class Compare(Op):
+    """a == b, a < b, ...: boolean results, no gradient. attrs: fn (a NumPy ufunc name)."""
+    differentiable = False
+
+    def forward(self, a, b):
+        return getattr(np, self.fn)(a, b)
+
+
+class Detach(Op):
+    """The identity, passing no gradient (x.detach() inside a model being built)."""
+    differentiable = False
+
+    def forward(self, x):
+        return x
 
 
 class Cast(Op):

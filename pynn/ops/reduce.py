@@ -63,6 +63,18 @@ class Min(_Extreme):
     reduce = staticmethod(np.min)
 
 
+class ArgReduce(Op):
+    """argmax / argmin over one dim (or the flattened tensor): int64, no gradient.
+    attrs: fn ("argmax" or "argmin"), dim (an int or None), keepdim."""
+    differentiable = False
+
+    def forward(self, x):
+        fn = getattr(np, self.fn)
+        if self.dim is None:
+            return np.asarray(fn(x), dtype=np.int64)
+        return fn(x, axis=self.dim, keepdims=self.keepdim).astype(np.int64)
+
+
 class Var(Op):
     """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default)"""
 
