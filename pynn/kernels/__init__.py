@@ -3,9 +3,11 @@
 All kernels are ``@njit(cache=True)``, take C-contiguous float32/float64 arrays, write
 into caller-preallocated outputs and return None. See each module for the layouts.
 
-Thread-parallel (``parallel=True``, over independent planes/rows): im2col, col2im,
-maxpool2d_forward, bias_act_forward_cnp. ``numba.set_num_threads(1)`` runs them on
-one thread, e.g. on a machine shared with other busy processes.
+The kernels run on one thread, by choice: the matrix products around them already use
+every core through BLAS, and a second thread pool (Numba's) beside BLAS's made a CNN step
+3x slower on 2 cores, as the two pools spin against each other (benchmarks/run.py shows it).
+Loops over independent planes are written with ``prange``, so ``parallel=True`` is a
+one-word change where a machine has cores to spare.
 """
 from .activation import (
     ACT_NONE,

@@ -108,7 +108,7 @@ def bias_act_backward(gy, y, act, gz, gb):
 
 # Parallel: ReLU is cheap, but sigmoid/tanh are scalar libm calls (~10-30 ms serial at
 # N=64, O=16, 28x28), which two threads halve.
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def bias_act_forward_cnp(z, b, act, y):
     """y[n, o, p] = act(z[o, n*P + p] + b[o]); z is (O, N*P), y is (N, O, P), b is (O,) or (0,)."""
     N, O, P = y.shape

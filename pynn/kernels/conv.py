@@ -11,9 +11,10 @@ Layouts (all arrays C-contiguous, float32 or float64):
 With this layout a convolution is one matmul, ``W.reshape(O, C*kh*kw) @ cols`` with
 shape (O, N*OH*OW); its input gradient is ``col2im(W2d.T @ gz)``.
 
-Both kernels run ``prange`` over the N*C (image, channel) planes: every plane owns
+Both kernels loop (``prange``) over the N*C (image, channel) planes: every plane owns
 a disjoint set of ``cols`` entries (im2col) or of ``dx`` entries (col2im), so the
-parallel loops are race-free.
+loops are race-free if compiled with ``parallel=True`` (they run serially: see
+pynn/kernels/__init__.py).
 """
 from numba import njit, prange
 
@@ -45,7 +46,7 @@ def _valid_range(n_out, stride, offset, size):
     return lo, hi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def im2col(x, kh, kw, sh, sw, ph, pw, cols):
     """Unfold x (N, C, H, W) into cols (C*kh*kw, N*OH*OW); every entry of cols is written."""
     N, C, H, W = x.shape
@@ -78,7 +79,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols):
                             cols[r, q0 + ow] = 0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dx):
     """Adjoint of im2col: dx (N, C, H, W) = 0, then scatter-add every cols entry back.
 

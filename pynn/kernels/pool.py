@@ -9,13 +9,9 @@ Layouts (all arrays C-contiguous): x, dx are (N, C, H, W); y, gy, idx are
 * Average pooling: ``count_include_pad=True``, so every window sum is divided
   by kh*kw (in floor mode windows never reach past the padding).
 
-Every kernel loops over the independent N*C planes. Only maxpool2d_forward
-(on the hot path of a CNN, several ms at MNIST sizes) runs them in parallel
-with ``prange``; the others are serial: maxpool2d_backward is a cheap scatter
-(~0.1-0.3 ms), and average pooling is off the usual hot path, so it is not worth
-the extra compile time and the thread hand-offs of a parallel build. (A planes
-loop can become ``prange`` + ``parallel=True`` without races: planes share no
-output.)
+Every kernel loops over the independent N*C planes and runs on one thread (see
+pynn/kernels/__init__.py for why). A planes loop can become ``prange`` +
+``parallel=True`` without races: planes share no output.
 """
 import numpy as np
 from numba import njit, prange
@@ -37,7 +33,7 @@ def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape):
             and out_shape[2] == OH and out_shape[3] == OW)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
     """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
 
