@@ -150,9 +150,10 @@ def backward(root, grad=None, retain_graph=False):
                 f"the first time")
         input_grads = node.op.backward(g)
         for parent, pg in zip(node.inputs, input_grads):
-            if pg is None or not parent.requires_grad:
+            if pg is None or not parent._requires_grad:
                 continue
-            pg = unbroadcast(pg, parent.shape)
+            if pg.shape != parent.data.shape:
+                pg = unbroadcast(pg, parent.data.shape)
             if parent.grad_fn is None:
                 _accumulate(parent, pg)
             elif id(parent) in grads:

@@ -7,19 +7,21 @@ def walk(roots, stop=frozenset()):
     `stop` (a Model's inputs). Iterative, so a chain of any length is fine."""
     order, seen = [], set()
     stack = [(t, False) for t in reversed(list(roots))]
+    pop, push, mark = stack.pop, stack.append, seen.add
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         if expanded:
             order.append(t)
             continue
         if id(t) in seen:
             continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t.grad_fn is not None and id(t) not in stop:
-            for parent in reversed(t.grad_fn.inputs):
+        mark(id(t))
+        push((t, True))
+        fn = t.grad_fn
+        if fn is not None and id(t) not in stop:
+            for parent in reversed(fn.inputs):
                 if id(parent) not in seen:
-                    stack.append((parent, False))
+                    push((parent, False))
     return order
 
 

@@ -32,11 +32,14 @@ def apply(op, *inputs):
 
     Ops on symbolic tensors (a Model's `Input` and what is computed from it) are always
     recorded, differentiable or not, so that `Model` can replay every step on real data."""
-    arrays = [t.data for t in inputs]
-    symbolic = any(t._symbolic for t in inputs)
-    grad = op.differentiable and any(t.requires_grad for t in inputs)
-    record = autograd.is_grad_enabled() and (grad or symbolic)
-    op.needs_input_grad = tuple(t.requires_grad for t in inputs)
+    arrays, needs, symbolic = [], [], False
+    for t in inputs:                 # one pass: this runs for every op, so keep it lean
+        arrays.append(t.data)
+        needs.append(t._requires_grad)
+        symbolic = symbolic or t._symbolic
+    grad = op.differentiable and True in needs
+    record = (grad or symbolic) and autograd.is_grad_enabled()
+    op.needs_input_grad = needs
     try:
         out = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as e:

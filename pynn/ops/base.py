@@ -14,6 +14,9 @@ dropped by ``release()`` once the backward pass has used it.
 import numpy as np
 
 
+_KEEP = frozenset({"attrs", "needs_input_grad", "_buffers"})
+
+
 class Op:
     #: False for ops whose output has no gradient (argmax, comparisons).
     differentiable = True
@@ -58,9 +61,9 @@ class Op:
 
     def release(self):
         """Drop what forward() saved for backward(); keep settings and buffers."""
-        keep = set(self.attrs) | {"attrs", "needs_input_grad", "_buffers"}
-        for key in [k for k in self.__dict__ if k not in keep]:
-            del self.__dict__[key]
+        state, attrs = self.__dict__, self.attrs
+        for key in [k for k in state if k not in attrs and k not in _KEEP]:
+            del state[key]
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
