@@ -1,11 +1,10 @@
 """SGD, Adam, AdamW, RMSprop and Adagrad (same math as ``torch.optim``).
 
-Each ``update`` is the same short loop, written out per class on purpose: it is
-the per-step hot path, and inlining it (no per-parameter method calls) keeps the
-Python overhead at ~1.5 us per parameter, most of it the Numba dispatch.
+The step loop is shared (``Optimizer.update``); each class names its hyper-parameters
+(``_hyper``) and the fused kernel that updates one parameter (``_step``).
 """
 from ..kernels import optim as _k
-from .base import Optimizer, _ndarray
+from .base import Optimizer
 
 
 class SGD(Optimizer):
@@ -24,28 +23,13 @@ class SGD(Optimizer):
     def _required(self):
         return (self.momentum != 0,)
 
-    def update(self, params=None):
-        states = self._states_for(params)
-        self._check_layout()
-        hp = self._hp((self.lr, self.momentum, self.dampening, self.weight_decay,
-                       self.nesterov))
-        kernel = _k.sgd_step
-        for s in states:
-            p = s.param
-            g = p.grad
-            if g is None:
-                continue
-            if p.data is not s.data:
-                self._bind(s)
-            if type(g) is not _ndarray:
-                g = g.data
-            if g.size != s.n:
-                self._bad_grad(s, g)
-            if g.ndim != 1:
-                g = g.reshape(-1)
-            kernel(s.flat, g, s.b0, s.fresh, hp)
-            s.fresh = False
-            s.step += 1
+    def _hyper(self):
+        return (self.lr, self.momentum, self.dampening, self.weight_decay, self.nesterov)
+
+    def _step(self, s, g, hp):
+        _k.sgd_step(s.flat, g, s.b0, s.fresh, hp)
+        s.fresh = False
+
 
 
 class Adam(Optimizer):
@@ -66,28 +50,13 @@ class Adam(Optimizer):
     def _required(self):
         return (True, True, bool(self.amsgrad))
 
-    def update(self, params=None):
-        states = self._states_for(params)
-        self._check_layout()
+    def _hyper(self):
         b1, b2 = self.betas
-        hp = self._hp((self.lr, b1, b2, self.eps, self.weight_decay, self.amsgrad,
-                       self._decoupled))
-        kernel = _k.adam_step
-        for s in states:
-            p = s.param
-            g = p.grad
-            if g is None:
-                continue
-            if p.data is not s.data:
-                self._bind(s)
-            if type(g) is not _ndarray:
-                g = g.data
-            if g.size != s.n:
-                self._bad_grad(s, g)
-            if g.ndim != 1:
-                g = g.reshape(-1)
-            s.step += 1
-            kernel(s.flat, g, s.b0, s.b1, s.b2, s.step, hp)
+        return (self.lr, b1, b2, self.eps, self.weight_decay, self.amsgrad, self._decoupled)
+
+    def _step(self, s, g, hp):
+        _k.adam_step(s.flat, g, s.b0, s.b1, s.b2, s.step, hp)
+
 
 
 class AdamW(Adam):
@@ -115,27 +84,12 @@ class RMSprop(Optimizer):
     def _required(self):
         return (True, bool(self.centered), self.momentum > 0)
 
-    def update(self, params=None):
-        states = self._states_for(params)
-        self._check_layout()
-        hp = self._hp((self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
-                       self.centered))
-        kernel = _k.rmsprop_step
-        for s in states:
-            p = s.param
-            g = p.grad
-            if g is None:
-                continue
-            if p.data is not s.data:
-                self._bind(s)
-            if type(g) is not _ndarray:
-                g = g.data
-            if g.size != s.n:
-                self._bad_grad(s, g)
-            if g.ndim != 1:
-                g = g.reshape(-1)
-            s.step += 1
-            kernel(s.flat, g, s.b0, s.b1, s.b2, hp)
+    def _hyper(self):
+        return (self.lr, self.alpha, self.eps, self.weight_decay, self.momentum, self.centered)
+
+    def _step(self, s, g, hp):
+        _k.rmsprop_step(s.flat, g, s.b0, s.b1, s.b2, hp)
+
 
 
 class Adagrad(Optimizer):
@@ -156,23 +110,8 @@ class Adagrad(Optimizer):
     def _init_value(self, j):
         return float(self.initial_accumulator_value)
 
-    def update(self, params=None):
-        states = self._states_for(params)
-        self._check_layout()
-        hp = self._hp((self.lr, self.lr_decay, self.weight_decay, self.eps))
-        kernel = _k.adagrad_step
-        for s in states:
-            p = s.param
-            g = p.grad
-            if g is None:
-                continue
-            if p.data is not s.data:
-                self._bind(s)
-            if type(g) is not _ndarray:
-                g = g.data
-            if g.size != s.n:
-                self._bad_grad(s, g)
-            if g.ndim != 1:
-                g = g.reshape(-1)
-            s.step += 1
-            kernel(s.flat, g, s.b0, s.step, hp)
+    def _hyper(self):
+        return (self.lr, self.lr_decay, self.weight_decay, self.eps)
+
+    def _step(self, s, g, hp):
+        _k.adagrad_step(s.flat, g, s.b0, s.step, hp)
