@@ -14,6 +14,6 @@ setup(
     install_requires=install_requires,
     extras_require={
         "tfds": ["tensorflow-datasets"],
-        "examples": ["matplotlib"],
+        "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],
     },
 )

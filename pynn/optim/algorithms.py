@@ -31,7 +31,6 @@ class SGD(Optimizer):
         s.fresh = False
 
 
-
 class Adam(Optimizer):
     """Adam with L2 weight decay and optional AMSGrad (torch.optim.Adam)."""
     _spec = (("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8),
@@ -56,7 +55,6 @@ class Adam(Optimizer):
 
     def _step(self, s, g, hp):
         _k.adam_step(s.flat, g, s.b0, s.b1, s.b2, s.step, hp)
-
 
 
 class AdamW(Adam):
@@ -89,7 +87,6 @@ class RMSprop(Optimizer):
 
     def _step(self, s, g, hp):
         _k.rmsprop_step(s.flat, g, s.b0, s.b1, s.b2, hp)
-
 
 
 class Adagrad(Optimizer):
