@@ -1,0 +1,63 @@
+"""MNIST with the original pynn network: a 784-256-128-32-10 MLP, Adam, 98% test accuracy.
+
+Trains with a tqdm bar per epoch (running loss and accuracy), measures the test accuracy with
+model.predict, and saves the model (pynn.load_model reads it back).
+
+    python examples/mnist_mlp.py --data-dir ../shared/data
+"""
+import time
+
+from tqdm import tqdm
+
+import pynn
+from pynn import Input, Model
+from pynn.layers import Dense
+from pynn.activations import relu, softmax
+from pynn.losses import categorical_cross_entropy
+from pynn.optimizers import Adam, CosineAnnealingLR
+from pynn.data import DataLoader
+
+from _common import parser, load_mnist, accuracy
+
+p = parser(__doc__, epochs=10, batch_size=64, lr=1e-3)
+p.add_argument("--save", default="mnist_mlp.pynn",
+               help="where to save the trained model (default: %(default)s)")
+args = p.parse_args()
+
+pynn.manual_seed(args.seed)
+(train_x, train_y), (test_x, test_y) = load_mnist(args, flatten=True)   # x: (n, 784)
+
+x_in = Input((784,))
+x = Dense(784, 256, relu)(x_in)
+x = Dense(256, 128, relu)(x)
+x = Dense(128, 32, relu)(x)
+x = Dense(32, 10, softmax)(x)
+model = Model(x_in, x)
+model.summary()
+
+opt = Adam(args.lr)
+schedule = CosineAnnealingLR(opt, T_max=args.epochs)   # lr: from --lr down to 0, a cosine
+loader = DataLoader(train_x, train_y, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+seconds = 0.0
+for epoch in range(args.epochs):
+    start = time.perf_counter()
+    seen = correct = total_loss = 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}")
+    for xb, yb in bar:
+        pred = model(xb)
+        loss = categorical_cross_entropy(pred, yb)
+        loss.zero_grad()
+        loss.backward()
+        opt.update(model.parameters)
+
+        seen += len(yb)
+        total_loss += loss.item() * len(yb)
+        correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+    schedule.step()
+    seconds += time.perf_counter() - start
+
+test_acc = accuracy(model, test_x, test_y)
+model.save(args.save)
+print(f"final: epochs={args.epochs} train_acc={correct / seen:.4f} test_acc={test_acc:.4f} "
+      f"sec_per_epoch={seconds / args.epochs:.1f} model={args.save}")

@@ -1,0 +1,553 @@
+"""Write the notebooks of this folder from the cells below (run it after editing them).
+
+    python notebooks/build_notebooks.py
+
+The .ipynb files are generated, without outputs, so that a review reads this file and a diff of
+a notebook stays small. tests/test_notebooks.py checks that the committed notebooks match this
+script and runs each of them end to end on a few samples (the PYNN_NB_* variables below).
+"""
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text):
+    return new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(text):
+    return new_code_cell(textwrap.dedent(text).strip())
+
+
+# ------------------------------------------------------------------------------- shared cells
+def parameters(epochs, extra=""):
+    lines = [
+        "# Parameters: edit them here or set the environment variables before starting Jupyter",
+        "import os",
+        "",
+        f'EPOCHS = int(os.environ.get("PYNN_NB_EPOCHS", {epochs}))',
+        'LIMIT = int(os.environ.get("PYNN_NB_LIMIT", 0)) or None   # None: all the samples',
+        'DATA_DIR = os.environ.get("PYNN_DATA_DIR")  # None: ~/.cache/pynn, downloaded if missing',
+        "SEED = 0",
+    ]
+    return new_code_cell("\n".join(lines + ([extra] if extra else [])))
+
+
+LOAD_MNIST = '''
+    (train_x, train_y), (test_x, test_y) = mnist(flatten={flatten}, data_dir=DATA_DIR)
+    if LIMIT:
+        train_x, train_y, test_x, test_y = (train_x[:LIMIT], train_y[:LIMIT],
+                                            test_x[:LIMIT], test_y[:LIMIT])
+    print("train:", train_x.shape, train_x.dtype, train_y.shape, train_y.dtype)
+    print("test: ", test_x.shape, test_x.dtype, test_y.shape, test_y.dtype)
+    print("pixel values from", train_x.min(), "to", train_x.max())
+'''
+
+SHOW_DIGITS = '''
+    fig, axes = plt.subplots(2, 10, figsize=(12, 2.8))
+    for ax, image, label in zip(axes.flat, train_x, train_y):
+        ax.imshow(image.reshape(28, 28), cmap="gray_r")
+        ax.set_title(str(label))
+        ax.axis("off")
+    plt.suptitle("the first 20 training images and their labels")
+    plt.show()
+
+    plt.figure(figsize=(6, 2.5))
+    plt.bar(range(10), np.bincount(train_y, minlength=10))
+    plt.xticks(range(10))
+    plt.title("training images per digit")
+    plt.show()
+'''
+
+TRAIN_LOOP = '''
+    opt = Adam(LR)
+    schedule = CosineAnnealingLR(opt, T_max=EPOCHS)   # the learning rate glides from LR to 0
+    loader = DataLoader(train_x, train_y, batch_size=BATCH_SIZE, shuffle=True, seed=SEED)
+    history = {"step_loss": [], "train_acc": [], "test_acc": []}
+
+    for epoch in range(EPOCHS):
+        seen = correct = total_loss = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{EPOCHS}")
+        for xb, yb in bar:
+            pred = model(xb)                             # forward: (batch, 10) probabilities
+            loss = categorical_cross_entropy(pred, yb)   # a scalar Tensor
+            loss.zero_grad()                             # forget the previous step's gradients
+            loss.backward()                              # gradients of every parameter
+            opt.update(model.parameters)                 # one Adam step
+
+            seen += len(yb)
+            total_loss += loss.item() * len(yb)
+            correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
+            history["step_loss"].append(loss.item())
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+        schedule.step()
+        history["train_acc"].append(correct / seen)
+        history["test_acc"].append(accuracy(test_x, test_y))
+        print(f"epoch {epoch + 1}: train accuracy {history['train_acc'][-1]:.4f}, "
+              f"test accuracy {history['test_acc'][-1]:.4f}")
+'''
+
+ACCURACY_FN = '''
+    def accuracy(x, y):
+        """Share of the samples whose most probable class is the label."""
+        probs = model.predict(x, batch_size=1000)    # eval mode, no graph recorded
+        return float(np.mean(probs.argmax(axis=1) == y))
+'''
+
+CURVES = '''
+    steps = np.arange(1, len(history["step_loss"]) + 1)
+    window = max(1, min(50, len(steps) // 10))
+    smooth = np.convolve(history["step_loss"], np.ones(window) / window, mode="valid")
+    epochs = np.arange(1, EPOCHS + 1)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    ax1.plot(steps, history["step_loss"], alpha=0.3, label="each step")
+    ax1.plot(steps[window - 1:], smooth, label=f"mean of {window} steps")
+    ax1.set_xlabel("step"); ax1.set_ylabel("cross-entropy loss"); ax1.set_yscale("log")
+    ax1.legend()
+    ax2.plot(epochs, history["train_acc"], "o-", label="train (running, during the epoch)")
+    ax2.plot(epochs, history["test_acc"], "o-", label="test (after the epoch)")
+    ax2.set_xlabel("epoch"); ax2.set_ylabel("accuracy"); ax2.set_xticks(epochs)
+    ax2.legend()
+    plt.show()
+'''
+
+MISTAKES = '''
+    probs = model.predict(test_x, batch_size=1000)
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != test_y)
+    print(f"test accuracy: {np.mean(predicted == test_y):.4f} "
+          f"({len(wrong)} mistakes out of {len(test_y)})")
+
+    confusion = np.zeros((10, 10), dtype=int)
+    np.add.at(confusion, (test_y, predicted), 1)
+    print("confusion matrix (rows: true digit, columns: predicted digit)")
+    print(confusion)
+
+    if len(wrong):
+        shown = wrong[:24]
+        fig, axes = plt.subplots(3, 8, figsize=(12, 5.2))
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, i in zip(axes.flat, shown):
+            ax.imshow(test_x[i].reshape(28, 28), cmap="gray_r")
+            ax.set_title(f"{test_y[i]} -> {predicted[i]} ({probs[i, predicted[i]]:.0%})",
+                         fontsize=9)
+        plt.suptitle("misclassified test digits: true -> predicted (confidence)")
+        plt.show()
+    else:
+        print("no test digit is misclassified")
+'''
+
+SAVE_LOAD = '''
+    model.save("{name}.pynn")
+    restored = pynn.load_model("{name}.pynn")
+    same = np.allclose(restored.predict(test_x[:100]), model.predict(test_x[:100]), atol=1e-6)
+    print(restored, "- same predictions as the trained model:", same)
+'''
+
+
+# ------------------------------------------------------------------------------- moons
+def moons():
+    return [
+        md('''
+        # Two moons with a small MLP
+
+        The "hello world" of neural networks, as in micrograd's demo: 100 points in the plane
+        form two interleaving half circles, and a network with two hidden layers of 16 units
+        learns to tell them apart. Along the way we see every piece of a pynn program:
+
+        1. make the data (`pynn.datasets.make_moons`),
+        2. build a model the Keras way (`Input`, layers, `Model`),
+        3. train it the PyTorch way (`loss.backward()`, `opt.update(model.parameters)`),
+        4. look at what it learned.
+        '''),
+        parameters(200),
+        code('''
+        import numpy as np
+        import matplotlib.pyplot as plt
+        from tqdm import tqdm
+
+        import pynn
+        from pynn import Input, Model
+        from pynn.layers import Dense
+        from pynn.activations import relu
+        from pynn.losses import hinge
+        from pynn.optimizers import SGD
+        from pynn.datasets import make_moons
+        from pynn.data import DataLoader
+
+        pynn.manual_seed(SEED)   # the same initial weights on every run
+        '''),
+        md('''
+        ## The data
+
+        `make_moons` returns the points `X` (float32, shape `(100, 2)`) and their classes `y`
+        (0 or 1). A little noise makes the task less trivial.
+        '''),
+        code('''
+        X, y = make_moons(100, noise=0.1, seed=SEED)
+        print(X.shape, X.dtype, y.shape, y.dtype, "class counts:", np.bincount(y))
+
+        plt.figure(figsize=(5, 4))
+        plt.scatter(X[:, 0], X[:, 1], c=y, cmap="Spectral", edgecolors="k")
+        plt.title("two moons: class 0 and class 1")
+        plt.show()
+        '''),
+        md('''
+        ## The model
+
+        `Input((2,))` stands for a batch of points with 2 coordinates; the batch size is left
+        free. Each `Dense(in, out, activation)` layer is called on the tensor before it, and
+        `Model(inputs, outputs)` captures the graph between them and compiles it once.
+
+        The last layer has a single unit and no activation: it gives each point a *score*,
+        positive for class 1 and negative for class 0.
+        '''),
+        code('''
+        x_in = Input((2,))
+        x = Dense(2, 16, relu)(x_in)
+        x = Dense(16, 16, relu)(x)
+        x = Dense(16, 1)(x)
+        model = Model(x_in, x)
+        model.summary()
+        '''),
+        md('''
+        ## The loss and the optimizer
+
+        The hinge (max-margin) loss, as in an SVM: with the label mapped to $t = \\pm 1$,
+        $\\text{loss} = \\text{mean}(\\max(0, 1 - t \\cdot \\text{score}))$. A point costs nothing
+        once it is on the right side with a margin of 1, so the network focuses on the points
+        near the boundary. `hinge` maps labels 0/1 to -1/+1 itself.
+
+        Plain SGD with a learning rate decaying linearly from 1.0 to 0.1, and a small weight
+        decay (micrograd's `1e-4 * sum(p**2)` term) that keeps the weights small.
+        '''),
+        code('''
+        opt = SGD(1.0, weight_decay=2e-4)
+        loader = DataLoader(X, y.reshape(-1, 1), batch_size=100, shuffle=True, seed=SEED)
+        history = {"loss": [], "acc": []}
+
+        bar = tqdm(range(EPOCHS), desc="moons")
+        for epoch in bar:
+            opt.lr = 1.0 * (1 - 0.9 * epoch / EPOCHS)
+            for xb, yb in loader:                # one batch of all 100 points
+                score = model(xb)                # forward pass: (100, 1) scores
+                loss = hinge(score, yb)
+                loss.zero_grad()                 # clear the gradients of the last step
+                loss.backward()                  # compute d(loss)/d(parameter) for every weight
+                opt.update(model.parameters)     # and take one SGD step
+            acc = float(np.mean((model.predict(X)[:, 0] > 0) == y))
+            history["loss"].append(loss.item())
+            history["acc"].append(acc)
+            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{acc:.3f}")
+
+        print(f"training accuracy after {EPOCHS} epochs: {history['acc'][-1]:.2%}")
+        '''),
+        md('''
+        ## Loss and accuracy during training
+        '''),
+        code('''
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
+        ax1.plot(history["loss"])
+        ax1.set_xlabel("epoch"); ax1.set_ylabel("hinge loss")
+        ax1.set_yscale("symlog", linthresh=1e-3)
+        ax2.plot(history["acc"])
+        ax2.set_xlabel("epoch"); ax2.set_ylabel("training accuracy")
+        plt.show()
+        '''),
+        md('''
+        ## The decision boundary
+
+        `model.predict` runs the model on any number of points (in eval mode, without recording
+        a graph) and returns a NumPy array. Scoring a fine grid of points colours the plane by
+        the class the network would give.
+        '''),
+        code('''
+        xx, yy = np.meshgrid(np.linspace(X[:, 0].min() - 1, X[:, 0].max() + 1, 250),
+                             np.linspace(X[:, 1].min() - 1, X[:, 1].max() + 1, 250))
+        grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
+        score = model.predict(grid).reshape(xx.shape)
+
+        plt.figure(figsize=(6, 5))
+        plt.contourf(xx, yy, score > 0, cmap="Spectral", alpha=0.8)
+        plt.scatter(X[:, 0], X[:, 1], c=y, cmap="Spectral", edgecolors="k")
+        plt.title("decision boundary of the 2-16-16-1 MLP")
+        plt.show()
+        '''),
+        md('''
+        ## Try it
+
+        * More noise (`noise=0.3`) or more points (`make_moons(1000, ...)`).
+        * Another dataset: `make_circles`, or `make_spiral` with 3 classes (then a softmax
+          output and `categorical_cross_entropy`, as in the MNIST notebooks).
+        * The same script from the command line: `python examples/moons_mlp.py --out moons.png`.
+        '''),
+    ]
+
+
+# ------------------------------------------------------------------------------- MNIST MLP
+def mnist_mlp():
+    return [
+        md('''
+        # Handwritten digits with an MLP
+
+        MNIST: 70,000 grey 28x28 images of handwritten digits, 60,000 to train on and 10,000 to
+        test on. We train the network of the original pynn, a multilayer perceptron
+        784-256-128-32-10, and reach about 98% test accuracy in 10 epochs.
+
+        The parameters below keep the defaults small enough for a laptop; `LIMIT` uses only the
+        first samples (the tests run this notebook with a few hundred).
+        '''),
+        parameters(10, extra="BATCH_SIZE = 64\nLR = 1e-3"),
+        code('''
+        import numpy as np
+        import matplotlib.pyplot as plt
+        from tqdm import tqdm
+
+        import pynn
+        from pynn import Input, Model
+        from pynn.layers import Dense
+        from pynn.activations import relu, softmax
+        from pynn.losses import categorical_cross_entropy
+        from pynn.optimizers import Adam, CosineAnnealingLR
+        from pynn.datasets import mnist
+        from pynn.data import DataLoader
+
+        pynn.manual_seed(SEED)
+        '''),
+        md('''
+        ## The data
+
+        `mnist(flatten=True)` reads the original IDX files (downloading them to
+        `~/.cache/pynn` the first time, checksum-verified) and gives each image as a row of 784
+        float32 pixels in [0, 1], with int64 labels.
+        '''),
+        code(LOAD_MNIST.format(flatten=True)),
+        code(SHOW_DIGITS),
+        md('''
+        ## The model
+
+        Four `Dense` layers. The hidden ones use `relu`; the last one has 10 units and a
+        `softmax`, so each row of the output is a probability for each digit. `summary()` lists
+        the layers, their output shapes and their parameter counts.
+        '''),
+        code('''
+        x_in = Input((784,))
+        x = Dense(784, 256, relu)(x_in)
+        x = Dense(256, 128, relu)(x)
+        x = Dense(128, 32, relu)(x)
+        x = Dense(32, 10, softmax)(x)
+        model = Model(x_in, x)
+        model.summary()
+        '''),
+        md('''
+        ## Training
+
+        `DataLoader` shuffles the samples each epoch and hands them out in batches of Tensors.
+        For each batch: forward pass, cross-entropy between the probabilities and the labels
+        (`categorical_cross_entropy` computes it from the logits behind the softmax, so it
+        stays exact), backward pass, and one Adam step. The bar shows the running loss and
+        accuracy of the epoch; after each epoch we measure the test accuracy.
+        '''),
+        code(ACCURACY_FN),
+        code(TRAIN_LOOP),
+        md('''
+        ## Loss and accuracy curves
+        '''),
+        code(CURVES),
+        md('''
+        ## Where it goes wrong
+
+        The confusion matrix counts, for each true digit, what the model predicted; then the
+        first misclassified test digits, many of which a human would hesitate on too.
+        '''),
+        code(MISTAKES),
+        md('''
+        ## Save and load
+
+        `model.save` writes the architecture (JSON) and the weights (NumPy arrays) to one file;
+        `pynn.load_model` rebuilds the model without executing any code from the file.
+        '''),
+        code(SAVE_LOAD.format(name="mnist_mlp")),
+        md('''
+        ## Try it
+
+        * Train longer (`EPOCHS = 20`) or with a bigger batch (`BATCH_SIZE = 128`).
+        * Add `Dropout(0.2)` after the hidden layers (`from pynn.layers import Dropout`).
+        * A convolutional network does better on images: see `mnist_cnn.ipynb`.
+        * The same as a script: `python examples/mnist_mlp.py`.
+        '''),
+    ]
+
+
+# ------------------------------------------------------------------------------- MNIST CNN
+GRAPH_CELL = '''
+    # The computation graph of the model: Graphviz DOT text from pynn.graph.draw.
+    import shutil
+    from pynn import graph
+
+    if hasattr(graph, "draw"):
+        dot = graph.draw(model)
+        print(dot[:500])
+        if shutil.which("dot"):                      # Graphviz is installed: draw the picture
+            from IPython.display import SVG, display
+            graph.draw(model, "mnist_cnn_graph.svg")
+            display(SVG(filename="mnist_cnn_graph.svg"))
+        else:
+            print("(install Graphviz, e.g. apt install graphviz, to see it as a picture)")
+    else:
+        print("this version of pynn has no pynn.graph.draw yet")
+'''
+
+
+def mnist_cnn():
+    return [
+        md('''
+        # Handwritten digits with a convolutional network
+
+        The same MNIST digits as in `mnist_mlp.ipynb`, now with a small convolutional network:
+        two blocks of `Conv2d` + `MaxPool2d`, then two `Dense` layers. Convolutions look at
+        small neighbourhoods of pixels with the same weights everywhere in the image, which
+        suits pictures: this network passes 99% test accuracy in 3 epochs.
+
+        With the full data one epoch takes a few minutes on a laptop CPU; set `LIMIT` to try
+        things quickly.
+        '''),
+        parameters(3, extra="BATCH_SIZE = 32\nLR = 2e-3"),
+        code('''
+        import numpy as np
+        import matplotlib.pyplot as plt
+        from tqdm import tqdm
+
+        import pynn
+        from pynn import Input, Model
+        from pynn.layers import Conv2d, MaxPool2d, Flatten, Dense
+        from pynn.activations import relu, softmax
+        from pynn.losses import categorical_cross_entropy
+        from pynn.optimizers import Adam, CosineAnnealingLR
+        from pynn.datasets import mnist
+        from pynn.data import DataLoader
+
+        pynn.manual_seed(SEED)
+        '''),
+        md('''
+        ## The data
+
+        This time the images keep their shape: `(n, 1, 28, 28)`, channels first (NCHW, as in
+        PyTorch), float32 in [0, 1].
+        '''),
+        code(LOAD_MNIST.format(flatten=False)),
+        code(SHOW_DIGITS),
+        md('''
+        ## The model
+
+        * `Conv2d(1, 32, 3, padding=1, activation=relu)`: 32 filters of 3x3 pixels slide over
+          the image; `padding=1` keeps it 28x28. Output: 32 feature maps.
+        * `MaxPool2d(2)` keeps the largest value of each 2x2 square: 28x28 becomes 14x14.
+        * A second block with 64 filters over the 32 maps, pooled to 7x7.
+        * `Flatten` turns the 64x7x7 maps into one vector of 3136 numbers per image, and two
+          `Dense` layers classify it.
+        '''),
+        code('''
+        x_in = Input((1, 28, 28))
+        x = Conv2d(1, 32, 3, padding=1, activation=relu)(x_in)
+        x = MaxPool2d(2)(x)
+        x = Conv2d(32, 64, 3, padding=1, activation=relu)(x)
+        x = MaxPool2d(2)(x)
+        x = Flatten()(x)
+        x = Dense(64 * 7 * 7, 128, relu)(x)
+        x = Dense(128, 10, softmax)(x)
+        model = Model(x_in, x)
+        model.summary()
+        '''),
+        md('''
+        `Model` recorded the graph of operations between the input and the output when the
+        layers were called on `x_in`. Here it is, when the graph drawer is available:
+        '''),
+        code(GRAPH_CELL),
+        md('''
+        ## Training
+
+        The loop is the same as for the MLP: forward, loss, `backward()`, one Adam step per
+        batch, and a cosine schedule that lowers the learning rate to 0 by the last epoch.
+        '''),
+        code(ACCURACY_FN),
+        code(TRAIN_LOOP),
+        md('''
+        ## Loss and accuracy curves
+        '''),
+        code(CURVES),
+        md('''
+        ## What the first layer learned
+
+        The 32 filters of the first convolution, each a 3x3 patch of weights (blue negative,
+        red positive), and what they make of one digit: edge and stroke detectors of various
+        directions.
+        '''),
+        code('''
+        conv1 = model.layers[0]
+        weights = conv1.weight.numpy()[:, 0]            # (32, 3, 3)
+        fig, axes = plt.subplots(2, 16, figsize=(12, 1.8))
+        for ax, w in zip(axes.flat, weights):
+            ax.imshow(w, cmap="bwr", vmin=-abs(weights).max(), vmax=abs(weights).max())
+            ax.axis("off")
+        plt.suptitle("first-layer filters")
+        plt.show()
+
+        with pynn.no_grad():                              # a layer also runs on its own
+            maps = conv1(test_x[:1]).numpy()[0]             # (32, 28, 28)
+        fig, axes = plt.subplots(2, 16, figsize=(12, 1.8))
+        for ax, m in zip(axes.flat, maps):
+            ax.imshow(m, cmap="gray_r")
+            ax.axis("off")
+        plt.suptitle(f"the 32 feature maps of the first test digit ({test_y[0]})")
+        plt.show()
+        '''),
+        md('''
+        ## Where it goes wrong
+        '''),
+        code(MISTAKES),
+        md('''
+        ## Save and load
+        '''),
+        code(SAVE_LOAD.format(name="mnist_cnn")),
+        md('''
+        ## Try it
+
+        * `BatchNorm2d(32)` after the first convolution, or `Dropout(0.25)` before the last
+          layer (`from pynn.layers import BatchNorm2d, Dropout`).
+        * Fashion-MNIST: `from pynn.datasets import fashion_mnist`, same shapes, harder.
+        * The same as a script: `python examples/mnist_cnn.py`.
+        '''),
+    ]
+
+
+NOTEBOOKS = {"moons_mlp.ipynb": moons, "mnist_mlp.ipynb": mnist_mlp, "mnist_cnn.ipynb": mnist_cnn}
+
+
+def build(name):
+    nb = new_notebook(cells=NOTEBOOKS[name]())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):     # stable ids, so rebuilding gives the same file
+        cell["id"] = f"{name.split('.')[0].replace('_', '-')}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def main(out_dir=HERE):
+    for name in NOTEBOOKS:
+        path = Path(out_dir) / name
+        nbformat.write(build(name), str(path))
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else HERE)
