@@ -4,8 +4,8 @@ All kernels are ``@njit(cache=True)``, take C-contiguous float32/float64 arrays,
 into caller-preallocated outputs and return None. See each module for the layouts.
 
 The kernels run on one thread, by choice: the matrix products around them already use
-every core through BLAS, and a second thread pool (Numba's) beside BLAS's made a CNN step
-3x slower on 2 cores, as the two pools spin against each other (benchmarks/run.py shows it).
+every core through BLAS, and a second thread pool (Numba's) beside BLAS's made CNN steps
+several times slower on 2 cores in our trials, as the two pools spin against each other.
 Loops over independent planes are written with ``prange``, so ``parallel=True`` is a
 one-word change where a machine has cores to spare.
 """
