@@ -5,7 +5,8 @@ into caller-preallocated outputs and return None. See each module for the layout
 
 The kernels run on one thread, by choice: the matrix products around them already use
 every core through BLAS, and a second thread pool (Numba's) beside BLAS's made CNN steps
-several times slower on 2 cores in our trials, as the two pools spin against each other.
+several times slower on 2 busy cores, as the two pools spun against each other (not yet
+measured on a quiet machine).
 Loops over independent planes are written with ``prange``, so ``parallel=True`` is a
 one-word change where a machine has cores to spare.
 """
