@@ -11,14 +11,16 @@ Layouts (all arrays C-contiguous, float32 or float64):
 With this layout a convolution is one matmul, ``W.reshape(O, C*kh*kw) @ cols`` with
 shape (O, N*OH*OW); its input gradient is ``col2im(W2d.T @ gz)``.
 
-Both kernels loop (``prange``) over the N*C (image, channel) planes: every plane owns
-a disjoint set of ``cols`` entries (im2col) or of ``dx`` entries (col2im), so the
-loops are race-free if compiled with ``parallel=True`` (they run serially: see
-pynn/kernels/__init__.py).
+Both kernels walk ``cols`` row by row, front to back, and reach into the image planes
+through a table of tap offsets (``tap_offsets``): every inner loop runs over all OH*OW
+output positions of one image instead of over one short output row. im2col's row loop is
+a ``prange`` (rows are disjoint); col2im's is not (rows of different taps add into the
+same ``dx`` entries). Both run on one thread: see pynn/kernels/__init__.py.
 """
+import numpy as np
 from numba import njit, prange
 
-__all__ = ["conv_output_shape", "im2col", "col2im"]
+__all__ = ["conv_output_shape", "tap_offsets", "im2col", "col2im"]
 
 
 def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw):
@@ -33,17 +35,26 @@ def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw):
 
 
 @njit(cache=True)
-def _valid_range(n_out, stride, offset, size):
-    """Return [lo, hi): the output positions o in [0, n_out) with 0 <= o*stride + offset < size.
+def tap_offsets(H, W, kh, kw, sh, sw, ph, pw):
+    """Return src (kh*kw, OH*OW) int64: src[i*kw + j, oh*OW + ow] is the flat index h*W + w
+    of the input element that output position (oh, ow) reads through kernel tap (i, j),
+    or -1 where that element lies in the zero padding.
 
-    Uses ceil(a / s) == -((-a) // s) for s > 0 (Numba's // floors like Python's,
-    also for negative operands).
+    One small table per call (kh*kw*OH*OW entries) turns the unfold into long, branch-light
+    gather loops over the output positions, instead of short loops over output rows.
     """
-    lo = max(0, -(offset // stride))
-    hi = min(n_out, -((offset - size) // stride))
-    if hi < lo:
-        hi = lo
-    return lo, hi
+    OH = (H + 2 * ph - kh) // sh + 1
+    OW = (W + 2 * pw - kw) // sw + 1
+    src = np.empty((kh * kw, OH * OW), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            for oh in range(OH):
+                h = oh * sh - ph + i
+                for ow in range(OW):
+                    w = ow * sw - pw + j
+                    inside = h >= 0 and h < H and w >= 0 and w < W
+                    src[i * kw + j, oh * OW + ow] = h * W + w if inside else -1
+    return src
 
 
 @njit(cache=True)
@@ -53,30 +64,27 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols):
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
     P = OH * OW
-    if cols.shape[0] != C * kh * kw or cols.shape[1] != N * P:
+    K = kh * kw
+    if cols.shape[0] != C * K or cols.shape[1] != N * P:
         raise ValueError("im2col: cols must have shape (C*kh*kw, N*OH*OW)")
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        for i in range(kh):
-            # Rows h of x are valid for oh in [oh_lo, oh_hi); the others are padding.
-            oh_lo, oh_hi = _valid_range(OH, sh, i - ph, H)
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                ow_lo, ow_hi = _valid_range(OW, sw, j - pw, W)
-                for oh in range(OH):
-                    q0 = n * P + oh * OW
-                    if oh < oh_lo or oh >= oh_hi:
-                        for ow in range(OW):
-                            cols[r, q0 + ow] = 0
-                    else:
-                        h = oh * sh - ph + i
-                        for ow in range(ow_lo):
-                            cols[r, q0 + ow] = 0
-                        for ow in range(ow_lo, ow_hi):
-                            cols[r, q0 + ow] = x[n, c, h, ow * sw - pw + j]
-                        for ow in range(ow_hi, OW):
-                            cols[r, q0 + ow] = 0
+    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw)
+    padded = ph > 0 or pw > 0
+    xf = x.reshape(x.size)
+    cf = cols.reshape(cols.size)
+    # Row r = c*K + tap of cols is written front to back, one image after another.
+    for r in prange(C * K):
+        c = r // K
+        tap = src[r % K]
+        for n in range(N):
+            d = (r * N + n) * P
+            s = (n * C + c) * H * W
+            if padded:
+                for p in range(P):
+                    k = tap[p]
+                    cf[d + p] = xf[s + k] if k >= 0 else 0
+            else:
+                for p in range(P):
+                    cf[d + p] = xf[s + tap[p]]
 
 
 @njit(cache=True)
@@ -89,21 +97,29 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dx):
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
     P = OH * OW
-    if cols.shape[0] != C * kh * kw or cols.shape[1] != N * P:
+    K = kh * kw
+    if cols.shape[0] != C * K or cols.shape[1] != N * P:
         raise ValueError("col2im: cols must have shape (C*kh*kw, N*OH*OW)")
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        for h in range(H):
-            for w in range(W):
-                dx[n, c, h, w] = 0
-        for i in range(kh):
-            oh_lo, oh_hi = _valid_range(OH, sh, i - ph, H)
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                ow_lo, ow_hi = _valid_range(OW, sw, j - pw, W)
-                for oh in range(oh_lo, oh_hi):
-                    h = oh * sh - ph + i
-                    q0 = n * P + oh * OW
-                    for ow in range(ow_lo, ow_hi):
-                        dx[n, c, h, ow * sw - pw + j] += cols[r, q0 + ow]
+    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw)
+    padded = ph > 0 or pw > 0
+    cf = cols.reshape(cols.size)
+    dxf = dx.reshape(dx.size)
+    for k in range(dx.size):
+        dxf[k] = 0
+    # Read cols front to back, row r = c*K + tap, one image after another, adding into dx.
+    # (Serial on purpose: rows of different taps add into the same dx entries. A per-plane
+    # loop would be race-free but measured ~25% slower on one thread at MNIST sizes.)
+    for r in range(C * K):
+        c = r // K
+        tap = src[r % K]
+        for n in range(N):
+            d = (r * N + n) * P
+            s = (n * C + c) * H * W
+            if padded:
+                for p in range(P):
+                    k = tap[p]
+                    if k >= 0:
+                        dxf[s + k] += cf[d + p]
+            else:
+                for p in range(P):
+                    dxf[s + tap[p]] += cf[d + p]

@@ -34,40 +34,70 @@ def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape):
 
 
 @njit(cache=True)
+def _take_if_greater(v, k, best, best_k):
+    """One step of the window scan, written as selects rather than branches (the data decides
+    them at random, so branches would mispredict): a strictly greater value (the first max
+    wins ties) or a NaN (which propagates) replaces the current best."""
+    c = (v > best) | (v != v)
+    return (v if c else best), (k if c else best_k)
+
+
+@njit(cache=True)
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
     """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
 
     A window lying entirely in the padding (only possible when ph >= kh or
     pw >= kw, which PyTorch rejects) gets y = -inf and idx = -1.
+    Windows inside the input (all of them without padding) take a fast path: the 2x2 window
+    unrolled, other sizes through a table of tap offsets.
     """
     N, C, H, W = x.shape
     OH = y.shape[2]
     OW = y.shape[3]
     if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape) or idx.shape != y.shape:
         raise ValueError("maxpool2d_forward: y and idx must have shape (N, C, OH, OW)")
+    K = kh * kw
+    offs = np.empty(K, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = i * W + j
+    xf = x.reshape(x.size)
+    yf = y.reshape(y.size)
+    idxf = idx.reshape(idx.size)
     for t in prange(N * C):
-        n = t // C
-        c = t % C
+        xb = t * H * W
         for oh in range(OH):
             h0 = oh * sh - ph
-            h_lo = max(h0, 0)
-            h_hi = min(h0 + kh, H)
+            yb = (t * OH + oh) * OW
             for ow in range(OW):
                 w0 = ow * sw - pw
-                w_lo = max(w0, 0)
-                w_hi = min(w0 + kw, W)
-                best = -np.inf
-                # Like PyTorch, start from the first in-bounds position so that a
-                # window of all -inf still points at a real input element.
-                best_k = h_lo * W + w_lo if (h_lo < h_hi and w_lo < w_hi) else -1
-                for h in range(h_lo, h_hi):
-                    for w in range(w_lo, w_hi):
-                        v = x[n, c, h, w]
-                        if v > best or v != v:  # strict > keeps the first max; v != v is NaN
-                            best = v
-                            best_k = h * W + w
-                y[n, c, oh, ow] = best
-                idx[n, c, oh, ow] = best_k
+                if h0 >= 0 and w0 >= 0 and h0 + kh <= H and w0 + kw <= W:
+                    k0 = h0 * W + w0
+                    best, best_k = xf[xb + k0], k0
+                    if K == 4 and kw == 2:
+                        best, best_k = _take_if_greater(xf[xb + k0 + 1], k0 + 1, best, best_k)
+                        best, best_k = _take_if_greater(xf[xb + k0 + W], k0 + W, best, best_k)
+                        best, best_k = _take_if_greater(xf[xb + k0 + W + 1], k0 + W + 1,
+                                                        best, best_k)
+                    else:
+                        for q in range(1, K):
+                            k = k0 + offs[q]
+                            best, best_k = _take_if_greater(xf[xb + k], k, best, best_k)
+                else:
+                    h_lo = max(h0, 0)
+                    h_hi = min(h0 + kh, H)
+                    w_lo = max(w0, 0)
+                    w_hi = min(w0 + kw, W)
+                    best = -np.inf
+                    # Like PyTorch, start from the first in-bounds position so that a
+                    # window of all -inf still points at a real input element.
+                    best_k = h_lo * W + w_lo if (h_lo < h_hi and w_lo < w_hi) else -1
+                    for h in range(h_lo, h_hi):
+                        for w in range(w_lo, w_hi):
+                            best, best_k = _take_if_greater(xf[xb + h * W + w], h * W + w,
+                                                            best, best_k)
+                yf[yb + ow] = best
+                idxf[yb + ow] = best_k
 
 
 @njit(cache=True)
