@@ -4,11 +4,11 @@ All kernels are ``@njit(cache=True)``, take C-contiguous float32/float64 arrays,
 into caller-preallocated outputs and return None. See each module for the layouts.
 
 The kernels run on one thread, by choice: the matrix products around them already use
-every core through BLAS, and a second thread pool (Numba's) beside BLAS's made CNN steps
-several times slower on 2 busy cores, as the two pools spun against each other (not yet
-measured on a quiet machine).
-Loops over independent planes are written with ``prange``, so ``parallel=True`` is a
-one-word change where a machine has cores to spare.
+every core through BLAS, and a second thread pool (Numba's) beside BLAS's makes CNN steps
+several times slower on 2 cores, also on a quiet machine (the two pools spin against each
+other). ``python benchmarks/parallel_kernels.py`` measures it: the README has its output.
+Loops over independent rows or planes are written with ``prange``, so ``parallel=True``
+stays a one-word change for machines where it pays.
 """
 from .activation import (
     ACT_NONE,
@@ -21,7 +21,7 @@ from .activation import (
     bias_act_forward,
     bias_act_forward_cnp,
 )
-from .conv import col2im, conv_output_shape, im2col
+from .conv import col2im, conv_output_shape, im2col, tap_offsets
 from .pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -41,6 +41,7 @@ __all__ = [
     "bias_act_backward_cnp",
     "conv_output_shape",
     "im2col",
+    "tap_offsets",
     "col2im",
     "maxpool2d_forward",
     "maxpool2d_backward",
