@@ -89,8 +89,12 @@ class Conv2d(Op):
                               ACTIVATION_CODES[self.activation], gz, gb)
         gx = gw = None
         if self.needs(1):
+            # gw = gz @ cols.T, computed transposed: BLAS reduces the long N*OH*OW axis faster
+            # with cols as the row-major left operand (measured ~1.2-1.9x at MNIST sizes).
+            gw_t = self.buffer("gw_t", self.w2.shape[::-1], g.dtype)
+            np.matmul(self.cols, gz.T, out=gw_t)
             gw = self.buffer("gw", self.w2.shape, g.dtype)
-            np.matmul(gz, self.cols.T, out=gw)
+            np.copyto(gw, gw_t.T)
             gw = gw.reshape(self.w_shape)
         if self.needs(0):
             _, _, kh, kw = self.w_shape
