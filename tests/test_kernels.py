@@ -335,6 +335,18 @@ def test_maxpool(case, dtype):
     np.testing.assert_allclose(dx, xt.grad.numpy(), **tol(dtype))
 
 
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_maxpool_without_indices(case):
+    """An empty idx (inference) gives the same y and writes no index."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = case
+    rng = np.random.default_rng(5 + sum(case))
+    OH, OW = conv_output_shape(H, W, kh, kw, sh, sw, ph, pw)
+    x = rand(rng, (N, C, H, W), np.float32)
+    y = nan_like((N, C, OH, OW), np.float32)
+    maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, np.zeros((0, 0, 0, 0), np.int64))
+    np.testing.assert_array_equal(y, ref_maxpool(x, kh, kw, sh, sw, ph, pw)[0])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_maxpool_ties_inf_nan_match_torch(dtype):
     """Ties pick the first maximum; all -inf windows and NaNs behave like PyTorch."""

@@ -158,6 +158,26 @@ def test_conv2d_input_that_does_not_need_grad_in_a_model():
     close("bias grad", layer.bias.grad, tconv.bias.grad)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 20000, 1 << 20])
+def test_conv2d_and_maxpool_predict_match_training_forward(block_bytes, monkeypatch):
+    """Inference (no gradient anywhere) runs Conv2d a block of images at a time and MaxPool2d
+    without argmax indices: outputs equal the training-mode forward for any block size,
+    including a short last block, and are written into the layer's buffers in place."""
+    monkeypatch.setattr(pynn.ops.nn.Conv2d, "BLOCK_BYTES", block_bytes)
+    pynn.manual_seed(0)
+    x_in = Input((2, 9, 9))
+    h = MaxPool2d(2)(Conv2d(2, 3, 3, padding=1, activation="relu")(x_in))
+    model = Model(x_in, Conv2d(3, 4, 2, stride=2)(h))
+    x = np.random.default_rng(1).standard_normal((7, 2, 9, 9)).astype(np.float32)
+    trained = model(x)                         # records a graph: the full-batch path
+    inferred = model.predict(x)
+    np.testing.assert_allclose(inferred, trained.data, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, batch_size=3), trained.data, rtol=1e-6, atol=1e-6)
+    for (_, record, _), plan in model._plans.items():
+        keys = {k for op in plan.ops for k in op._buffers}
+        assert ("cols_batch" in keys) == record    # inference never holds the whole batch's cols
+
+
 # -- pooling --------------------------------------------------------------------------------
 POOL_GRID = [
     # kernel, stride, padding, input

@@ -48,13 +48,16 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
 
     A window lying entirely in the padding (only possible when ph >= kh or
     pw >= kw, which PyTorch rejects) gets y = -inf and idx = -1.
+    An empty idx (size 0) means "no backward will follow": only y is written.
     Windows inside the input (all of them without padding) take a fast path: the 2x2 window
     unrolled, other sizes through a table of tap offsets.
     """
     N, C, H, W = x.shape
     OH = y.shape[2]
     OW = y.shape[3]
-    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape) or idx.shape != y.shape:
+    keep_idx = idx.size != 0
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape) or (
+            keep_idx and idx.shape != y.shape):
         raise ValueError("maxpool2d_forward: y and idx must have shape (N, C, OH, OW)")
     K = kh * kw
     offs = np.empty(K, np.int64)
@@ -97,7 +100,8 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
                             best, best_k = _take_if_greater(xf[xb + h * W + w], h * W + w,
                                                             best, best_k)
                 yf[yb + ow] = best
-                idxf[yb + ow] = best_k
+                if keep_idx:
+                    idxf[yb + ow] = best_k
 
 
 @njit(cache=True)

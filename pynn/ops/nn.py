@@ -61,23 +61,42 @@ class Conv2d(Op):
     Inputs x (N, C, H, W), W (O, C, kh, kw), optionally b (O,). attrs: stride, padding (pairs),
     activation. Layouts: cols (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW)."""
 
+    #: Forward-only calls unfold and multiply this many bytes of cols + z per block of images.
+    BLOCK_BYTES = 1 << 20
+
     def forward(self, x, w, b=None):
         x = _contiguous(x)
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        OH, OW = conv_output_shape(H, W, kh, kw, sh, sw, ph, pw)
-        cols = self.buffer("cols", (C * kh * kw, N * OH * OW), x.dtype)
-        im2col(x, kh, kw, sh, sw, ph, pw, cols)
+        OH, OW = conv_output_shape(H, W, kh, kw, *self.stride, *self.padding)
         w2 = w.reshape(O, -1)
-        z = self.buffer("z", (O, N * OH * OW), x.dtype)
-        np.matmul(w2, cols, out=z)
+        b = _NO_BIAS[x.dtype] if b is None else b
         y = self.buffer("y", (N, O, OH, OW), x.dtype)
-        bias_act_forward_cnp(z, _NO_BIAS[z.dtype] if b is None else b,
-                             ACTIVATION_CODES[self.activation], y.reshape(N, O, OH * OW))
-        self.x_shape, self.w2, self.w_shape, self.cols, self.y = x.shape, w2, w.shape, cols, y
-        self.has_bias = b is not None
+        if self.needs_input_grad and not any(self.needs_input_grad):
+            # Nothing will call backward (inference): work through the batch a block of images
+            # at a time so that cols and z stay in cache, and never hold all of cols.
+            per_image = (w2.shape[1] + O) * OH * OW * x.itemsize
+            block = max(1, min(N, self.BLOCK_BYTES // per_image))
+            for n0 in range(0, N, block):
+                n1 = min(N, n0 + block)
+                self._unfold_multiply(x[n0:n1], w, b, y[n0:n1], f"block{n1 - n0}")
+            return y
+        self.cols = self._unfold_multiply(x, w, b, y, "batch")
+        self.x_shape, self.w2, self.w_shape, self.y = x.shape, w2, w.shape, y
+        self.has_bias = b.shape[0] != 0
         return y
+
+    def _unfold_multiply(self, x, w, b, y, key):
+        """y = act(W2d @ im2col(x) + b) for the images of x; returns cols. Buffers are per key."""
+        N, O, OH, OW = y.shape
+        kh, kw = w.shape[2:]
+        w2 = w.reshape(O, -1)
+        cols = self.buffer("cols_" + key, (w2.shape[1], N * OH * OW), x.dtype)
+        im2col(x, kh, kw, *self.stride, *self.padding, cols)
+        z = self.buffer("z_" + key, (O, N * OH * OW), x.dtype)
+        np.matmul(w2, cols, out=z)
+        bias_act_forward_cnp(z, b, ACTIVATION_CODES[self.activation], y.reshape(N, O, OH * OW))
+        return cols
 
     def backward(self, g):
         N, O, OH, OW = self.y.shape
@@ -119,7 +138,9 @@ class MaxPool2d(Op):
         x = _contiguous(x)
         out_shape = _pool_out_shape(self, x)
         y = self.buffer("y", out_shape, x.dtype)
-        self.idx = self.buffer("idx", out_shape, np.int64)
+        # Forward-only (inference) calls keep no argmax: an empty idx tells the kernel so.
+        forward_only = self.needs_input_grad and not any(self.needs_input_grad)
+        self.idx = self.buffer("idx", (0, 0, 0, 0) if forward_only else out_shape, np.int64)
         maxpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.idx)
         self.x_shape = x.shape
         return y
