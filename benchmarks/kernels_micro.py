@@ -1,20 +1,16 @@
 """Scratch micro-benchmark of the Numba kernels on MNIST-CNN sizes, with torch as a yardstick.
 
-Run:  python benchmarks/kernels_micro.py [--dtype float32|float64] [--serial | --pipeline]
+Run:  python benchmarks/kernels_micro.py [--dtype float32|float64]
 
---serial also times single-threaded builds of the parallel kernels (same source,
-compiled without parallel=True), to check that prange pays on this machine.
---pipeline times a whole MNIST-CNN trunk step with parallel vs serial kernels.
-Times are the best of repeated calls, in milliseconds.
+Times are the best of repeated calls, in milliseconds. Whether Numba threads pay inside a real
+training step is measured by benchmarks/parallel_kernels.py instead.
 """
 import argparse
 import time
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numba import njit
 
 from pynn.kernels import (
     ACT_RELU,
@@ -50,92 +46,16 @@ def bench(fn, *args, repeat=30, min_time=0.2):
     return 1e3 * min(times)
 
 
-def serial(kernel):
-    """The same kernel source and options, compiled without parallel=True (prange runs as range)."""
-    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "cache", "nopython")}
-    return njit(**options)(kernel.py_func)
-
-
-def conv_block_step(k, x, Ws, steps=1):
-    """Forward + backward of a small MNIST CNN trunk (conv3x3-relu-maxpool2, twice) using
-    kernels from the dict k and numpy matmuls; returns nothing (timing only)."""
-    for _ in range(steps):
-        h = x
-        saved = []
-        for Wt in Ws:  # forward
-            N, C, H, W = h.shape
-            O = Wt.shape[0]
-            cols = np.empty((C * 9, N * H * W), h.dtype)
-            k["im2col"](h, 3, 3, 1, 1, 1, 1, cols)
-            z = Wt.reshape(O, -1) @ cols
-            y = np.empty((N, O, H * W), h.dtype)
-            k["bias_act_forward_cnp"](z, np.zeros(O, h.dtype), ACT_RELU, y)
-            y = y.reshape(N, O, H, W)
-            p = np.empty((N, O, H // 2, W // 2), h.dtype)
-            idx = np.empty(p.shape, np.int64)
-            k["maxpool2d_forward"](y, 2, 2, 2, 2, 0, 0, p, idx)
-            saved.append((h, cols, y, idx))
-            h = p
-        g = np.ones_like(h)
-        for Wt, (hin, cols, y, idx) in zip(reversed(Ws), reversed(saved)):  # backward
-            O = Wt.shape[0]
-            gy = np.empty_like(y)
-            k["maxpool2d_backward"](g, idx, gy)
-            gz = np.empty((O, cols.shape[1]), y.dtype)
-            gb = np.empty(O, y.dtype)
-            N = y.shape[0]
-            k["bias_act_backward_cnp"](gy.reshape(N, O, -1), y.reshape(N, O, -1), ACT_RELU, gz, gb)
-            _ = gz @ cols.T
-            g = np.empty_like(hin)
-            k["col2im"](Wt.reshape(O, -1).T @ gz, 3, 3, 1, 1, 1, 1, g)
-
-
-def pipeline(dt, rounds=40):
-    """Parallel vs serial kernels inside a realistic step (OpenBLAS matmuls in between).
-
-    "parallel, 1 thread" is the parallel build run after numba.set_num_threads(1).
-    The two variants are interleaved call by call so that they see the same background load.
-    """
-    names = ["im2col", "col2im", "maxpool2d_forward", "maxpool2d_backward",
-             "bias_act_forward_cnp", "bias_act_backward_cnp"]
-    par = {n: globals()[n] for n in names}
-    ser = {n: serial(f) for n, f in par.items()}
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 1, 28, 28)).astype(dt)
-    Ws = [rng.standard_normal((8, 1, 3, 3)).astype(dt), rng.standard_normal((16, 8, 3, 3)).astype(dt)]
-    variants = [("parallel", par, numba.get_num_threads()), ("parallel, 1 thread", par, 1),
-                ("serial", ser, numba.get_num_threads())]
-    times = {tag: [] for tag, _, _ in variants}
-    for _, k, _ in variants:
-        conv_block_step(k, x, Ws)
-    for _ in range(rounds):
-        for tag, k, threads in variants:
-            numba.set_num_threads(threads)
-            t0 = time.perf_counter()
-            conv_block_step(k, x, Ws)
-            times[tag].append(time.perf_counter() - t0)
-    numba.set_num_threads(variants[0][2])
-    print(f"\n== CNN trunk step (N=64, 1->8->16 ch, 28x28, conv3x3 p1 + relu + maxpool2), {dt} ==")
-    for tag, ts in times.items():
-        print(f"{tag + ' kernels':28s} best {1e3 * min(ts):7.2f} ms   median {1e3 * np.median(ts):7.2f} ms")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--serial", action="store_true")
-    ap.add_argument("--pipeline", action="store_true", help="only the CNN-step comparison")
     args = ap.parse_args()
     dt = np.dtype(args.dtype)
-    if args.pipeline:
-        pipeline(dt)
-        return
-    tdt = getattr(torch, args.dtype)
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     print(f"dtype={dt}, torch threads={torch.get_num_threads()}")
 
-    hdr = f"{'case':44s} {'numba':>8s} {'serial':>8s} {'torch':>8s}  (ms)"
+    hdr = f"{'case':44s} {'numba':>8s} {'torch':>8s}  (ms)"
     print("\n== im2col / col2im (torch: F.unfold / F.fold) ==")
     print(hdr)
     for N, C, H, k, p, s in [(64, 1, 28, 3, 1, 1), (64, 8, 28, 3, 1, 1), (64, 16, 28, 3, 1, 1),
@@ -149,12 +69,10 @@ def main():
         ct = F.unfold(xt, k, padding=p, stride=s)
         tag = f"N={N} C={C} {H}x{H} k={k} p={p} s={s}"
         a = (x, k, k, s, s, p, p, cols)
-        t_ser = f"{bench(serial(im2col), *a):8.3f}" if args.serial else f"{'':8s}"
-        print(f"{'im2col  ' + tag:44s} {bench(im2col, *a):8.3f} {t_ser} "
+        print(f"{'im2col  ' + tag:44s} {bench(im2col, *a):8.3f} "
               f"{bench(lambda: F.unfold(xt, k, padding=p, stride=s)):8.3f}")
         a = (cols, k, k, s, s, p, p, dx)
-        t_ser = f"{bench(serial(col2im), *a):8.3f}" if args.serial else f"{'':8s}"
-        print(f"{'col2im  ' + tag:44s} {bench(col2im, *a):8.3f} {t_ser} "
+        print(f"{'col2im  ' + tag:44s} {bench(col2im, *a):8.3f} "
               f"{bench(lambda: F.fold(ct, (H, H), k, padding=p, stride=s)):8.3f}")
 
     print("\n== pooling fwd / bwd (torch: F.max_pool2d(return_indices) / F.avg_pool2d + autograd bwd) ==")
@@ -172,28 +90,24 @@ def main():
         gyt = torch.from_numpy(gy)
 
         a = (x, k, k, s, s, p, p, y, idx)
-        t_ser = f"{bench(serial(maxpool2d_forward), *a):8.3f}" if args.serial else f"{'':8s}"
         with torch.no_grad():
             t_t = bench(lambda: F.max_pool2d(xt, k, s, p, return_indices=True))
-        print(f"{'maxpool fwd ' + tag:44s} {bench(maxpool2d_forward, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'maxpool fwd ' + tag:44s} {bench(maxpool2d_forward, *a):8.3f} {t_t:8.3f}")
         maxpool2d_forward(*a)
         a = (gy, idx, dx)
-        t_ser = f"{bench(serial(maxpool2d_backward), *a):8.3f}" if args.serial else f"{'':8s}"
         yt, it = F.max_pool2d(xt, k, s, p, return_indices=True)
         t_t = bench(lambda: torch.ops.aten.max_pool2d_with_indices_backward(
             gyt, xt.detach(), [k, k], [s, s], [p, p], [1, 1], False, it))
-        print(f"{'maxpool bwd ' + tag:44s} {bench(maxpool2d_backward, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'maxpool bwd ' + tag:44s} {bench(maxpool2d_backward, *a):8.3f} {t_t:8.3f}")
 
         a = (x, k, k, s, s, p, p, y)
-        t_ser = f"{bench(serial(avgpool2d_forward), *a):8.3f}" if args.serial else f"{'':8s}"
         with torch.no_grad():
             t_t = bench(lambda: F.avg_pool2d(xt, k, s, p))
-        print(f"{'avgpool fwd ' + tag:44s} {bench(avgpool2d_forward, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'avgpool fwd ' + tag:44s} {bench(avgpool2d_forward, *a):8.3f} {t_t:8.3f}")
         a = (gy, k, k, s, s, p, p, dx)
-        t_ser = f"{bench(serial(avgpool2d_backward), *a):8.3f}" if args.serial else f"{'':8s}"
         t_t = bench(lambda: torch.ops.aten.avg_pool2d_backward(
             gyt, xt.detach(), [k, k], [s, s], [p, p], False, True, None))
-        print(f"{'avgpool bwd ' + tag:44s} {bench(avgpool2d_backward, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'avgpool bwd ' + tag:44s} {bench(avgpool2d_backward, *a):8.3f} {t_t:8.3f}")
 
     print("\n== bias + relu (torch: relu(z + b) / threshold_backward + sum) ==")
     print(hdr)
@@ -206,17 +120,15 @@ def main():
         gb = np.empty(O, dt)
         tag = f"cnp N={N} O={O} P={P}"
         a = (z, b, ACT_RELU, y)
-        t_ser = f"{bench(serial(bias_act_forward_cnp), *a):8.3f}" if args.serial else f"{'':8s}"
         zt = torch.from_numpy(z.reshape(O, N, P).transpose(1, 0, 2).copy())
         bt = torch.from_numpy(b)[None, :, None]
         t_t = bench(lambda: torch.relu(zt + bt))
-        print(f"{'fwd ' + tag:44s} {bench(bias_act_forward_cnp, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'fwd ' + tag:44s} {bench(bias_act_forward_cnp, *a):8.3f} {t_t:8.3f}")
         bias_act_forward_cnp(*a)
         a = (gy, y, ACT_RELU, gz, gb)
-        t_ser = f"{bench(serial(bias_act_backward_cnp), *a):8.3f}" if args.serial else f"{'':8s}"
         yt, gyt = torch.from_numpy(y), torch.from_numpy(gy)
         t_t = bench(lambda: torch.ops.aten.threshold_backward(gyt, yt, 0).sum((0, 2)))
-        print(f"{'bwd ' + tag:44s} {bench(bias_act_backward_cnp, *a):8.3f} {t_ser} {t_t:8.3f}")
+        print(f"{'bwd ' + tag:44s} {bench(bias_act_backward_cnp, *a):8.3f} {t_t:8.3f}")
     for N, Fd in [(64, 128), (64, 512), (1024, 512)]:
         z0 = rng.standard_normal((N, Fd)).astype(dt)
         z = z0.copy()
@@ -227,12 +139,12 @@ def main():
         tag = f"dense N={N} F={Fd}"
         zt, bt = torch.from_numpy(z0), torch.from_numpy(b)
         t_t = bench(lambda: torch.relu(zt + bt))
-        print(f"{'fwd ' + tag:44s} {bench(bias_act_forward, z, b, ACT_RELU):8.3f} {'':8s} {t_t:8.3f}")
+        print(f"{'fwd ' + tag:44s} {bench(bias_act_forward, z, b, ACT_RELU):8.3f} {t_t:8.3f}")
         y = np.maximum(z0 + b, 0)
         yt, gyt = torch.from_numpy(y), torch.from_numpy(gy)
         t_t = bench(lambda: torch.ops.aten.threshold_backward(gyt, yt, 0).sum(0))
         print(f"{'bwd ' + tag:44s} {bench(bias_act_backward, gy, y, ACT_RELU, gz, gb):8.3f} "
-              f"{'':8s} {t_t:8.3f}")
+              f"{t_t:8.3f}")
 
 
 if __name__ == "__main__":
