@@ -9,9 +9,7 @@ import numpy as np
 
 from . import autograd
 from .tensor import Tensor
-from .graph import walk
 from .plan import Graph, Plan, ModelOp
-from .layers.base import Layer
 
 
 def Input(shape, dtype=np.float32):

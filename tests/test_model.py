@@ -13,8 +13,8 @@ import pynn
 from pynn import Input, Model, Tensor
 from pynn.activations import relu, softmax
 from pynn.layers import (Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm1d,
-                         BatchNorm2d, ReLU)
-from pynn.losses import categorical_cross_entropy, cross_entropy, mse
+                         BatchNorm2d)
+from pynn.losses import categorical_cross_entropy, cross_entropy
 from pynn.optimizers import Adam
 from torch_helpers import as_float64_model, close
 

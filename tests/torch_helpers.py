@@ -13,7 +13,6 @@ or permuted the wrong way shows up.
 import numpy as np
 import torch
 
-import pynn
 from pynn import Input, Model, Tensor
 
 RTOL = 1e-6     # the tolerance for layers against torch (both sides in float64)
