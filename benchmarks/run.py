@@ -8,6 +8,7 @@ subprocess). Numba's compile time is measured separately, on a cold and on a war
 """
 import argparse
 import datetime
+import gc
 import os
 import platform
 import statistics
@@ -38,22 +39,27 @@ def load_data(data_dir):
     return x, y, tx, ty
 
 
-def make(name, framework, data, steps):
+def make(name, framework, data, steps, batch=None):
+    """(run, model) for a workload; `batch` overrides the workload's batch size (warm-ups)."""
     import workloads as W
     x, y, tx, _ = data
+    size = {} if batch is None else {"batch": batch}
     if name == "moons":
         return W.moons_training(framework)
     if name == "mnist-mlp":
         return W.classifier_training(framework, W.mlp_layers, x.reshape(len(x), -1), y, (784,),
-                                     steps=steps)
+                                     steps=steps, **size)
     if name == "mnist-cnn":
-        return W.classifier_training(framework, W.small_cnn_layers, x, y, (1, 28, 28), steps=steps)
+        return W.classifier_training(framework, W.small_cnn_layers, x, y, (1, 28, 28), steps=steps,
+                                     **size)
     if name == "readme-cnn":
-        return W.classifier_training(framework, W.readme_cnn_layers, x, y, (1, 28, 28), steps=steps)
+        return W.classifier_training(framework, W.readme_cnn_layers, x, y, (1, 28, 28), steps=steps,
+                                     **size)
     if name == "inference-mlp":
-        return W.inference(framework, W.mlp_layers, tx.reshape(len(tx), -1), (784,))
+        return W.inference(framework, W.mlp_layers, tx.reshape(len(tx), -1)[:batch or None], (784,),
+                           **size)
     if name == "inference-cnn":
-        return W.inference(framework, W.small_cnn_layers, tx, (1, 28, 28))
+        return W.inference(framework, W.small_cnn_layers, tx[:batch or None], (1, 28, 28), **size)
     raise ValueError(name)
 
 
@@ -82,9 +88,16 @@ def _rss_kib(field):
 
 
 def memory_child(name, framework, data_dir, steps):
-    """Peak resident memory added by one run, after imports, data and model are in place."""
+    """Peak resident memory added by one run, after imports, data, a warm-up step and the model
+    are in place."""
     set_threads(THREADS)
     data = load_data(data_dir)
+    # Two steps at batch 2 first (buffers of a few KiB), so that one-time library set-up (Numba
+    # loading its compiled kernels, PyTorch's lazy initialisation) is not counted as the run's
+    # memory. A full-size warm-up would not do: its freed buffers stay in the heap and the
+    # measured run would reuse them unseen.
+    make(name, framework, data, 2, batch=2)[0]()
+    gc.collect()
     run, _ = make(name, framework, data, steps)
     with open("/proc/self/clear_refs", "w") as f:   # reset the peak (VmHWM) to the current RSS
         f.write("5")

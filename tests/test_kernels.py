@@ -316,7 +316,7 @@ def test_maxpool(case, dtype):
     OH, OW = conv_output_shape(H, W, kh, kw, sh, sw, ph, pw)
     x = rand(rng, (N, C, H, W), dtype)
     y = nan_like((N, C, OH, OW), dtype)
-    idx = np.full(y.shape, -7, np.int64)
+    idx = np.full(y.shape, -7, np.int32 if dtype == np.float32 else np.int64)   # both index types
     maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx)
     y_ref, idx_ref = ref_maxpool(x, kh, kw, sh, sw, ph, pw)
     np.testing.assert_array_equal(y, y_ref)

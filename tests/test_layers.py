@@ -158,6 +158,24 @@ def test_conv2d_input_that_does_not_need_grad_in_a_model():
     close("bias grad", layer.bias.grad, tconv.bias.grad)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 12000])
+def test_conv2d_input_gradient_by_blocks_equals_whole_batch(block_bytes, monkeypatch):
+    """Backward computes gx a block of images at a time (one image; blocks of 2, 2 and 1): the
+    gradients equal the one-block computation."""
+    def grads():
+        pynn.manual_seed(0)
+        layer = as_float64(Conv2d(3, 4, 3, stride=2, padding=1, activation="relu"))
+        x = Tensor(np.random.default_rng(2).standard_normal((5, 3, 9, 9)), requires_grad=True)
+        y = layer(x)
+        (y * Tensor(np.random.default_rng(3).standard_normal(y.shape))).sum().backward()
+        return x.grad.data, layer.weight.grad.data, layer.bias.grad.data
+
+    whole = grads()
+    monkeypatch.setattr(pynn.ops.nn.Conv2d, "BLOCK_BYTES", block_bytes)
+    for a, b in zip(grads(), whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("block_bytes", [1, 20000, 1 << 20])
 def test_conv2d_and_maxpool_predict_match_training_forward(block_bytes, monkeypatch):
     """Inference (no gradient anywhere) runs Conv2d a block of images at a time and MaxPool2d

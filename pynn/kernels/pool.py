@@ -3,7 +3,7 @@
 Layouts (all arrays C-contiguous): x, dx are (N, C, H, W); y, gy, idx are
 (N, C, OH, OW) with OH = (H + 2*ph - kh)//sh + 1 and OW likewise.
 
-* Max pooling: padding counts as -inf; ``idx`` (int64) holds the flat index
+* Max pooling: padding counts as -inf; ``idx`` (int32 or int64) holds the flat index
   ``h*W + w`` of the maximum inside the plane x[n, c]; on ties the first
   maximum in row-major window order wins; a NaN in the window propagates.
 * Average pooling: ``count_include_pad=True``, so every window sum is divided

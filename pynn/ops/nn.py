@@ -61,7 +61,8 @@ class Conv2d(Op):
     Inputs x (N, C, H, W), W (O, C, kh, kw), optionally b (O,). attrs: stride, padding (pairs),
     activation. Layouts: cols (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW)."""
 
-    #: Forward-only calls unfold and multiply this many bytes of cols + z per block of images.
+    #: Blocks of images are sized to about this many bytes of cols (+ z): in forward-only calls,
+    #: which unfold and multiply block by block, and in backward's input gradient.
     BLOCK_BYTES = 1 << 20
 
     def forward(self, x, w, b=None):
@@ -101,7 +102,8 @@ class Conv2d(Op):
     def backward(self, g):
         N, O, OH, OW = self.y.shape
         g = _contiguous(g)
-        gz = self.buffer("gz", (O, N * OH * OW), g.dtype)
+        # z (the pre-activation product) is dead once forward has written y: gz reuses its buffer.
+        gz = self.buffer("z_batch", (O, N * OH * OW), g.dtype)
         gb = self.buffer("gb", (O,), g.dtype) if self.has_bias and self.needs(2) \
             else _NO_BIAS[g.dtype]
         bias_act_backward_cnp(g.reshape(N, O, OH * OW), self.y.reshape(N, O, OH * OW),
@@ -116,12 +118,18 @@ class Conv2d(Op):
             np.copyto(gw, gw_t.T)
             gw = gw.reshape(self.w_shape)
         if self.needs(0):
+            # gx = col2im(W2d.T @ gz), a block of images at a time: the block's gcols stays in
+            # cache between the product and col2im, and the whole batch's never exists.
             _, _, kh, kw = self.w_shape
-            (sh, sw), (ph, pw) = self.stride, self.padding
-            gcols = self.buffer("gcols", self.cols.shape, g.dtype)
-            np.matmul(self.w2.T, gz, out=gcols)
+            P = OH * OW
+            rows = self.cols.shape[0]
+            block = max(1, min(N, self.BLOCK_BYTES // (rows * P * g.itemsize)))
             gx = self.buffer("gx", self.x_shape, g.dtype)
-            col2im(gcols, kh, kw, sh, sw, ph, pw, gx)
+            for n0 in range(0, N, block):
+                n1 = min(N, n0 + block)
+                gcols = self.buffer(f"gcols_block{n1 - n0}", (rows, (n1 - n0) * P), g.dtype)
+                np.matmul(self.w2.T, gz[:, n0 * P:n1 * P], out=gcols)
+                col2im(gcols, kh, kw, *self.stride, *self.padding, gx[n0:n1])
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
@@ -140,7 +148,8 @@ class MaxPool2d(Op):
         y = self.buffer("y", out_shape, x.dtype)
         # Forward-only (inference) calls keep no argmax: an empty idx tells the kernel so.
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
-        self.idx = self.buffer("idx", (0, 0, 0, 0) if forward_only else out_shape, np.int64)
+        # int32 indices (positions inside one plane) halve the index traffic of int64.
+        self.idx = self.buffer("idx", (0, 0, 0, 0) if forward_only else out_shape, np.int32)
         maxpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.idx)
         self.x_shape = x.shape
         return y
