@@ -6,23 +6,31 @@ def walk(roots, stop=frozenset()):
     after every tensor it was made from. The walk does not go behind tensors whose id is in
     `stop` (a Model's inputs). Iterative, so a chain of any length is fine."""
     order, seen = [], set()
-    stack = [(t, False) for t in reversed(list(roots))]
-    pop, push, mark = stack.pop, stack.append, seen.add
-    while stack:
-        t, expanded = pop()
-        if expanded:
-            order.append(t)
+    mark, emit = seen.add, order.append
+    for root in roots:
+        if id(root) in seen:
             continue
-        if id(t) in seen:
-            continue
-        mark(id(t))
-        push((t, True))
-        fn = t.grad_fn
-        if fn is not None and id(t) not in stop:
-            for parent in reversed(fn.inputs):
+        mark(id(root))
+        # Depth first: each stack entry is a tensor and an iterator over its parents still to
+        # visit; a tensor is emitted once all its parents have been.
+        stack = [(root, _parents(root, stop))]
+        push, pop = stack.append, stack.pop
+        while stack:
+            t, parents = stack[-1]
+            for parent in parents:
                 if id(parent) not in seen:
-                    push((parent, False))
+                    mark(id(parent))
+                    push((parent, _parents(parent, stop)))
+                    break
+            else:
+                pop()
+                emit(t)
     return order
+
+
+def _parents(t, stop):
+    fn = t.grad_fn
+    return iter(() if fn is None or id(t) in stop else fn.inputs)
 
 
 from .graphviz import draw  # noqa: E402  (pictures of graphs: DOT source, SVG/PNG via Graphviz)

@@ -282,9 +282,11 @@ class Tensor:
             return x
         if isinstance(x, numbers.Number) and not isinstance(x, bool):
             # a Python number takes this tensor's dtype (float32 stays float32)
+            own = self.data.dtype
+            if own.kind == "f" or isinstance(x, int):
+                return Tensor._wrap(np.array(x, dtype=own))
             kind = np.asarray(x).dtype.kind
-            dtype = self.dtype if self.dtype.kind == "f" or kind in "iu" else np.float32
-            return Tensor._wrap(np.asarray(x, dtype=dtype))
+            return Tensor._wrap(np.array(x, dtype=own if kind in "iu" else np.float32))
         if self.dtype.kind == "f" and np.asarray(x).dtype.kind in "fiub":
             # an array operand of a float tensor: take its dtype (a float64 array next to a
             # float64 tensor must not be rounded through the float32 default on the way)

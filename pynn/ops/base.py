@@ -23,8 +23,7 @@ class Op:
 
     def __init__(self, **attrs):
         self.attrs = attrs
-        for key, value in attrs.items():
-            setattr(self, key, value)
+        self.__dict__.update(attrs)
         # which inputs need a gradient; set by the executor before forward()
         self.needs_input_grad = ()
         self._buffers = {}
@@ -61,9 +60,8 @@ class Op:
 
     def release(self):
         """Drop what forward() saved for backward(); keep settings and buffers."""
-        state, attrs = self.__dict__, self.attrs
-        for key in [k for k in state if k not in attrs and k not in _KEEP]:
-            del state[key]
+        attrs = self.attrs
+        self.__dict__ = {k: v for k, v in self.__dict__.items() if k in attrs or k in _KEEP}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())

@@ -21,7 +21,8 @@ class Sum(Op):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.sum(x, axis=self.dim, keepdims=self.keepdim)
+        # np.add.reduce is what np.sum runs, without its Python-level dispatch (~2 us an op)
+        return np.add.reduce(x, axis=self.dim, keepdims=self.keepdim)
 
     def backward(self, g):
         return (np.broadcast_to(_keep(g, self.dim, self.keepdim, len(self.shape)), self.shape),)
@@ -30,9 +31,10 @@ class Sum(Op):
 class Mean(Op):
     def forward(self, x):
         self.shape = x.shape
-        out = np.mean(x, axis=self.dim, keepdims=self.keepdim)
-        self.count = max(x.size // max(np.size(out), 1), 1)
-        return out
+        total = np.add.reduce(x, axis=self.dim, keepdims=self.keepdim)   # what np.mean runs
+        n = x.size // max(np.size(total), 1)
+        self.count = max(n, 1)
+        return np.true_divide(total, n)        # an empty reduction gives NaN, as np.mean does
 
     def backward(self, g):
         g = _keep(g, self.dim, self.keepdim, len(self.shape)) / self.count
