@@ -60,4 +60,4 @@ for epoch in range(args.epochs):
 test_acc = accuracy(model, test_x, test_y)
 model.save(args.save)
 print(f"final: epochs={args.epochs} train_acc={correct / seen:.4f} test_acc={test_acc:.4f} "
-      f"sec_per_epoch={seconds / args.epochs:.1f} model={args.save}")
+      f"sec_per_epoch={seconds / args.epochs:.3f} model={args.save}")
