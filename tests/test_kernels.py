@@ -57,6 +57,7 @@ POOL_CASES = [
     (2, 2, 6, 5, 3, 3, 2, 2, 1, 1),
     (1, 3, 5, 4, 5, 4, 1, 1, 2, 2),
     (4, 3, 11, 13, 4, 3, 3, 2, 2, 1),
+    (2, 3, 7, 9, 2, 2, 2, 2, 0, 0),   # MaxPool2d(2) on odd sizes: the 2x2 loop of its own
 ]
 
 
@@ -356,7 +357,8 @@ def test_maxpool_ties_inf_nan_match_torch(dtype):
     x[1, 2, 4, 5] = np.nan
     x[1, 2, 5, 5] = np.nan
     x[0, 1, 2, 2] = np.inf
-    for kh, kw, sh, sw, ph, pw in [(3, 3, 1, 1, 1, 1), (2, 3, 2, 1, 1, 0), (3, 3, 3, 3, 0, 0)]:
+    for kh, kw, sh, sw, ph, pw in [(3, 3, 1, 1, 1, 1), (2, 3, 2, 1, 1, 0), (3, 3, 3, 3, 0, 0),
+                                   (2, 2, 2, 2, 0, 0)]:
         OH, OW = conv_output_shape(9, 8, kh, kw, sh, sw, ph, pw)
         y = nan_like((2, 3, OH, OW), dtype)
         idx = np.full(y.shape, -7, np.int64)
@@ -503,6 +505,10 @@ def test_activation_extremes():
         bias_act_forward(y, np.zeros(0), act)
         expected = TORCH_ACT[act](torch.from_numpy(z)).numpy()
         np.testing.assert_allclose(y, expected, rtol=1e-15, atol=0)
+        for dtype in DTYPES:   # the conv layout, whose ReLU has a loop of its own
+            y_cnp = nan_like((1, 1, z.shape[1]), dtype)
+            bias_act_forward_cnp(z.astype(dtype), np.zeros(0, dtype), act, y_cnp)
+            np.testing.assert_allclose(y_cnp[0], expected.astype(dtype), **tol(dtype))
 
     y = np.array([[0.0, 2.0, 0.0]])
     gy = np.array([[np.inf, np.inf, np.nan]])

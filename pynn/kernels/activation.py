@@ -117,12 +117,22 @@ def bias_act_forward_cnp(z, b, act, y):
         raise ValueError("bias_act_forward_cnp: z must have shape (O, N*P)")
     if has_bias and b.shape[0] != O:
         raise ValueError("bias_act_forward_cnp: b must have shape (O,) or (0,)")
+    zero = np.zeros(1, y.dtype)[0]
     for t in prange(N * O):
         n = t // O
         o = t % O
-        bo = b[o] if has_bias else 0.0
-        for p in range(P):
-            y[n, o, p] = _activate(z[o, n * P + p] + bo, act)
+        bo = b[o] if has_bias else zero
+        zr = z[o, n * P:(n + 1) * P]
+        yr = y[n, o]
+        if act == ACT_RELU:
+            # ReLU inline, in the array's own precision: LLVM vectorises this loop (~6x faster
+            # than going through _activate). `not v < 0` keeps NaN, like _activate.
+            for p in range(P):
+                v = zr[p] + bo
+                yr[p] = v if not v < 0 else zero
+        else:
+            for p in range(P):
+                yr[p] = _activate(zr[p] + bo, act)
 
 
 # Serial: memory-bound and ~0.3-1 ms at MNIST-CNN sizes, too short for threads to pay.
