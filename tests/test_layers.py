@@ -158,21 +158,25 @@ def test_conv2d_input_that_does_not_need_grad_in_a_model():
     close("bias grad", layer.bias.grad, tconv.bias.grad)
 
 
-@pytest.mark.parametrize("block_bytes", [1, 12000])
-def test_conv2d_input_gradient_by_blocks_equals_whole_batch(block_bytes, monkeypatch):
-    """Backward computes gx a block of images at a time (one image; blocks of 2, 2 and 1): the
-    gradients equal the one-block computation."""
-    def grads():
+@pytest.mark.parametrize("block_bytes", [1, 14000])   # 6200 bytes of cols + z per image
+def test_conv2d_by_blocks_equals_whole_batch(block_bytes, monkeypatch):
+    """Training runs Conv2d a block of images at a time (one image; blocks of 2, 2 and 1): z,
+    gz and gx per block, the weight and bias gradients summed over the blocks. In float64 the
+    output and every gradient equal the one-block computation (up to summation order)."""
+    def outputs():
         pynn.manual_seed(0)
         layer = as_float64(Conv2d(3, 4, 3, stride=2, padding=1, activation="relu"))
-        x = Tensor(np.random.default_rng(2).standard_normal((5, 3, 9, 9)), requires_grad=True)
+        x = Tensor(np.random.default_rng(2).standard_normal((5, 3, 9, 9)), requires_grad=True,
+                   dtype=np.float64)
         y = layer(x)
-        (y * Tensor(np.random.default_rng(3).standard_normal(y.shape))).sum().backward()
-        return x.grad.data, layer.weight.grad.data, layer.bias.grad.data
+        (y * Tensor(np.random.default_rng(3).standard_normal(y.shape), dtype=np.float64)
+         ).sum().backward()
+        assert layer.weight.grad.dtype == np.float64
+        return y.data, x.grad.data, layer.weight.grad.data, layer.bias.grad.data
 
-    whole = grads()
+    whole = outputs()
     monkeypatch.setattr(pynn.ops.nn.Conv2d, "BLOCK_BYTES", block_bytes)
-    for a, b in zip(grads(), whole):
+    for a, b in zip(outputs(), whole):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

@@ -117,7 +117,7 @@ def bias_act_forward_cnp(z, b, act, y):
         raise ValueError("bias_act_forward_cnp: z must have shape (O, N*P)")
     if has_bias and b.shape[0] != O:
         raise ValueError("bias_act_forward_cnp: b must have shape (O,) or (0,)")
-    zero = np.zeros(1, y.dtype)[0]
+    zero = y.dtype.type(0)    # a scalar of the array's dtype (no allocation)
     for t in prange(N * O):
         n = t // O
         o = t % O

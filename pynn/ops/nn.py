@@ -56,80 +56,94 @@ class Linear(Op):
 
 
 class Conv2d(Op):
-    """2-D convolution on NCHW input as im2col + one BLAS product, bias and activation fused.
+    """2-D convolution on NCHW input as im2col + BLAS products, bias and activation fused.
 
     Inputs x (N, C, H, W), W (O, C, kh, kw), optionally b (O,). attrs: stride, padding (pairs),
-    activation. Layouts: cols (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW)."""
+    activation. Layouts: cols (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW).
 
-    #: Blocks of images are sized to about this many bytes of cols (+ z): in forward-only calls,
-    #: which unfold and multiply block by block, and in backward's input gradient.
+    The products run a block of images at a time, sized so that the block's slice of cols and
+    its z (or gz, gcols) stay in cache: z and gz never exist for the whole batch. Training keeps
+    the whole batch's cols for the weight gradient; forward-only calls (inference) unfold each
+    block on its own and keep nothing."""
+
+    #: Blocks of images are sized to about this many bytes of cols + z.
     BLOCK_BYTES = 1 << 20
+
+    def _blocks(self, N, rows, O, P, itemsize):
+        """(n0, n1) image ranges covering the batch, each about BLOCK_BYTES of cols + z."""
+        block = max(1, min(N, self.BLOCK_BYTES // ((rows + O) * P * itemsize)))
+        return [(n0, min(N, n0 + block)) for n0 in range(0, N, block)]
 
     def forward(self, x, w, b=None):
         x = _contiguous(x)
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
         OH, OW = conv_output_shape(H, W, kh, kw, *self.stride, *self.padding)
+        P = OH * OW
         w2 = w.reshape(O, -1)
+        rows = w2.shape[1]
         b = _NO_BIAS[x.dtype] if b is None else b
+        act = ACTIVATION_CODES[self.activation]
         y = self.buffer("y", (N, O, OH, OW), x.dtype)
-        if self.needs_input_grad and not any(self.needs_input_grad):
-            # Nothing will call backward (inference): work through the batch a block of images
-            # at a time so that cols and z stay in cache, and never hold all of cols.
-            per_image = (w2.shape[1] + O) * OH * OW * x.itemsize
-            block = max(1, min(N, self.BLOCK_BYTES // per_image))
-            for n0 in range(0, N, block):
-                n1 = min(N, n0 + block)
-                self._unfold_multiply(x[n0:n1], w, b, y[n0:n1], f"block{n1 - n0}")
-            return y
-        self.cols = self._unfold_multiply(x, w, b, y, "batch")
-        self.x_shape, self.w2, self.w_shape, self.y = x.shape, w2, w.shape, y
-        self.has_bias = b.shape[0] != 0
+        # Forward-only calls (inference: nothing will call backward) keep no cols.
+        keep_cols = not (self.needs_input_grad and not any(self.needs_input_grad))
+        if keep_cols:
+            cols = self.buffer("cols_batch", (rows, N * P), x.dtype)
+            im2col(x, kh, kw, *self.stride, *self.padding, cols)
+        for n0, n1 in self._blocks(N, rows, O, P, x.itemsize):
+            m = n1 - n0
+            if keep_cols:
+                cols_b = cols[:, n0 * P:n1 * P]    # a strided view: BLAS reads it in place
+            else:
+                cols_b = self.buffer(f"cols_block{m}", (rows, m * P), x.dtype)
+                im2col(x[n0:n1], kh, kw, *self.stride, *self.padding, cols_b)
+            z = self.buffer(f"z_block{m}", (O, m * P), x.dtype)
+            np.matmul(w2, cols_b, out=z)
+            bias_act_forward_cnp(z, b, act, y[n0:n1].reshape(m, O, P))
+        if keep_cols:
+            self.cols, self.x_shape, self.w2, self.w_shape, self.y = cols, x.shape, w2, w.shape, y
+            self.has_bias = b.shape[0] != 0
         return y
-
-    def _unfold_multiply(self, x, w, b, y, key):
-        """y = act(W2d @ im2col(x) + b) for the images of x; returns cols. Buffers are per key."""
-        N, O, OH, OW = y.shape
-        kh, kw = w.shape[2:]
-        w2 = w.reshape(O, -1)
-        cols = self.buffer("cols_" + key, (w2.shape[1], N * OH * OW), x.dtype)
-        im2col(x, kh, kw, *self.stride, *self.padding, cols)
-        z = self.buffer("z_" + key, (O, N * OH * OW), x.dtype)
-        np.matmul(w2, cols, out=z)
-        bias_act_forward_cnp(z, b, ACTIVATION_CODES[self.activation], y.reshape(N, O, OH * OW))
-        return cols
 
     def backward(self, g):
         N, O, OH, OW = self.y.shape
+        P = OH * OW
         g = _contiguous(g)
-        # z (the pre-activation product) is dead once forward has written y: gz reuses its buffer.
-        gz = self.buffer("z_batch", (O, N * OH * OW), g.dtype)
-        gb = self.buffer("gb", (O,), g.dtype) if self.has_bias and self.needs(2) \
-            else _NO_BIAS[g.dtype]
-        bias_act_backward_cnp(g.reshape(N, O, OH * OW), self.y.reshape(N, O, OH * OW),
-                              ACTIVATION_CODES[self.activation], gz, gb)
-        gx = gw = None
+        rows = self.cols.shape[0]
+        _, _, kh, kw = self.w_shape
+        act = ACTIVATION_CODES[self.activation]
+        want_gb = self.has_bias and self.needs(2)
+        gb = gb_b = gw_t = gw_t_b = gx = gw = None
+        if want_gb:
+            gb = self.buffer("gb", (O,), g.dtype)
+            gb_b = self.buffer("gb_block", (O,), g.dtype)
         if self.needs(1):
-            # gw = gz @ cols.T, computed transposed: BLAS reduces the long N*OH*OW axis faster
-            # with cols as the row-major left operand (measured ~1.2-1.9x at MNIST sizes).
-            gw_t = self.buffer("gw_t", self.w2.shape[::-1], g.dtype)
-            np.matmul(self.cols, gz.T, out=gw_t)
+            # gw = gz @ cols.T, computed transposed (cols @ gz.T) and summed over the blocks:
+            # BLAS reduces the long N*OH*OW axis faster with cols as the row-major left operand.
+            gw_t = self.buffer("gw_t", (rows, O), g.dtype)
+            gw_t_b = self.buffer("gw_t_block", (rows, O), g.dtype)
+        if self.needs(0):
+            gx = self.buffer("gx", self.x_shape, g.dtype)
+        for i, (n0, n1) in enumerate(self._blocks(N, rows, O, P, g.itemsize)):
+            m = n1 - n0
+            # z of this block size is dead once forward has written y: gz reuses its buffer.
+            gz = self.buffer(f"z_block{m}", (O, m * P), g.dtype)
+            bias_act_backward_cnp(g[n0:n1].reshape(m, O, P), self.y[n0:n1].reshape(m, O, P),
+                                  act, gz, gb_b if i else (gb if want_gb else _NO_BIAS[g.dtype]))
+            if want_gb and i:
+                gb += gb_b
+            if gw_t is not None:
+                np.matmul(self.cols[:, n0 * P:n1 * P], gz.T, out=gw_t_b if i else gw_t)
+                if i:
+                    gw_t += gw_t_b
+            if gx is not None:
+                gcols = self.buffer(f"gcols_block{m}", (rows, m * P), g.dtype)
+                np.matmul(self.w2.T, gz, out=gcols)
+                col2im(gcols, kh, kw, *self.stride, *self.padding, gx[n0:n1])
+        if gw_t is not None:
             gw = self.buffer("gw", self.w2.shape, g.dtype)
             np.copyto(gw, gw_t.T)
             gw = gw.reshape(self.w_shape)
-        if self.needs(0):
-            # gx = col2im(W2d.T @ gz), a block of images at a time: the block's gcols stays in
-            # cache between the product and col2im, and the whole batch's never exists.
-            _, _, kh, kw = self.w_shape
-            P = OH * OW
-            rows = self.cols.shape[0]
-            block = max(1, min(N, self.BLOCK_BYTES // (rows * P * g.itemsize)))
-            gx = self.buffer("gx", self.x_shape, g.dtype)
-            for n0 in range(0, N, block):
-                n1 = min(N, n0 + block)
-                gcols = self.buffer(f"gcols_block{n1 - n0}", (rows, (n1 - n0) * P), g.dtype)
-                np.matmul(self.w2.T, gz[:, n0 * P:n1 * P], out=gcols)
-                col2im(gcols, kh, kw, *self.stride, *self.padding, gx[n0:n1])
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
