@@ -158,20 +158,28 @@ def test_conv2d_input_that_does_not_need_grad_in_a_model():
     close("bias grad", layer.bias.grad, tconv.bias.grad)
 
 
+@pytest.mark.parametrize("bias", ["trained", "frozen", "none"])
 @pytest.mark.parametrize("block_bytes", [1, 14000])   # 6200 bytes of cols + z per image
-def test_conv2d_by_blocks_equals_whole_batch(block_bytes, monkeypatch):
+def test_conv2d_by_blocks_equals_whole_batch(block_bytes, bias, monkeypatch):
     """Training runs Conv2d a block of images at a time (one image; blocks of 2, 2 and 1): z,
     gz and gx per block, the weight and bias gradients summed over the blocks. In float64 the
-    output and every gradient equal the one-block computation (up to summation order)."""
+    output and every gradient equal the one-block computation (up to summation order), with a
+    trained bias, a frozen one, and none."""
     def outputs():
         pynn.manual_seed(0)
-        layer = as_float64(Conv2d(3, 4, 3, stride=2, padding=1, activation="relu"))
+        layer = as_float64(Conv2d(3, 4, 3, stride=2, padding=1, activation="relu",
+                                  bias=bias != "none"))
+        if bias == "frozen":
+            layer.bias.requires_grad = False
         x = Tensor(np.random.default_rng(2).standard_normal((5, 3, 9, 9)), requires_grad=True,
                    dtype=np.float64)
         y = layer(x)
         (y * Tensor(np.random.default_rng(3).standard_normal(y.shape), dtype=np.float64)
          ).sum().backward()
         assert layer.weight.grad.dtype == np.float64
+        if bias != "trained":
+            assert layer.bias is None or layer.bias.grad is None
+            return y.data, x.grad.data, layer.weight.grad.data
         return y.data, x.grad.data, layer.weight.grad.data, layer.bias.grad.data
 
     whole = outputs()

@@ -112,9 +112,10 @@ class Conv2d(Op):
         rows = self.cols.shape[0]
         _, _, kh, kw = self.w_shape
         act = ACTIVATION_CODES[self.activation]
-        want_gb = self.has_bias and self.needs(2)
-        gb = gb_b = gw_t = gw_t_b = gx = gw = None
-        if want_gb:
+        # The first block writes gb and gw_t, later blocks write *_b and are added in.
+        gb = gb_b = _NO_BIAS[g.dtype]           # (0,): the kernel skips the bias gradient
+        gw_t = gw_t_b = gx = gw = None
+        if self.has_bias and self.needs(2):
             gb = self.buffer("gb", (O,), g.dtype)
             gb_b = self.buffer("gb_block", (O,), g.dtype)
         if self.needs(1):
@@ -129,8 +130,8 @@ class Conv2d(Op):
             # z of this block size is dead once forward has written y: gz reuses its buffer.
             gz = self.buffer(f"z_block{m}", (O, m * P), g.dtype)
             bias_act_backward_cnp(g[n0:n1].reshape(m, O, P), self.y[n0:n1].reshape(m, O, P),
-                                  act, gz, gb_b if i else (gb if want_gb else _NO_BIAS[g.dtype]))
-            if want_gb and i:
+                                  act, gz, gb_b if i else gb)
+            if i and gb.size:
                 gb += gb_b
             if gw_t is not None:
                 np.matmul(self.cols[:, n0 * P:n1 * P], gz.T, out=gw_t_b if i else gw_t)
@@ -144,6 +145,8 @@ class Conv2d(Op):
             gw = self.buffer("gw", self.w2.shape, g.dtype)
             np.copyto(gw, gw_t.T)
             gw = gw.reshape(self.w_shape)
+        if not gb.size:
+            gb = None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
