@@ -86,7 +86,8 @@ class Conv2d(Op):
         act = ACTIVATION_CODES[self.activation]
         y = self.buffer("y", (N, O, OH, OW), x.dtype)
         # Forward-only calls (inference: nothing will call backward) keep no cols.
-        keep_cols = not (self.needs_input_grad and not any(self.needs_input_grad))
+        forward_only = self.needs_input_grad and not any(self.needs_input_grad)
+        keep_cols = not forward_only
         if keep_cols:
             cols = self.buffer("cols_batch", (rows, N * P), x.dtype)
             im2col(x, kh, kw, *self.stride, *self.padding, cols)
