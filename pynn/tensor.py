@@ -441,17 +441,24 @@ class Tensor:
         return apply(R.Min(dim=self._dim(dim, "amin"), keepdim=keepdim), self)
 
     def max(self, dim=None, keepdim=False):
-        """Largest value; with an int `dim`, `(values, indices)` as in PyTorch."""
-        values = self.amax(dim, keepdim)
+        """Largest value; with an int `dim`, `(values, indices)` as in PyTorch, and like PyTorch
+        the gradient then goes to the returned index only (amax shares it among ties)."""
         if isinstance(dim, int):
-            return ValuesIndices(values, self.argmax(dim, keepdim))
-        return values
+            return self._pick(self.argmax(dim, keepdim=True), dim, keepdim, "max")
+        return self.amax(dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        values = self.amin(dim, keepdim)
         if isinstance(dim, int):
-            return ValuesIndices(values, self.argmin(dim, keepdim))
-        return values
+            return self._pick(self.argmin(dim, keepdim=True), dim, keepdim, "min")
+        return self.amin(dim, keepdim)
+
+    def _pick(self, indices, dim, keepdim, name):
+        """(values, indices) of max/min over one dim, from indices kept with keepdim=True."""
+        (axis,) = self._dim(dim, name)
+        values = apply(S.TakeAlongDim(dim=axis), self, indices)
+        if not keepdim:
+            values, indices = values.squeeze(axis), indices.squeeze(axis)
+        return ValuesIndices(values, indices)
 
     def var(self, dim=None, keepdim=False, correction=1, unbiased=None):
         if unbiased is not None:

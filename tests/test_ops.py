@@ -256,6 +256,17 @@ def test_max_min_whole_tensor():
     check_op(None, lambda x: (-x).min(), vals=vals)
 
 
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_dim_ties_send_the_gradient_to_the_returned_index(keepdim):
+    """max/min over one dim return (values, indices); on ties the whole gradient goes to the
+    returned index, as in PyTorch (amax/amin share it instead)."""
+    vals = [[[1.0, 3.0, 3.0, 0.0], [0.0, 3.0, -1.0, 3.0], [2.0, 2.0, 2.0, 2.0]]]
+    for dim in (0, 1, -1):
+        check_op(None, lambda x: x.max(dim, keepdim), vals=vals)
+        check_op(None, lambda x: x.min(dim, keepdim), vals=vals)
+        check_op(None, lambda x: (x * x).max(dim=dim, keepdim=keepdim).values, vals=vals)
+
+
 @pytest.mark.parametrize("shape,dim,keepdim", [c for c in REDUCE_CASES if c[0] != (2, 1, 4)][:-1])
 @pytest.mark.parametrize("correction", [0, 1])
 def test_var_std(shape, dim, keepdim, correction):

@@ -123,6 +123,23 @@ class Concat(Op):
         return tuple(np.split(g, self.bounds, axis=self.dim))
 
 
+class TakeAlongDim(Op):
+    """np.take_along_axis(x, idx, dim): picks one entry of x per position of idx along `dim`
+    (idx has x's shape except along dim). The gradient goes to the picked entries only,
+    accumulating where idx repeats. attrs: dim. idx is an integer input with no gradient."""
+
+    def forward(self, x, idx):
+        self.in_shape, self.idx = x.shape, idx
+        return np.take_along_axis(x, idx, axis=self.dim)
+
+    def backward(self, g):
+        gx = np.zeros(self.in_shape, dtype=g.dtype)
+        index = list(np.ix_(*(np.arange(n) for n in self.idx.shape)))
+        index[self.dim] = self.idx
+        np.add.at(gx, tuple(index), g)
+        return gx, None
+
+
 def _is_basic(index):
     items = index if isinstance(index, tuple) else (index,)
     return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
