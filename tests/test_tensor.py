@@ -49,6 +49,29 @@ def test_integer_and_bool_tensors():
         Tensor(["a", "b"])
 
 
+@pytest.mark.parametrize("expr", [
+    lambda i, f, b: i + 1.5, lambda i, f, b: 1.5 - i, lambda i, f, b: i * f,
+    lambda i, f, b: f * b, lambda i, f, b: b + f, lambda i, f, b: i / i, lambda i, f, b: i / 2,
+    lambda i, f, b: i ** 0.5, lambda i, f, b: f ** i, lambda i, f, b: i + 1,
+    lambda i, f, b: i.maximum(f), lambda i, f, b: f.minimum(i),
+])
+def test_integer_and_bool_operands_promote_like_pytorch(expr):
+    """An integer or bool operand beside a float one takes the float's dtype (float32 stays
+    float32), and integer true division gives float32, as in PyTorch."""
+    i, f, b = np.array([1, 2, 3]), np.array([0.5, 1.5, -2.0], np.float32), np.array([1, 0, 1], bool)
+    ours = expr(Tensor(i), Tensor(f), Tensor(b))
+    theirs = expr(torch.from_numpy(i), torch.from_numpy(f), torch.from_numpy(b))
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (ours.dtype, theirs.dtype)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_float_gradient_through_an_integer_operand_stays_float32():
+    w = Tensor([0.5, 1.5, -2.0], requires_grad=True)
+    (w * Tensor([1, 2, 3]) / Tensor([2, 2, 2])).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad.numpy(), [0.5, 1.0, 1.5])
+
+
 @pytest.mark.parametrize("make", [
     lambda **kw: Tensor.randn(2, 3, **kw),
     lambda **kw: Tensor.randn((2, 3), **kw),

@@ -11,8 +11,22 @@ from .base import Op
 from ..kernels.special import erf
 
 
+def promote(a, b):
+    """PyTorch's rule for an integer or bool array beside a float one: both take the float's
+    dtype (NumPy would widen int64 with float32 to float64 and leave float32 training)."""
+    ka, kb = a.dtype.kind, b.dtype.kind
+    if ka == kb:
+        return a, b
+    if ka == "f" and kb in "biu":
+        return a, b.astype(a.dtype)
+    if kb == "f" and ka in "biu":
+        return a.astype(b.dtype), b
+    return a, b
+
+
 class Add(Op):
     def forward(self, a, b):
+        a, b = promote(a, b)
         return a + b
 
     def backward(self, g):
@@ -21,6 +35,7 @@ class Add(Op):
 
 class Sub(Op):
     def forward(self, a, b):
+        a, b = promote(a, b)
         return a - b
 
     def backward(self, g):
@@ -29,7 +44,7 @@ class Sub(Op):
 
 class Mul(Op):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.a, self.b = a, b = promote(a, b)
         return a * b
 
     def backward(self, g):
@@ -39,7 +54,9 @@ class Mul(Op):
 
 class Div(Op):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":   # true division, as in PyTorch
+            a, b = a.astype(np.float32), b.astype(np.float32)
+        self.a, self.b = a, b = promote(a, b)
         return a / b
 
     def backward(self, g):
@@ -52,7 +69,7 @@ class Pow(Op):
     """a ** b for tensors a and b (either may be a constant)."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.a, self.b = a, b = promote(a, b)
         self.out = np.power(a, b)
         return self.out
 
@@ -225,7 +242,7 @@ class Maximum(Op):
     """Elementwise max; on ties the gradient is split evenly, as in PyTorch."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.a, self.b = a, b = promote(a, b)
         return np.maximum(a, b)
 
     def backward(self, g):
@@ -235,7 +252,7 @@ class Maximum(Op):
 
 class Minimum(Op):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.a, self.b = a, b = promote(a, b)
         return np.minimum(a, b)
 
     def backward(self, g):
