@@ -288,6 +288,24 @@ def test_var_std_defaults():
     check_op([(2, 1, 4)], lambda x: x.var(1, keepdim=True, correction=0))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_unbiased_var_over_one_element_is_nan_without_warnings():
+    """0/0, as in PyTorch: a NaN value and a NaN gradient; like PyTorch a UserWarning says why,
+    and no NumPy RuntimeWarning reaches the user."""
+    x = np.array([[1.0], [2.0]])
+    ours = pynn.Tensor(x, dtype="float64", requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        v = ours.var(1)
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        tv = theirs.var(1)
+    v.sum().backward()
+    tv.sum().backward()
+    np.testing.assert_array_equal(v.numpy(), tv.detach().numpy())
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    assert np.isnan(ours.grad.numpy()).all()
+
+
 @pytest.mark.parametrize("shape,dim,keepdim", REDUCE_CASES)
 def test_logsumexp(shape, dim, keepdim):
     check_op([shape], lambda x: torch.logsumexp(x, dim=_torch_dim(shape, dim), keepdim=keepdim),

@@ -2,6 +2,8 @@
 
 The executor passes `dim` already normalised to a sorted tuple of non-negative axes (or None).
 """
+import warnings
+
 import numpy as np
 
 from .base import Op
@@ -85,13 +87,17 @@ class Var(Op):
         self.mu = np.mean(x, axis=self.dim, keepdims=True)
         n = x.size // self.mu.size if self.mu.size else 0
         self.denom = max(n - self.correction, 0)
+        if self.denom == 0 and x.size:
+            warnings.warn(f"var/std: {n} element(s) per reduction and correction={self.correction}"
+                          f" leave no degrees of freedom; the result is NaN (or inf)", stacklevel=4)
         out = np.sum((x - self.mu) ** 2, axis=self.dim, keepdims=self.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (out / self.denom).astype(x.dtype, copy=False)
 
     def backward(self, g):
         g = _keep(g, self.dim, self.keepdim, self.x.ndim)
-        return (g * 2 * (self.x - self.mu) / self.denom,)
+        with np.errstate(divide="ignore", invalid="ignore"):   # denom 0: NaN, as in PyTorch
+            return (g * 2 * (self.x - self.mu) / self.denom,)
 
 
 class LogSumExp(Op):
