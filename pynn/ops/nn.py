@@ -218,38 +218,55 @@ class BatchNorm(Op):
     """Batch normalisation over every axis but 1 (features/channels), as BatchNorm1d/2d.
 
     Inputs x, gamma, beta. attrs: module (holds .training, .eps, .momentum and the running_mean /
-    running_var arrays it updates in training mode)."""
+    running_var arrays it updates in training mode). Full-size arrays live in buffers."""
 
     def forward(self, x, gamma, beta):
         m = self.module
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
+        C = x.shape[1]
         self.train_mode = m.training
+        xhat = self.buffer("xhat", x.shape, x.dtype)
+        y = self.buffer("y", x.shape, x.dtype)
         if m.training:
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
-            n = x.size // x.shape[1]
+            mean = np.mean(x, axis=axes, out=self.buffer("mean", (C,), x.dtype))
+            np.subtract(x, mean.reshape(shape), out=xhat)
+            # the biased variance as np.var computes it: the mean of squared deviations
+            var = np.mean(np.square(xhat, out=y), axis=axes, out=self.buffer("var", (C,), x.dtype))
+            n = x.size // C
             m.running_mean *= 1 - m.momentum
             m.running_mean += m.momentum * mean
             m.running_var *= 1 - m.momentum
             m.running_var += m.momentum * var * (n / max(n - 1, 1))
         else:
             mean, var = m.running_mean, m.running_var
+            np.subtract(x, mean.astype(x.dtype).reshape(shape), out=xhat)
         self.inv_std = (1.0 / np.sqrt(var + m.eps)).astype(x.dtype).reshape(shape)
-        self.xhat = (x - mean.astype(x.dtype).reshape(shape)) * self.inv_std
-        self.gamma, self.axes = gamma.reshape(shape), axes
-        return self.xhat * self.gamma + beta.reshape(shape)
+        xhat *= self.inv_std
+        self.xhat, self.gamma, self.axes = xhat, gamma.reshape(shape), axes
+        np.multiply(xhat, self.gamma, out=y)
+        y += beta.reshape(shape)
+        return y
 
     def backward(self, g):
-        axes = self.axes
-        ggamma = (g * self.xhat).sum(axis=axes)
-        gbeta = g.sum(axis=axes)
-        gxhat = g * self.gamma
+        axes, xhat, shape = self.axes, self.xhat, self.inv_std.shape
+        C = g.shape[1]
+        tmp = self.buffer("tmp", g.shape, g.dtype)
+        ggamma = np.sum(np.multiply(g, xhat, out=tmp), axis=axes,
+                        out=self.buffer("ggamma", (C,), g.dtype))
+        gbeta = np.sum(g, axis=axes, out=self.buffer("gbeta", (C,), g.dtype))
+        gxhat = np.multiply(g, self.gamma, out=tmp)
+        gx = self.buffer("gx", g.shape, g.dtype)
         if self.train_mode:
-            n = g.size // g.shape[1]
-            shape = self.inv_std.shape
-            gx = self.inv_std / n * (n * gxhat - gxhat.sum(axis=axes).reshape(shape)
-                                     - self.xhat * (gxhat * self.xhat).sum(axis=axes).reshape(shape))
+            # gx = inv_std / n * (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat))
+            n = g.size // C
+            s1 = np.sum(gxhat, axis=axes, out=self.buffer("s1", (C,), g.dtype)).reshape(shape)
+            s2 = np.sum(np.multiply(gxhat, xhat, out=gx), axis=axes,
+                        out=self.buffer("s2", (C,), g.dtype)).reshape(shape)
+            gxhat *= n
+            gxhat -= s1
+            gxhat -= np.multiply(xhat, s2, out=gx)
+            np.multiply(gxhat, self.inv_std / n, out=gx)
         else:
-            gx = gxhat * self.inv_std
+            np.multiply(gxhat, self.inv_std, out=gx)
         return gx, ggamma, gbeta
