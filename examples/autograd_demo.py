@@ -1,5 +1,4 @@
 """Autograd demo: fit y = 3x - 1 with a tiny linear model, eager pynn only."""
-import numpy as np
 from tqdm import tqdm
 
 import pynn
