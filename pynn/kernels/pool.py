@@ -43,6 +43,15 @@ def _take_if_greater(v, k, best, best_k):
 
 
 @njit(cache=True)
+def _max_2x2(a, b, c, d, k, W):
+    """Max of the 2x2 window (a b / c d) whose top-left element has flat index k in a plane of
+    width W, and the flat index of that max (first max wins ties, NaN propagates)."""
+    best, best_k = _take_if_greater(b, k + 1, a, k)
+    best, best_k = _take_if_greater(c, k + W, best, best_k)
+    return _take_if_greater(d, k + W + 1, best, best_k)
+
+
+@njit(cache=True)
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
     """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
 
@@ -71,11 +80,8 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
                 r1 = xp[2 * oh + 1]
                 k0 = 2 * oh * W
                 for ow in range(OW):
-                    k = k0 + 2 * ow
-                    best, best_k = r0[2 * ow], k
-                    best, best_k = _take_if_greater(r0[2 * ow + 1], k + 1, best, best_k)
-                    best, best_k = _take_if_greater(r1[2 * ow], k + W, best, best_k)
-                    best, best_k = _take_if_greater(r1[2 * ow + 1], k + W + 1, best, best_k)
+                    best, best_k = _max_2x2(r0[2 * ow], r0[2 * ow + 1], r1[2 * ow],
+                                            r1[2 * ow + 1], k0 + 2 * ow, W)
                     yp[oh, ow] = best
                     if keep_idx:
                         idx[t // C, t % C, oh, ow] = best_k
@@ -97,13 +103,11 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
                 w0 = ow * sw - pw
                 if h0 >= 0 and w0 >= 0 and h0 + kh <= H and w0 + kw <= W:
                     k0 = h0 * W + w0
-                    best, best_k = xf[xb + k0], k0
                     if K == 4 and kw == 2:
-                        best, best_k = _take_if_greater(xf[xb + k0 + 1], k0 + 1, best, best_k)
-                        best, best_k = _take_if_greater(xf[xb + k0 + W], k0 + W, best, best_k)
-                        best, best_k = _take_if_greater(xf[xb + k0 + W + 1], k0 + W + 1,
-                                                        best, best_k)
+                        best, best_k = _max_2x2(xf[xb + k0], xf[xb + k0 + 1], xf[xb + k0 + W],
+                                                xf[xb + k0 + W + 1], k0, W)
                     else:
+                        best, best_k = xf[xb + k0], k0
                         for q in range(1, K):
                             k = k0 + offs[q]
                             best, best_k = _take_if_greater(xf[xb + k], k, best, best_k)
