@@ -40,9 +40,10 @@ class Layer:
     #: names of non-trainable state arrays saved with the weights (e.g. running means)
     buffer_names = ()
 
-    def __init__(self):
+    def __init__(self, name=None):
         self.training = True
-        self.name = None
+        self.name = name
+        self.built = False
 
     @property
     def parameters(self):
@@ -62,29 +63,43 @@ class Layer:
         """Constructor arguments, as JSON-able values (what save() writes)."""
         return {}
 
-    def check_input(self, x):
-        """Raise a ValueError naming the layer and the shapes if `x` cannot go in."""
+    def build(self, *inputs):
+        """Create the weights whose sizes come from the first inputs (Keras-style layers such as
+        `Dense(256)`); called once, by the first call, before `check_input` and `forward`."""
 
-    def forward(self, x):
+    def check_input(self, *inputs):
+        """Raise a ValueError naming the layer and the shapes if the inputs cannot go in."""
+
+    def forward(self, *inputs, **kwargs):
         raise NotImplementedError
 
-    def __call__(self, x):
-        if isinstance(x, np.ndarray):
-            x = Tensor(x)
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{self!r} expects a Tensor or a NumPy array, got {type(x).__name__}")
-        self.check_input(x)
-        symbolic = getattr(x, "_symbolic", False)
+    def __call__(self, *inputs, **kwargs):
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = tuple(inputs[0])          # merge layers: layer([a, b])
+        xs = []
+        for x in inputs:
+            if isinstance(x, np.ndarray):
+                x = Tensor(x)
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{self!r} expects Tensors or NumPy arrays, got "
+                                f"{type(x).__name__}")
+            xs.append(x)
+        if not self.built:
+            self.build(*xs)
+            self.built = True
+        self.check_input(*xs)
+        symbolic = any(x._symbolic for x in xs)
         if symbolic:   # building a model: run in eval mode so no running stats or RNG are touched
             training, self.training = self.training, False
             try:
-                out = self.forward(x)
+                out = self.forward(*xs, **kwargs)
             finally:
                 self.training = training
         else:
-            out = self.forward(x)
-        out._history = (self, (x,))
-        out._symbolic = symbolic
+            out = self.forward(*xs, **kwargs)
+        for o in (out if isinstance(out, (tuple, list)) else (out,)):
+            o._history = (self, tuple(xs))
+            o._symbolic = symbolic
         return out
 
     def output_shape_error(self, x, expected):
