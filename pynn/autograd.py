@@ -75,14 +75,18 @@ class retain_grads:
 
 
 class Node:
-    """A recorded op application: the ``grad_fn`` of the tensor it produced."""
+    """A recorded op application: the ``grad_fn`` of the tensor it produced.
 
-    __slots__ = ("op", "inputs", "released")
+    ``call`` is the `graph.LayerCall` that returned this tensor when the op was the last one of
+    a layer call (None otherwise): the layer-level record Model, summary, save and draw read."""
+
+    __slots__ = ("op", "inputs", "released", "call")
 
     def __init__(self, op, inputs):
         self.op = op
         self.inputs = inputs
         self.released = False
+        self.call = None
 
     def name(self):
         return self.op.name + "Backward"
@@ -107,9 +111,8 @@ def leaves_and_nodes(root):
 
 def _accumulate(tensor, grad):
     """Add `grad` (an array of tensor's shape) into tensor.grad."""
-    from .tensor import Tensor
     if tensor.grad is None:
-        tensor.grad = Tensor._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
+        tensor.grad = type(tensor)._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
     else:
         tensor.grad.data += grad
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 
-from .graph import walk
+from .graph import layer_call, walk
 
 #: fill colour (and legend text) of each kind of tensor
 STYLES = {
@@ -124,20 +124,24 @@ def _from_tensors(roots):
     root_ids = {id(t) for t in roots}
     pic, keys = _Picture(), {}
     calls, count = [], {}
+    seen_calls = set()
     for t in order:                          # eager layer calls, named as a Model would name them
-        history = getattr(t, "_history", None)
-        if history:
-            base = type(history[0]).__name__.lower()
-            known = next((c[0] for c in calls if c[1] is history[0]), None)
+        call = layer_call(t)
+        if call is not None and id(call) not in seen_calls:
+            seen_calls.add(id(call))
+            layer = call.layer
+            base = type(layer).__name__.lower()
+            known = layer.name or next((c[0] for c in calls if c[1] is layer), None)
             if known is None:
                 count[base] = count.get(base, 0) + 1
                 known = f"{base}_{count[base]}"
-            calls.append((known, history[0], history[1], t))
+            for out in call.outputs:
+                calls.append((known, layer, call.inputs, out))
     names = _param_names(calls)
     for i, t in enumerate(order):
         key = f"t{i}"
         keys[id(t)] = [None, key]            # (op key, tensor key): an op before its output
-        batch_free = getattr(t, "_symbolic", False)
+        batch_free = t._symbolic
         shape = _shape(t.shape, batch_free)
         if t.grad_fn is not None:
             kind, label = "tensor", shape
@@ -175,15 +179,15 @@ def _from_model(model):
         slot_tensor[s] = t
     slot_of = {id(t): s for s, t in slot_tensor.items()}
 
-    calls = [(model.layer_names[model.layers.index(n["layer"])], n["layer"], n["inputs"], n["out"])
-             for n in model.nodes if n["kind"] == "layer"]
+    calls = [(c.layer.name, c.layer, c.inputs, out) for c in model.calls for out in c.outputs]
     names = _param_names(calls)
     consts = dict(graph.consts)
     outputs = set(graph.output_slots)
     batched = {}                             # slot -> whether its first dim is the batch
     kinds = {}
     for i, s in enumerate(graph.input_slots):
-        kinds[s] = ("input", f"input_{i + 1}\n{_shape((1,) + tuple(model.input_shapes[i]), True)}")
+        spec = model.specs[i]
+        kinds[s] = ("input", f"{spec.name or f'input_{i + 1}'}\n{(None,) + spec.shape}")
         batched[s] = True
     for s, p in zip(graph.param_slots, graph.params):
         label = _shape(p.shape)

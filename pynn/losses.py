@@ -96,7 +96,8 @@ def categorical_cross_entropy(pred, target, reduction="mean"):
     the loss is computed from the logits behind it: exact and finite even when probabilities
     saturate to 0 or 1, with the gradient softmax - onehot. Otherwise probabilities are clipped
     to [1e-7, 1]."""
-    source = getattr(pred, "_softmax_of", None)
+    fn = pred.grad_fn
+    source = fn.op.softmax_logits(fn) if fn is not None else None
     if source is not None:
         return cross_entropy(source, target, reduction)
     t = _class_target("categorical_cross_entropy", pred, target)

@@ -4,33 +4,86 @@
     x = Dense(784, 10, softmax)(x_in)
     model = Model(x_in, x)          # the graph between x_in and x is captured and compiled here
     pred = model(xb)                # runs the compiled plan; pred.backward() runs it in reverse
+
+A Model is a layer too: called on symbolic tensors it puts its own graph into the new one
+(`Dense(10)(encoder(x))`), sharing its weights; called on data it runs its compiled plan.
 """
+import collections
+import json
+
 import numpy as np
 
-from . import autograd
-from .tensor import Tensor
-from .plan import Graph, Plan, ModelOp
+from . import architecture, autograd, serialization
+from .graph import layer_walk
+from .layers.base import Layer, ParameterList
+from .plan import Graph, ModelOp, Plan
+from .tensor import Tensor, apply
+
+#: what load_state_dict returns, as PyTorch's
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def Input(shape, dtype=np.float32):
-    """A symbolic input: a placeholder for a batch of samples of `shape` (batch dim left free)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    t = Tensor(np.zeros((1,) + shape, dtype=dtype), requires_grad=True, dtype=dtype)
+class InputSpec:
+    """What an `Input` placeholder stands for: samples of `shape` (None: any size), `dtype`."""
+
+    __slots__ = ("shape", "dtype", "name")
+
+    def __init__(self, shape, dtype, name):
+        self.shape, self.dtype, self.name = shape, dtype, name
+
+    def matches(self, shape):
+        return len(shape) == len(self.shape) and all(
+            want is None or want == got for want, got in zip(self.shape, shape))
+
+    def __repr__(self):
+        return f"InputSpec(shape={(None,) + self.shape}, dtype={self.dtype}, name={self.name!r})"
+
+
+def Input(shape=None, dtype=None, name=None):
+    """A symbolic input: a placeholder for a batch of samples of `shape` (batch dim left free).
+
+    Args:
+        shape: the shape of one sample, e.g. ``(784,)``, ``(1, 28, 28)``; ``None`` in it leaves
+            that dim free too (``(None, 28)``: sequences of any length).
+        dtype: float32 (default) or float64 for data; an integer dtype for indices (token ids),
+            which carry no gradient.
+        name: the input's name (summary, saving, ONNX).
+
+    Example:
+        >>> x_in = Input(shape=(784,), name="pixels")
+    """
+    if shape is None:
+        raise TypeError("Input: give the shape of one sample, e.g. Input((784,))")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) or shape is None else tuple(shape)
+    for n in shape:
+        if n is not None and (not isinstance(n, (int, np.integer)) or n < 0):
+            raise ValueError(f"Input: shape entries must be sizes >= 0 or None, got {shape}")
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype.kind not in "fiub":
+        raise TypeError(f"Input: dtype must be a number type, got {dtype}")
+    build_shape = (1,) + tuple(1 if n is None else int(n) for n in shape)
+    t = Tensor(np.zeros(build_shape, dtype=dtype), requires_grad=dtype.kind == "f", dtype=dtype)
     t._symbolic = True
+    t._spec = InputSpec(tuple(None if n is None else int(n) for n in shape), dtype, name)
     return t
 
 
-class ParameterList(list):
-    """A list of parameters that can also be called, so `model.parameters()` works as in PyTorch."""
+class Model(Layer):
+    """`Model(inputs, outputs, name=None)`: a tensor or a list of tensors for each.
 
-    def __call__(self):
-        return self
+    Example:
+        >>> x_in = Input((784,))
+        >>> model = Model(x_in, Dense(784, 10)(x_in))
+        >>> model(Tensor.randn((64, 784))).shape
+        (64, 10)
+    """
 
+    #: how many compiled plans (one per input signature) a model keeps; least recently used go
+    max_plans = 8
+    is_model = True
 
-class Model:
-    """`Model(inputs, outputs)`: a tensor or a list of tensors for each."""
-
-    def __init__(self, inputs, outputs):
+    def __init__(self, inputs, outputs, name=None):
+        Layer.__init__(self, name=name)
         self._multi_in = isinstance(inputs, (list, tuple))
         self._multi_out = isinstance(outputs, (list, tuple))
         self.inputs = list(inputs) if self._multi_in else [inputs]
@@ -38,57 +91,73 @@ class Model:
         for t in self.inputs + self.outputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"Model: inputs and outputs must be Tensors, got {type(t).__name__}")
-        self.input_shapes = [tuple(t.shape[1:]) for t in self.inputs]
-        self.graph = Graph(self.inputs, self.outputs)
-        self.nodes = self._layer_graph()
-        self.layers = list({id(n["layer"]): n["layer"] for n in self.nodes
-                            if n["kind"] == "layer"}.values())
-        self.layer_names = _unique_names(self.layers)
-        self.free_params = [t for t in self.graph.params if not any(
-            t is p for layer in self.layers for p in layer.parameters)]
-        self._plans = {}
+        if len({id(t) for t in self.inputs}) != len(self.inputs):
+            raise ValueError("Model: the same tensor is given twice as an input")
+        self.specs = [t._spec or InputSpec(tuple(t.shape[1:]), t.dtype, None) for t in self.inputs]
+        self.input_shapes = [tuple(t.data.shape[1:]) for t in self.inputs]
+        # the layer view: layer calls and loose ops between the inputs and the outputs
+        self.entries = layer_walk(self.outputs, stop={id(t) for t in self.inputs})
+        self.calls = [c for kind, c in self.entries if kind == "layer"]
+        self.layers = list({id(c.layer): c.layer for c in self.calls}.values())
+        if any(layer is self for layer in self.layers):
+            raise ValueError("Model: a model cannot contain itself")
+        self.layer_names = _assign_names(self.layers)
+        owned = {id(p) for layer in self.layers for p in layer.weights}
+        # the op view: what the compiled plans replay
+        self.graph = Graph(self.inputs, self.outputs, weights=owned)
+        self.free_params = [t for t in self.graph.params if id(t) not in owned]
+        self._plans = collections.OrderedDict()
         self.training = True
+        self.built = True
 
-    # -- the layer-level view (summary, save) ----------------------------------------------------
-    def _layer_graph(self):
-        """Layer calls and loose ops between the inputs and outputs, in execution order."""
-        input_ids = {id(t) for t in self.inputs}
-        order, seen, stack = [], set(), [(t, False) for t in reversed(self.outputs)]
-        while stack:
-            t, expanded = stack.pop()
-            if expanded:
-                order.append(t)
-                continue
-            if id(t) in seen or id(t) in input_ids:
-                continue
-            seen.add(id(t))
-            history = getattr(t, "_history", None)
-            parents = history[1] if history else (t.grad_fn.inputs if t.grad_fn else ())
-            if history or t.grad_fn:
-                stack.append((t, True))
-                stack.extend((p, False) for p in reversed(parents))
-        nodes = []
-        for t in order:
-            history = getattr(t, "_history", None)
-            if history:
-                nodes.append({"kind": "layer", "layer": history[0], "inputs": history[1], "out": t})
-            else:
-                nodes.append({"kind": "op", "op": t.grad_fn.op, "inputs": t.grad_fn.inputs, "out": t})
-        return nodes
+    # -- weights ------------------------------------------------------------------------------
+    def named_weights(self):
+        """(name, tensor) for every parameter, trainable or frozen: "dense_1.weight", ...;
+        a nested model's weights are named inside its own name ("encoder.dense_1.weight")."""
+        out, seen = [], set()
+        for layer, name in zip(self.layers, self.layer_names):
+            for pname, p in layer.named_weights():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append((f"{name}.{pname}", p))
+        out += [(f"param_{i}", p) for i, p in enumerate(self.free_params)]
+        return out
 
     @property
     def parameters(self):
-        """Every trainable tensor, layer by layer in call order (a stable order)."""
-        params = [p for layer in self.layers for p in layer.parameters] + self.free_params
-        unique, seen = ParameterList(), set()
-        for p in params:
-            if id(p) not in seen:
-                seen.add(id(p))
-                unique.append(p)
-        return unique
+        """Every trainable tensor, layer by layer in call order (a stable order): what
+        `opt.update(model.parameters)` gets. Frozen weights are left out."""
+        return ParameterList(p for _, p in self.named_weights() if p.requires_grad)
+
+    @property
+    def trainable_weights(self):
+        return list(self.parameters)
+
+    @property
+    def non_trainable_weights(self):
+        return [p for p in self.weights if not p.requires_grad]
+
+    def buffers(self):
+        """(name, array) of the state saved beside the weights (BatchNorm running statistics)."""
+        out = []
+        for layer, name in zip(self.layers, self.layer_names):
+            if isinstance(layer, Model):
+                out += [(f"{name}.{b}", a) for b, a in layer.buffers()]
+            else:
+                out += [(f"{name}.{b}", getattr(layer, b)) for b in layer.buffer_names]
+        return out
+
+    def get_layer(self, name=None, index=None):
+        """A layer by its name (as in summary()) or by its position in `model.layers`."""
+        if index is not None:
+            return self.layers[index]
+        for layer, n in zip(self.layers, self.layer_names):
+            if n == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are {self.layer_names}")
 
     def zero_grad(self):
-        for p in self.parameters:
+        for p in self.weights:
             if p.grad is not None:
                 p.grad.data.fill(0)
 
@@ -98,45 +167,68 @@ class Model:
             layer.train(mode)
         return self
 
-    def eval(self):
-        return self.train(False)
-
     @property
     def dtype(self):
-        params = self.graph.params
+        weights = [p for p in self.graph.params if p.dtype.kind == "f"]
         # no parameters (pooling, activations only): compute in the dtype the Input declared
-        return params[0].dtype if params else self.inputs[0].dtype
+        return weights[0].dtype if weights else self.inputs[0].dtype
 
-    # -- running ---------------------------------------------------------------------------------
+    # -- running ------------------------------------------------------------------------------
     def _prepare(self, i, x):
         data = x.data if isinstance(x, Tensor) else x
         try:
             data = np.asarray(data)
         except (ValueError, TypeError) as e:
-            raise TypeError(f"Model input #{i}: could not turn it into an array ({e})") from None
+            raise TypeError(f"{self._where()} input #{i}: could not turn it into an array "
+                            f"({e})") from None
         if data.dtype.kind not in "fiub":
-            raise TypeError(f"Model input #{i}: expected numbers, got an array of dtype {data.dtype}")
-        expected = self.input_shapes[i]
-        if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected:
-            raise ValueError(f"Model input #{i}: expected shape {(None,) + expected}, got "
-                             f"{data.shape}")
-        dtype = self.dtype
+            raise TypeError(f"{self._where()} input #{i}: expected numbers, got an array of "
+                            f"dtype {data.dtype}")
+        spec = self.specs[i]
+        if data.ndim != len(spec.shape) + 1 or not spec.matches(data.shape[1:]):
+            raise ValueError(f"{self._where()} input #{i}: expected shape "
+                             f"{(None,) + spec.shape}, got {data.shape}")
+        dtype = self.dtype if spec.dtype.kind == "f" else spec.dtype
+        if spec.dtype.kind in "iu" and data.dtype.kind not in "iub":
+            raise TypeError(f"{self._where()} input #{i}: expected integers ({spec.dtype}), "
+                            f"got {data.dtype}")
         if data.dtype != dtype:
             data = data.astype(dtype)
         return np.ascontiguousarray(data)
 
-    def __call__(self, *xs):
+    def _where(self):
+        return f"Model {self.name!r}" if self.name else "Model"
+
+    def __call__(self, *xs, training=None):
         if len(xs) == 1 and isinstance(xs[0], (list, tuple)) and self._multi_in:
             xs = tuple(xs[0])
         if len(xs) != len(self.inputs):
-            raise TypeError(f"Model takes {len(self.inputs)} input(s), got {len(xs)}")
+            raise TypeError(f"{self._where()} takes {len(self.inputs)} input(s), got {len(xs)}")
+        if any(isinstance(x, Tensor) and x._symbolic for x in xs):
+            return self._call_symbolic(xs)
+        if training is None or bool(training) == self.training:
+            return self._run(xs)
+        was = self.training
+        self.train(bool(training))
+        try:
+            return self._run(xs)
+        finally:
+            self.train(was)
+
+    def _run(self, xs):
         arrays = [self._prepare(i, x) for i, x in enumerate(xs)]
         record = autograd.is_grad_enabled()
         in_rg = tuple(record and isinstance(x, Tensor) and x.requires_grad for x in xs)
-        key = (tuple((a.shape, a.dtype.str) for a in arrays), record, in_rg)
+        trained = tuple(p._requires_grad for p in self.graph.params)
+        key = (tuple((a.shape, a.dtype.str) for a in arrays), record, in_rg, trained)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = Plan(self.graph, in_rg, record)
+            plan = Plan(self.graph, in_rg, record, trained, batch=arrays[0].shape[0])
+            self._plans[key] = plan
+            while len(self._plans) > self.max_plans:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
         outs = plan.forward(arrays)
         results = [self._output(plan, s, a, xs, record) for s, a in zip(self.graph.output_slots, outs)]
         return results if self._multi_out else results[0]
@@ -144,12 +236,11 @@ class Model:
     def _output(self, plan, slot, array, xs, record):
         """Wrap an output buffer as a Tensor whose backward runs the plan from `slot`."""
         out = self._node_tensor(plan, slot, array, xs, record)
-        index, step = self.graph.step_producing(slot)
-        if step is not None and type(step.op).__name__ == "Softmax" and array.ndim == 2 \
-                and step.op.dim == 1:
-            logits_slot = step.ins[0]
-            out._softmax_of = self._node_tensor(plan, logits_slot, plan.values[logits_slot], xs,
-                                                record)
+        if out.grad_fn is not None:
+            _, step = self.graph.step_producing(slot)
+            if step is not None and step.op.softmax_logits(step.tensor.grad_fn) is not None:
+                out.grad_fn.op.logits = self._node_tensor(plan, step.ins[0],
+                                                          plan.values[step.ins[0]], xs, record)
         return out
 
     def _node_tensor(self, plan, slot, array, xs, record):
@@ -157,93 +248,286 @@ class Model:
         t = Tensor._wrap(array.copy(), requires)
         if requires:
             inputs = [x if isinstance(x, Tensor) else Tensor._wrap(np.empty(0)) for x in xs]
-            op = ModelOp(plan=plan, seed_slot=slot, generation=plan.generation)
+            op = ModelOp(plan=plan, seed_slot=slot, generation=plan.generation, logits=None)
             t.grad_fn = autograd.Node(op, tuple(inputs) + tuple(self.graph.params))
         return t
 
+    def _call_symbolic(self, xs):
+        """Put this model's graph into the one being built: replay its layer calls and loose
+        ops on `xs` (the same layer objects, so the same weights) and record the whole as one
+        call of this model."""
+        xs = [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+        for i, (x, spec) in enumerate(zip(xs, self.specs)):
+            if x.ndim != len(spec.shape) + 1 or not spec.matches(tuple(x.data.shape[1:])):
+                raise ValueError(f"{self._where()} input #{i}: expected shape "
+                                 f"{(None,) + spec.shape}, got {(None,) + tuple(x.shape[1:])}")
+        new = {id(t): x for t, x in zip(self.inputs, xs)}
+
+        def get(t):
+            return new.get(id(t), t)          # weights and constants are shared as they are
+
+        for kind, entry in self.entries:
+            if kind == "layer":
+                out = entry.layer(*[get(t) for t in entry.inputs])
+                outs = out if isinstance(out, (tuple, list)) else (out,)
+                new.update((id(t), o) for t, o in zip(entry.outputs, outs))
+            else:
+                op = entry.grad_fn.op.clone()
+                new[id(entry)] = apply(op, *[get(t) for t in entry.grad_fn.inputs])
+        outs = [get(t) for t in self.outputs]
+        return self._record(tuple(xs), outs if self._multi_out else outs[0], retag=True)
+
     forward = __call__
 
-    def predict(self, x, batch_size=None):
-        """Outputs as NumPy arrays, in eval mode and without recording a graph."""
+    def predict(self, x, batch_size=None, verbose=0):
+        """Outputs as NumPy arrays, in eval mode and without recording a graph, `batch_size`
+        samples at a time (default: all at once); `verbose=1` shows a progress bar."""
+        xs = list(x) if self._multi_in else [x]
+        xs = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in xs]
+        n = len(xs[0])
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+            raise ValueError(f"{self._where()}.predict: batch_size must be >= 1, got {batch_size}")
+        size = int(batch_size or max(n, 1))
         was_training = self.training
         self.eval()
         try:
             with autograd.no_grad():
-                xs = list(x) if self._multi_in else [x]
-                n = len(xs[0])
-                size = batch_size or n
-                chunks = [self(*[xi[i:i + size] for xi in xs]) for i in range(0, n, size)]
+                if n == 0:       # shape of one sample's output, from a run on one row of zeros
+                    one = self(*[np.zeros((1,) + a.shape[1:], a.dtype) for a in xs])
+                    one = one if self._multi_out else [one]
+                    outs = [np.empty((0,) + o.shape[1:], o.dtype) for o in one]
+                    return outs if self._multi_out else outs[0]
+                starts = range(0, n, size)
+                if verbose:
+                    from tqdm import tqdm
+                    starts = tqdm(starts, desc="predict", mininterval=0.5)
+                chunks = [self(*[a[i:i + size] for a in xs]) for i in starts]
         finally:
             self.train(was_training)
         if self._multi_out:
             return [np.concatenate([c[k].data for c in chunks]) for k in range(len(self.outputs))]
         return np.concatenate([c.data for c in chunks])
 
-    # -- weights -----------------------------------------------------------------------------------
+    def release_buffers(self):
+        """Free every compiled plan and its buffers (they are rebuilt at the next call)."""
+        self._plans.clear()
+
+    # -- weights in and out ---------------------------------------------------------------------
     def state_dict(self):
-        """Parameter and buffer arrays by name ("dense_1.weight", "batchnorm1d_1.running_mean")."""
-        state = {}
+        """Parameter and buffer arrays by name ("dense_1.weight", "batchnorm1d_1.running_mean"),
+        layer by layer: each layer's weights, then its buffers; a nested model's inside its
+        name ("encoder.dense_1.weight")."""
+        state, seen = {}, set()
         for layer, name in zip(self.layers, self.layer_names):
-            for pname, p in layer.named_parameters():
-                state[f"{name}.{pname}"] = p.data
-            for bname in layer.buffer_names:
-                state[f"{name}.{bname}"] = getattr(layer, bname)
+            if layer.is_model:
+                items = layer.state_dict().items()
+            else:
+                items = [(n, p.data) for n, p in layer.named_weights()]
+                items += [(b, getattr(layer, b)) for b in layer.buffer_names]
+            for key, array in items:
+                if id(array) not in seen:
+                    seen.add(id(array))
+                    state[f"{name}.{key}"] = array
         for i, p in enumerate(self.free_params):
             state[f"param_{i}"] = p.data
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the weights and buffers, in place. With `strict` (default) every key
+        must match; otherwise the matching ones are loaded. Returns (missing_keys,
+        unexpected_keys) as PyTorch does; a shape that differs is always an error."""
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
+        if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for key, target in own.items():
-            value = np.asarray(state[key])
+            if key not in state:
+                continue
+            value = np.asarray(getattr(state[key], "data", state[key]))
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model but "
                                  f"{value.shape} in the state dict")
             target[...] = value
+        return IncompatibleKeys(missing, unexpected)
+
+    def save_weights(self, path):
+        """Weights and buffers to `path`: pynn's checked format, or safetensors for a path
+        ending in .safetensors."""
+        if str(path).endswith(".safetensors"):
+            from .safetensors_io import save_safetensors
+            return save_safetensors(self, path)
+        serialization.save_arrays(path, self.state_dict(), kind="weights")
+
+    def load_weights(self, path, strict=True):
+        if str(path).endswith(".safetensors"):
+            from .safetensors_io import load_safetensors
+            return load_safetensors(self, path)
+        _, arrays = serialization.load_arrays(path, kind="weights")
+        return self.load_state_dict(arrays, strict=strict)
 
     def save(self, path):
-        from .serialization import save_model
-        save_model(self, path)
+        """Architecture and weights in one file (`pynn.load_model(path)` rebuilds it)."""
+        arch = json.dumps(self.get_config(), sort_keys=True)
+        serialization.save_arrays(path, self.state_dict(), kind="model", architecture=arch)
 
-    # -- looking at it -----------------------------------------------------------------------------
+    # -- the architecture ---------------------------------------------------------------------
+    def get_config(self):
+        """The architecture as JSON-able data (no weights): inputs, layers, calls, outputs."""
+        return architecture.model_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        """A new Model of the architecture `config` (fresh weights)."""
+        return architecture.build_model(config, Input, Model)
+
+    def to_json(self, **kwargs):
+        return json.dumps(self.get_config(), **kwargs)
+
+    def config(self):
+        return self.get_config()
+
+    # -- looking at it ------------------------------------------------------------------------
     def summary(self, print_fn=print):
-        """A Keras-like table: layer, output shape, number of parameters, and the totals."""
+        """A Keras-like table: layer (name and type), output shape, number of parameters, and
+        the totals, trainable and not (BatchNorm running statistics are non-trainable)."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        for i, t in enumerate(self.inputs):
-            rows.append((f"input_{i + 1} (Input)", str((None,) + self.input_shapes[i]), "0"))
-        for node in self.nodes:
-            shape = str((None,) + tuple(node["out"].shape[1:]))
-            if node["kind"] == "layer":
-                layer = node["layer"]
+        for i, spec in enumerate(self.specs):
+            rows.append((f"{spec.name or f'input_{i + 1}'} (Input)", str((None,) + spec.shape),
+                         "0"))
+        for kind, entry in self.entries:
+            if kind == "layer":
+                outs = entry.outputs
+                shape = ", ".join(str((None,) + tuple(o.data.shape[1:])) for o in outs)
+                layer = entry.layer
                 name = self.layer_names[self.layers.index(layer)]
-                count = sum(p.data.size for p in layer.parameters)
+                count = sum(p.data.size for p in layer.weights) + _buffer_size(layer)
                 rows.append((f"{name} ({type(layer).__name__})", shape, f"{count:,}"))
             else:
-                rows.append((f"({node['op'].name})", shape, "0"))
+                shape = str((None,) + tuple(entry.data.shape[1:]))
+                rows.append((f"({entry.grad_fn.op.name})", shape, "0"))
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
         line = "=" * sum(widths)
         out = [line, "".join(c.ljust(w) for c, w in zip(rows[0], widths)), line]
         out += ["".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows[1:]]
-        total = sum(p.data.size for p in self.parameters)
-        out += [line, f"Total params: {total:,}", f"Trainable params: {total:,}",
-                "Non-trainable params: 0", line]
+        trainable = sum(p.data.size for p in self.parameters)
+        frozen = sum(p.data.size for p in self.non_trainable_weights)
+        frozen += sum(a.size for _, a in self.buffers())
+        out += [line, f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {frozen:,}", line]
         text = "\n".join(out)
         if print_fn is not None:
             print_fn(text)
         return text
 
     def __repr__(self):
-        return f"Model({len(self.layers)} layers, {sum(p.data.size for p in self.parameters):,} params)"
+        label = f"{self.name!r}, " if self.name else ""
+        return f"Model({label}{len(self.layers)} layers, {sum(p.data.size for p in self.weights):,} params)"
 
 
-def _unique_names(layers):
-    counts, names = {}, []
+def _buffer_size(layer):
+    if isinstance(layer, Model):
+        return sum(a.size for _, a in layer.buffers())
+    return sum(getattr(layer, b).size for b in layer.buffer_names)
+
+
+def _assign_names(layers):
+    """Each layer's name in this model: its own `name`, or a new one unique in the model
+    ("dense_1", "dense_2", ...), kept on the layer from then on."""
+    taken = {}
     for layer in layers:
-        base = type(layer).__name__.lower()
-        counts[base] = counts.get(base, 0) + 1
-        names.append(f"{base}_{counts[base]}")
-    return names
+        if layer.name is not None:
+            if layer.name in taken:
+                raise ValueError(f"Model: two layers are named {layer.name!r} "
+                                 f"({taken[layer.name]!r} and {layer!r}); names must be unique")
+            taken[layer.name] = layer
+    counts = {}
+    for layer in layers:
+        if layer.name is None:
+            base = type(layer).__name__.lower()
+            while True:
+                counts[base] = counts.get(base, 0) + 1
+                candidate = f"{base}_{counts[base]}"
+                if candidate not in taken:
+                    break
+            layer.name = candidate
+            taken[candidate] = layer
+    return [layer.name for layer in layers]
+
+
+class Sequential(Model):
+    """A stack of layers, each called on the output of the one before, as a functional Model.
+
+    Args:
+        layers: a list of layers; the first may be an `Input` tensor.
+        input_shape: the shape of one sample; without it (and without an Input first), the
+            model is built at its first call, from the data it gets.
+
+    Example:
+        >>> model = Sequential([Dense(784, 256, "relu"), Dense(256, 10)], input_shape=(784,))
+    """
+
+    def __init__(self, layers=None, input_shape=None, name=None, dtype=None):
+        Layer.__init__(self, name=name)
+        layers = list(layers or [])
+        self._input = None
+        if layers and isinstance(layers[0], Tensor):
+            self._input, layers = layers[0], layers[1:]
+        elif input_shape is not None:
+            self._input = Input(input_shape, dtype=dtype)
+        self._stack = layers
+        self.built = False
+        if self._input is not None:
+            self._build()
+
+    def add(self, layer):
+        self._stack.append(layer)
+        if self.built:
+            self._build()
+
+    def _build(self):
+        x = self._input
+        for layer in self._stack:
+            x = layer(x)
+        Model.__init__(self, self._input, x, name=self.name)
+
+    def __getattr__(self, name):
+        if name in ("graph", "layers", "inputs", "outputs", "entries") and \
+                not self.__dict__.get("built", False):
+            raise RuntimeError("Sequential: the model is not built yet; give input_shape= or "
+                               "an Input first, or call it on data once")
+        raise AttributeError(name)
+
+    def __call__(self, *xs, training=None):
+        if not self.built:
+            x = xs[0]
+            data = x.data if isinstance(x, Tensor) else np.asarray(x)
+            self._input = Input(data.shape[1:], dtype=data.dtype if data.dtype.kind in "iu"
+                                else None)
+            self._build()
+        return Model.__call__(self, *xs, training=training)
+
+    @property
+    def parameters(self):
+        if not self.built:
+            raise RuntimeError("Sequential: the model is not built yet, so it has no parameters; "
+                               "give input_shape= or an Input first")
+        return Model.parameters.fget(self)
+
+
+def load_model(path):
+    """Rebuild a Model saved with `model.save(path)`: same architecture, same weights."""
+    arch, arrays = serialization.load_arrays(path, kind="model")
+    try:
+        config = json.loads(arch)
+    except ValueError as e:
+        raise ValueError(f"load_model: {path} holds an architecture that is not JSON: {e}") \
+            from None
+    model = architecture.build_model(config, Input, Model, where=f"load_model: {path}")
+    architecture.load_exact(model, arrays, where=f"load_model: {path}")
+    return model
+
+
+def model_from_json(text):
+    """A new Model (fresh weights) from `model.to_json()`."""
+    return Model.from_config(json.loads(text))

@@ -19,9 +19,13 @@ class Step:
 
 
 class Graph:
-    """The static structure: which op reads which slots and writes which slot."""
+    """The static structure: which op reads which slots and writes which slot.
 
-    def __init__(self, inputs, outputs):
+    Leaves are parameters when they are a layer's weights (`weights`: their ids), trainable or
+    not, or when they require grad; other leaves are constants. Which parameters are trained is
+    read at every call (``requires_grad``), never fixed here."""
+
+    def __init__(self, inputs, outputs, weights=frozenset()):
         input_ids = {id(t): i for i, t in enumerate(inputs)}
         tensors = walk(outputs, stop=set(input_ids))
         slot = {id(t): i for i, t in enumerate(tensors)}
@@ -39,7 +43,7 @@ class Graph:
             if id(t) in input_ids:
                 continue
             if t.grad_fn is None:
-                if t.requires_grad:
+                if t.requires_grad or id(t) in weights:
                     self.params.append(t)
                     self.param_slots.append(s)
                 else:
@@ -56,18 +60,21 @@ class Graph:
 
 
 class Plan:
-    """The graph ready to run for one input signature, with its own ops and buffers."""
+    """The graph ready to run for one input signature (shapes, dtypes, grad mode, which
+    parameters train), with its own ops and buffers. `batch` is put where the graph's ops
+    recorded the free batch size."""
 
-    def __init__(self, graph, input_requires_grad, record):
+    def __init__(self, graph, input_requires_grad, record, trained=None, batch=None):
         self.graph = graph
-        self.ops = [step.op.clone() for step in graph.steps]
+        self.ops = [step.op.clone(batch=batch) for step in graph.steps]
         self.values = [None] * graph.n_slots
         for s, array in graph.consts:
             self.values[s] = array
         # which slots carry a gradient: parameters, inputs that require grad, and what they feed
         needs = [False] * graph.n_slots
-        for s in graph.param_slots:
-            needs[s] = record
+        trained = trained if trained is not None else (True,) * len(graph.param_slots)
+        for s, t in zip(graph.param_slots, trained):
+            needs[s] = record and t
         for s, r in zip(graph.input_slots, input_requires_grad):
             needs[s] = record and r
         for step, op in zip(graph.steps, self.ops):
@@ -135,8 +142,8 @@ class Plan:
 
 def _step_error(step, op, args, error):
     """A run-time failure of one step, named by the layer (or op) and the shapes involved."""
-    history = getattr(step.tensor, "_history", None)
-    where = repr(history[0]) if history else f"the {op.name} op"
+    call = step.tensor.grad_fn.call if step.tensor is not None else None
+    where = repr(call.layer) if call is not None else f"the {op.name} op"
     built = tuple(step.tensor.shape) if step.tensor is not None else None
     shapes = ", ".join(str(a.shape) for a in args)
     return (f"Model: {where} failed on inputs of shape {shapes} (its output had shape {built} "
@@ -147,7 +154,13 @@ def _step_error(step, op, args, error):
 
 class ModelOp(Op):
     """The whole compiled plan seen from the eager tape: one node whose backward runs the plan
-    in reverse. attrs: plan, seed_slot (the slot whose gradient arrives), generation."""
+    in reverse. attrs: plan, seed_slot (the slot whose gradient arrives), generation, logits
+    (the tensor of the logits when the output is their softmax, else None).
+
+    Derivative: the plan's steps in reverse, from d(output) to the inputs and parameters"""
+
+    def softmax_logits(self, node):
+        return self.logits
 
     def forward(self, *xs):
         raise RuntimeError("ModelOp is created by Model.__call__, not applied")

@@ -1,4 +1,5 @@
-"""save/load_model: architecture as JSON plus weights as NumPy arrays, in one .npz-style zip.
+"""The file format of saved models and weights: arrays in one .npz-style zip, with a JSON header
+(format, version) and, for a model, its architecture as JSON (see `pynn.architecture`).
 
 Loading never unpickles (np.load with allow_pickle=False, and object arrays are refused before
 they are read) and checks a SHA-256 over every byte of the file (kept in the zip's comment, the
@@ -16,46 +17,13 @@ import zlib
 
 import numpy as np
 
-FORMAT = "pynn-model"
-VERSION = 1
+#: what a file holds -> the format name in its header
+FORMATS = {"model": "pynn-model", "weights": "pynn-weights"}
+#: 2: a header line before the architecture, nested models, layer names; 1 (pynn 0.1) still reads
+VERSION = 2
 #: the zip comment: this tag, then the hex SHA-256 of every byte of the file before the digest
 _TAG = b"pynn-model sha256:"
 _HEX = 64
-
-
-def _op_classes():
-    from .ops.base import Op
-    from .ops import elementwise, reduce, shape, linalg, nn, loss  # noqa: F401  (register them)
-    found, stack = {}, [Op]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            found[sub.__name__] = sub
-            stack.append(sub)
-    return found
-
-
-def _jsonable(value, where):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.dtype):
-        return {"dtype": value.str}
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v, where) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    raise ValueError(f"save: cannot store {where} = {value!r}; only layers and ops with plain "
-                     f"settings can be saved")
-
-
-def _unjson(value):
-    if isinstance(value, list):
-        return tuple(_unjson(v) for v in value)
-    if isinstance(value, dict) and "dtype" in value:
-        return np.dtype(value["dtype"])
-    return value
 
 
 def _digest(arch_bytes, arrays):
@@ -69,51 +37,15 @@ def _digest(arch_bytes, arrays):
     return h.hexdigest()
 
 
-def architecture(model):
-    """The model's graph as JSON-able data, plus the constant arrays it refers to."""
-    ids = {id(t): {"input": i} for i, t in enumerate(model.inputs)}
-    consts, nodes = {}, []
-    params = {id(p): f"param_{i}" for i, p in enumerate(model.free_params)}
-
-    def ref(t):
-        if id(t) in ids:
-            return ids[id(t)]
-        if id(t) in params:
-            return {"param": params[id(t)]}
-        key = f"const_{len(consts)}"
-        consts[key] = t.data
-        ids[id(t)] = {"const": key}
-        return ids[id(t)]
-
-    for j, node in enumerate(model.nodes):
-        inputs = [ref(t) for t in node["inputs"]]
-        if node["kind"] == "layer":
-            layer = node["layer"]
-            nodes.append({"layer": model.layers.index(layer), "inputs": inputs})
-        else:
-            op = node["op"]
-            attrs = {k: _jsonable(v, f"{op.name}.{k}") for k, v in op.attrs.items()}
-            nodes.append({"op": op.name, "attrs": attrs, "inputs": inputs})
-        ids[id(node["out"])] = {"node": j}
-    arch = {
-        "format": FORMAT, "version": VERSION,
-        "inputs": [{"shape": list(s), "dtype": t.dtype.str}
-                   for s, t in zip(model.input_shapes, model.inputs)],
-        "layers": [{"class": type(l).__name__, "config": _jsonable(l.config(), type(l).__name__)}
-                   for l in model.layers],
-        "free_params": [params[id(p)] for p in model.free_params],
-        "nodes": nodes,
-        "outputs": [ref(t) for t in model.outputs],
-        "multi_in": model._multi_in, "multi_out": model._multi_out,
-    }
-    return arch, consts
-
-
-def save_model(model, path):
-    arch, consts = architecture(model)
-    arrays = {f"w/{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"c/{k}": v for k, v in consts.items()})
-    arch_bytes = json.dumps(arch, sort_keys=True).encode()
+def save_arrays(path, weights, kind, architecture=None):
+    """Write `weights` (name -> array) and, for a model, its `architecture` (a JSON string)
+    to `path` atomically: a temporary file beside it, renamed into place once complete."""
+    header = json.dumps({"format": FORMATS[kind], "version": VERSION})
+    arrays = {f"w/{k}": np.asarray(v) for k, v in weights.items()}
+    for key, a in arrays.items():
+        if a.dtype.hasobject:
+            raise ValueError(f"save: {key[2:]} holds Python objects; only number arrays are saved")
+    arch_bytes = (header + "\n" + (architecture or "")).encode()
     arrays["__architecture__"] = np.frombuffer(arch_bytes, dtype=np.uint8)
     arrays["__sha256__"] = np.frombuffer(_digest(arch_bytes, arrays).encode(), dtype=np.uint8)
     path = os.fspath(path)
@@ -178,67 +110,46 @@ def _unpack(path):
                          f"{type(e).__name__}: {e}") from None
 
 
-def _read(path):
+def load_arrays(path, kind):
+    """(architecture JSON string or None, arrays) of a file written by `save_arrays`, after
+    checking its digest and format. Arrays are keyed by weight name; constants of files saved by
+    pynn 0.1 (format version 1) keep their "c/" prefix."""
+    where = "load_model" if kind == "model" else "load_weights"
     arrays = _unpack(path)
     if "__architecture__" not in arrays or "__sha256__" not in arrays:
-        raise ValueError(f"load_model: {path} is not a pynn model file (no architecture inside)")
+        raise ValueError(f"{where}: {path} is not a pynn file (no architecture inside)")
     arch_bytes = arrays.pop("__architecture__").tobytes()
     digest = arrays.pop("__sha256__").tobytes().decode(errors="replace")
     arrays["__architecture__"] = np.frombuffer(arch_bytes, dtype=np.uint8)
     if _digest(arch_bytes, arrays) != digest:
-        raise ValueError(f"load_model: {path} was altered or damaged after it was saved "
+        raise ValueError(f"{where}: {path} was altered or damaged after it was saved "
                          f"(checksum mismatch)")
     del arrays["__architecture__"]
-    arch = json.loads(arch_bytes)
-    if arch.get("format") != FORMAT or arch.get("version") != VERSION:
-        raise ValueError(f"load_model: {path} has format {arch.get('format')!r} version "
-                         f"{arch.get('version')!r}; this pynn reads {FORMAT!r} version {VERSION}")
-    return arch, arrays
-
-
-def load_model(path):
-    """Rebuild a Model saved with `model.save(path)`: same architecture, same weights."""
-    from .tensor import Tensor, apply
-    from .model import Input, Model
-    from .layers import LAYERS
-    arch, arrays = _read(path)
-    ops = _op_classes()
-    inputs = [Input(tuple(i["shape"]), dtype=np.dtype(i["dtype"])) for i in arch["inputs"]]
-    layers = [LAYERS[l["class"]](**{k: _unjson(v) for k, v in l["config"].items()})
-              for l in arch["layers"]]
-    free = {k: Tensor(arrays[f"w/{k}"], requires_grad=True, dtype=arrays[f"w/{k}"].dtype)
-            for k in arch["free_params"]}
-    outs = []
-
-    def deref(r):
-        if "input" in r:
-            return inputs[r["input"]]
-        if "node" in r:
-            return outs[r["node"]]
-        if "param" in r:
-            return free[r["param"]]
-        array = arrays[f"c/{r['const']}"]
-        return Tensor(array, dtype=array.dtype)
-
-    for node in arch["nodes"]:
-        args = [deref(r) for r in node["inputs"]]
-        if "layer" in node:
-            outs.append(layers[node["layer"]](*args))
-        else:
-            op = ops[node["op"]](**{k: _unjson(v) for k, v in node["attrs"].items()})
-            outs.append(apply(op, *args))
-    outputs = [deref(r) for r in arch["outputs"]]
-    model = Model(inputs if arch["multi_in"] else inputs[0],
-                  outputs if arch["multi_out"] else outputs[0])
-    _load_exact(model, {k[2:]: v for k, v in arrays.items() if k.startswith("w/")})
-    return model
-
-
-def _load_exact(model, weights):
-    """Copy weights in, taking the saved dtypes so predictions are bit-identical."""
-    for layer, name in zip(model.layers, model.layer_names):
-        for pname, p in layer.named_parameters():
-            p.data = np.array(weights[f"{name}.{pname}"], copy=True)
-        for bname in layer.buffer_names:
-            setattr(layer, bname, np.array(weights[f"{name}.{bname}"], copy=True))
-    model.load_state_dict(weights)
+    text = arch_bytes.decode(errors="replace")
+    first, _, rest = text.partition("\n")
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or "format" not in header:
+        # pynn 0.1 files: the architecture JSON alone, format and version inside it
+        try:
+            old = json.loads(text)
+        except ValueError:
+            old = {}
+        header = {"format": old.get("format"), "version": old.get("version")}
+        rest = text
+    fmt, version = header.get("format"), header.get("version")
+    if fmt not in FORMATS.values():
+        raise ValueError(f"{where}: {path} is not a pynn file (format {fmt!r})")
+    if not isinstance(version, int) or version > VERSION:
+        raise ValueError(f"{where}: {path} was saved by a newer pynn (format version "
+                         f"{version!r}); this pynn reads versions up to {VERSION}")
+    if fmt != FORMATS[kind]:
+        other = "model" if fmt == FORMATS["model"] else "weights"
+        raise ValueError(f"{where}: {path} holds {other}, not {'a model' if kind == 'model' else 'weights'}"
+                         f" (use {'load_model' if other == 'model' else 'model.load_weights'})")
+    out = {}
+    for key, a in arrays.items():
+        out[key[2:] if key.startswith("w/") else key] = a
+    return (rest if kind == "model" else None), out

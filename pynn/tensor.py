@@ -6,7 +6,7 @@ import numpy as np
 
 from . import autograd
 from .random import rng
-from .ops.base import normalize_dim
+from .ops.base import FreeDim, normalize_dim
 from .ops import elementwise as E, reduce as R, shape as S, linalg as L
 
 ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
@@ -63,7 +63,9 @@ class Tensor:
     """
 
     __array_priority__ = 1000      # make `ndarray + Tensor` call Tensor.__radd__
+    # What a tensor carries besides data, grad, grad_fn (whose node holds the graph record):
     _symbolic = False              # True for a Model's Input placeholders and what follows them
+    _spec = None                   # on an Input placeholder: its InputSpec (shape, dtype, name)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -169,6 +171,8 @@ class Tensor:
 
     @property
     def shape(self):
+        if self._symbolic and self.data.ndim:     # in a model being built: the batch is free
+            return (FreeDim(self.data.shape[0]),) + self.data.shape[1:]
         return self.data.shape
 
     @property
@@ -483,10 +487,7 @@ class Tensor:
 
     def softmax(self, dim=-1):
         (axis,) = self._dim(dim, "softmax")
-        out = apply(R.Softmax(dim=axis), self)
-        if self.ndim == 2 and axis == 1:
-            out._softmax_of = self    # lets categorical_cross_entropy work from the logits
-        return out
+        return apply(R.Softmax(dim=axis), self)
 
     def log_softmax(self, dim=-1):
         (axis,) = self._dim(dim, "log_softmax")

@@ -203,7 +203,7 @@ def test_conv2d_and_maxpool_predict_match_training_forward(block_bytes, monkeypa
     inferred = model.predict(x)
     np.testing.assert_allclose(inferred, trained.data, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(model.predict(x, batch_size=3), trained.data, rtol=1e-6, atol=1e-6)
-    for (_, record, _), plan in model._plans.items():
+    for (_, record, *_), plan in model._plans.items():
         keys = {k for op in plan.ops for k in op._buffers}
         assert ("cols_batch" in keys) == record    # inference never holds the whole batch's cols
 

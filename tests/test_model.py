@@ -404,12 +404,14 @@ def test_summary_table_and_numbers():
     assert re.search(r"\(None, 1, 28, 28\)\s+0", rows["input_1"])
     assert re.search(r"\(Conv2d\)\s+\(None, 16, 28, 28\)\s+160\b", rows["conv2d_1"])
     assert re.search(r"\(MaxPool2d\)\s+\(None, 16, 14, 14\)\s+0\b", rows["maxpool2d_1"])
-    assert re.search(r"\(BatchNorm2d\)\s+\(None, 16, 14, 14\)\s+32\b", rows["batchnorm2d_1"])
+    # as Keras: gamma, beta and the two running statistics (non-trainable) of 16 channels
+    assert re.search(r"\(BatchNorm2d\)\s+\(None, 16, 14, 14\)\s+64\b", rows["batchnorm2d_1"])
     assert re.search(r"\(Flatten\)\s+\(None, 3136\)\s+0\b", rows["flatten_1"])
     assert re.search(r"\(Dense\)\s+\(None, 10\)\s+31,370\b", rows["dense_1"])
     total = 160 + 32 + 31370
     assert sum(p.data.size for p in model.parameters) == total
-    assert f"Total params: {total:,}" in text
+    assert f"Total params: {total + 32:,}" in text
+    assert f"Trainable params: {total:,}" in text and "Non-trainable params: 32" in text
     assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
     assert model.summary(print_fn=None) == text
 
@@ -589,7 +591,7 @@ def test_calling_with_wrong_input_gives_clear_error():
 
 def test_run_time_failure_names_the_layer_and_shapes():
     x_in = Input((2, 3))
-    h = x_in.reshape(x_in.shape[0], -1)          # bakes in the build-time batch of 1
+    h = x_in.reshape(int(x_in.shape[0]), -1)     # int() bakes in the build-time batch of 1
     model = Model(x_in, Dense(6, 2)(h))
     assert model(np.ones((1, 2, 3))).shape == (1, 2)
     with pytest.raises(ValueError, match=r"Model: Dense\(6->2\) failed on inputs of shape "

@@ -17,6 +17,43 @@ import numpy as np
 _KEEP = frozenset({"attrs", "needs_input_grad", "_buffers"})
 
 
+class FreeDim(int):
+    """The batch size of a tensor in a model being built: an int (the size it has while the
+    graph is built, 1) that remembers it stands for "whatever batch comes at run time".
+
+    `x.shape[0]` of a symbolic tensor is a FreeDim, so `x.reshape(x.shape[0], -1)` or
+    `x.expand(x.shape[0], 3)` record it in the op's settings, and each compiled plan puts its
+    real batch size there (`Op.clone(batch=...)`). Arithmetic on it gives a plain int."""
+
+    def __new__(cls, value=1):
+        return super().__new__(cls, value)
+
+    def __repr__(self):
+        return "None"
+
+    __str__ = __repr__
+
+
+def _resolve(value, batch):
+    if isinstance(value, FreeDim):
+        return batch
+    if isinstance(value, tuple):
+        return tuple(_resolve(v, batch) for v in value)
+    if isinstance(value, list):
+        return [_resolve(v, batch) for v in value]
+    return value
+
+
+def has_free_dims(value):
+    if isinstance(value, FreeDim):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(has_free_dims(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_free_dims(v) for v in value.values())
+    return False
+
+
 class Op:
     #: False for ops whose output has no gradient (argmax, comparisons).
     differentiable = True
@@ -54,9 +91,17 @@ class Op:
     def needs(self, i):
         return len(self.needs_input_grad) <= i or self.needs_input_grad[i]
 
-    def clone(self):
-        """A fresh op with the same settings and no saved state or buffers."""
-        return type(self)(**self.attrs)
+    def clone(self, batch=None):
+        """A fresh op with the same settings and no saved state or buffers; with `batch`, every
+        `FreeDim` in the settings becomes that batch size (a compiled plan's own copy)."""
+        if batch is None or not has_free_dims(self.attrs):
+            return type(self)(**self.attrs)
+        return type(self)(**{k: _resolve(v, batch) for k, v in self.attrs.items()})
+
+    def softmax_logits(self, node):
+        """The tensor whose softmax over dim 1 this op's output (node's tensor) is, or None.
+        Losses on probabilities use it to work from the logits instead (exact, no clipping)."""
+        return None
 
     def release(self):
         """Drop what forward() saved for backward(); keep settings and buffers."""

@@ -127,6 +127,10 @@ class Softmax(Op):
         y = self.out
         return (y * (g - np.sum(g * y, axis=self.dim, keepdims=True)),)
 
+    def softmax_logits(self, node):
+        x = node.inputs[0]
+        return x if self.dim == 1 and x.ndim == 2 else None
+
 
 class LogSoftmax(Op):
     def forward(self, x):
