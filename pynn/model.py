@@ -109,6 +109,24 @@ class Model(Layer):
         self._plans = collections.OrderedDict()
         self.training = True
         self.built = True
+        self._check_free_batch()
+
+    def _check_free_batch(self):
+        """Run the graph once at batch 2 (the graph was built at batch 1) without recording,
+        so that an op that kept the build-time batch size fails here, named, and not at the
+        first real call."""
+        arrays = [np.zeros((2,) + t.data.shape[1:], self.dtype if t.dtype.kind == "f" else t.dtype)
+                  for t in self.inputs]
+        plan = Plan(self.graph, (False,) * len(arrays), False, batch=2)
+        training = self.training
+        self.train(False)
+        try:
+            plan.forward(arrays)
+        except (ValueError, IndexError, TypeError) as e:
+            raise ValueError(f"{self._where()}: the graph does not follow the batch size (built "
+                             f"at batch 1, it fails at batch 2): {e}") from None
+        finally:
+            self.train(training)
 
     # -- weights ------------------------------------------------------------------------------
     def named_weights(self):

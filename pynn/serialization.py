@@ -112,7 +112,7 @@ def _unpack(path):
 
 def load_arrays(path, kind):
     """(architecture JSON string or None, arrays) of a file written by `save_arrays`, after
-    checking its digest and format. Arrays are keyed by weight name; constants of files saved by
+    checking its digest and format. Weights may be read from a model file too. Arrays are keyed by weight name; constants of files saved by
     pynn 0.1 (format version 1) keep their "c/" prefix."""
     where = "load_model" if kind == "model" else "load_weights"
     arrays = _unpack(path)
@@ -145,10 +145,9 @@ def load_arrays(path, kind):
     if not isinstance(version, int) or version > VERSION:
         raise ValueError(f"{where}: {path} was saved by a newer pynn (format version "
                          f"{version!r}); this pynn reads versions up to {VERSION}")
-    if fmt != FORMATS[kind]:
-        other = "model" if fmt == FORMATS["model"] else "weights"
-        raise ValueError(f"{where}: {path} holds {other}, not {'a model' if kind == 'model' else 'weights'}"
-                         f" (use {'load_model' if other == 'model' else 'model.load_weights'})")
+    if kind == "model" and fmt != FORMATS["model"]:
+        raise ValueError(f"{where}: {path} holds weights, not a model (no architecture): "
+                         f"build the model, then model.load_weights({str(path)!r})")
     out = {}
     for key, a in arrays.items():
         out[key[2:] if key.startswith("w/") else key] = a

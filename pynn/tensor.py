@@ -617,6 +617,12 @@ class Tensor:
 
     # -- indexing -----------------------------------------------------------------------------
     def __getitem__(self, index):
+        if isinstance(index, Tensor) and index.dtype.kind in "iu":   # indices as data
+            if index.size and (index.data.min() < -len(self) or index.data.max() >= len(self)):
+                raise IndexError(f"index: indices in [{index.data.min()}, {index.data.max()}] "
+                                 f"out of range for dim 0 of size {len(self)} (tensor of shape "
+                                 f"{self.shape})")
+            return apply(S.Take(), self, index)
         index = _plain_index(index)
         try:
             np.empty(self.shape, dtype=bool)[index]

@@ -13,4 +13,5 @@ from .regularization import Dropout, BatchNorm1d, BatchNorm2d
 #: when they are defined; `register` adds a user's class under another name)
 LAYERS.update({cls.__name__: cls for cls in (
     Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Reshape, Dropout, BatchNorm1d, BatchNorm2d,
-    ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU)})
+    ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU,
+    Lambda, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot)})

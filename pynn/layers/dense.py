@@ -1,4 +1,6 @@
 """Dense: a fully connected layer, y = activation(x @ W.T + b)."""
+import numpy as np
+
 from ..tensor import Tensor, apply
 from ..ops import nn
 from ..activations import activation_name, ACTIVATIONS, FUSED
@@ -6,21 +8,61 @@ from .base import Layer, uniform_, kaiming_uniform_bound
 
 
 class Dense(Layer):
-    """`Dense(in_features, out_features, activation=None, bias=True)`.
+    """A fully connected layer: ``y = activation(x @ weight.T + bias)``.
+
+    Two ways to write it:
+
+    * PyTorch's, sizes explicit: ``Dense(in_features, out_features, activation=None, bias=True)``;
+    * Keras's, the input size inferred at the first call: ``Dense(units, activation=None)``,
+      i.e. one size only (``Dense(256, activation="relu")``, ``Dense(10, softmax)``).
+
+    Args:
+        in_features: size of each input sample (or, alone, `units` in the Keras form).
+        out_features: size of each output sample.
+        activation: None, a function of pynn.activations or its name. relu/sigmoid/tanh are
+            fused with the bias into one kernel pass.
+        bias: learn an additive bias.
+
+    Shape:
+        Input (N, *, in_features), output (N, *, out_features).
 
     The weight has PyTorch's layout (out_features, in_features) and PyTorch's initialisation.
-    relu/sigmoid/tanh are fused with the bias into one kernel pass."""
+
+    Example:
+        >>> y = Dense(784, 256, "relu")(x)      # or Dense(256, activation="relu")(x)
+    """
     param_names = ("weight", "bias")
 
-    def __init__(self, in_features, out_features, activation=None, bias=True):
+    def __init__(self, in_features, out_features=None, activation=None, bias=True):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        if out_features is not None and not isinstance(out_features, (int, np.integer)):
+            activation, out_features = out_features, None        # Dense(10, softmax)
+        if out_features is None:                                 # Keras: Dense(units)
+            in_features, out_features = None, in_features
+        for what, n in (("in_features", in_features), ("out_features", out_features)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                                  or n < 1):
+                raise ValueError(f"Dense: {what} must be a positive int, got {n!r}")
+        self.out_features = int(out_features)
         self.activation = activation_name(activation)
-        bound = kaiming_uniform_bound(self.in_features)
-        self.weight = Tensor(uniform_((self.out_features, self.in_features), bound),
-                             requires_grad=True)
+        self.use_bias = bool(bias)
+        self.in_features = None
+        self.weight = self.bias = None
+        if in_features is not None:
+            self._make_weights(int(in_features))
+        self.built = in_features is not None
+
+    def _make_weights(self, in_features):
+        self.in_features = in_features
+        bound = kaiming_uniform_bound(in_features)
+        self.weight = Tensor(uniform_((self.out_features, in_features), bound), requires_grad=True)
         self.bias = Tensor(uniform_((self.out_features,), bound), requires_grad=True) \
-            if bias else None
+            if self.use_bias else None
+
+    def build(self, x):
+        if x.ndim < 1:
+            raise self.output_shape_error(x, "(batch, features)")
+        self._make_weights(int(x.shape[-1]))
 
     def check_input(self, x):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -36,9 +78,11 @@ class Dense(Layer):
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
-                "activation": self.activation, "bias": self.bias is not None}
+                "activation": self.activation, "bias": self.use_bias}
 
     def __repr__(self):
+        if self.in_features is None:
+            return f"Dense({self.out_features})"
         return f"Dense({self.in_features}->{self.out_features})"
 
 

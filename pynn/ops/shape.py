@@ -173,3 +173,20 @@ class Identity(Op):
 
     def backward(self, g):
         return (g,)
+
+
+class Take(Op):
+    """x[idx] for an integer array `idx` given as an input (not a setting), so that the indices
+    can be data: token ids from an integer Input. Rows of x (dim 0) are picked; the backward
+    scatter-adds, so a repeated index accumulates its gradient.
+
+    Derivative: d/dx = scatter-add of g into the rows idx; no gradient for idx"""
+
+    def forward(self, x, idx):
+        self.in_shape, self.idx = x.shape, idx
+        return x[idx]
+
+    def backward(self, g):
+        gx = np.zeros(self.in_shape, dtype=g.dtype)
+        np.add.at(gx, self.idx, g)
+        return gx, None
