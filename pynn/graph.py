@@ -83,8 +83,8 @@ def _parents(t, stop):
     return iter(() if fn is None or id(t) in stop else fn.inputs)
 
 
-def draw(tensor_or_model, path=None, rankdir="LR"):
-    """A picture of a graph: see `pynn.graphviz.draw` (imported here on first use, so this
-    module depends on nothing)."""
+def draw(tensor_or_model, path=None, rankdir="LR", plan=False):
+    """A picture of a graph, or of a Model's compiled plan with `plan=True`: see
+    `pynn.graphviz.draw` (imported here on first use, so this module depends on nothing)."""
     from .graphviz import draw as _draw
-    return _draw(tensor_or_model, path, rankdir)
+    return _draw(tensor_or_model, path, rankdir, plan)

@@ -31,7 +31,7 @@ RENDER_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 SOURCE_SUFFIXES = (".dot", ".gv")
 
 
-def draw(tensor_or_model, path=None, rankdir="LR"):
+def draw(tensor_or_model, path=None, rankdir="LR", plan=False):
     """The computation graph behind a tensor (or a list of tensors), or a Model's compiled graph,
     as Graphviz DOT source (a str, always returned).
 
@@ -41,10 +41,20 @@ def draw(tensor_or_model, path=None, rankdir="LR"):
 
     In an eager graph, leaves that require grad are parameters, 0-d leaves (Python numbers) are
     constants and the other leaves are data inputs. In a Model, the batch dimension is shown as
-    None: ``(None, 784)``."""
+    None: ``(None, 784)``.
+
+    ``plan=True`` (a Model only) draws the compiled plan instead: its numbered steps in the order
+    they run, each slot with the shape and dtype of the array it holds at the model's most
+    recent input signature (a batch of 1 if it was never called), and the buffers each step
+    owns."""
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise ValueError(f"draw(): rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
-    if hasattr(tensor_or_model, "graph") and hasattr(tensor_or_model, "outputs"):
+    is_model = hasattr(tensor_or_model, "graph") and hasattr(tensor_or_model, "outputs")
+    if plan and not is_model:
+        raise TypeError("draw(plan=True): only a Model has a compiled plan")
+    if plan:
+        picture = _from_plan(tensor_or_model)
+    elif is_model:
         picture = _from_model(tensor_or_model)
     else:
         roots = tensor_or_model if isinstance(tensor_or_model, (list, tuple)) else [tensor_or_model]
@@ -216,6 +226,64 @@ def _from_model(model):
         s = slot_of.get(id(t))
         return None if s is None else [op_of.get(s), f"t{s}"]
     pic.cluster_layer_calls(calls, key_of)
+    return pic
+
+
+def compiled_plan(model):
+    """The model's most recently used plan; without one, a plan compiled for a batch of one and
+    run once on zeros in eval mode (nothing in the model changes), not kept."""
+    import numpy as np
+    from .plan import Plan
+    if model._plans:
+        return next(reversed(model._plans.values()))
+    graph = model.graph
+    plan = Plan(graph, (False,) * len(model.inputs), True,
+                tuple(p.requires_grad for p in graph.params), batch=1)
+    arrays = [np.zeros((1,) + t.data.shape[1:], model.dtype if t.dtype.kind == "f" else t.dtype)
+              for t in model.inputs]
+    training = model.training
+    model.train(False)
+    try:
+        plan.forward(arrays)
+    finally:
+        model.train(training)
+    return plan
+
+
+def _from_plan(model):
+    plan = compiled_plan(model)
+    graph = model.graph
+    names = {id(p): n for n, p in model.named_weights()}
+    kinds = {s: "input" for s in graph.input_slots}
+    kinds.update({s: "param" for s in graph.param_slots})
+    kinds.update({s: "const" for s, _ in graph.consts})
+    outputs = set(graph.output_slots)
+    pic = _Picture()
+
+    def label(s):
+        value = plan.values[s]
+        text = f"slot {s}"
+        if s in graph.param_slots:
+            p = graph.params[graph.param_slots.index(s)]
+            text += f"  {names.get(id(p), 'param')}"
+        if s in graph.input_slots:
+            text += f"  input_{graph.input_slots.index(s) + 1}"
+        if value is not None:
+            text += f"\n{tuple(value.shape)} {value.dtype}"
+        return text
+
+    for s in sorted(kinds):
+        pic.tensors[f"t{s}"] = (kinds[s], label(s), s in outputs)
+    for i, (step, op) in enumerate(zip(graph.steps, plan.ops)):
+        pic.tensors[f"t{step.out}"] = ("tensor", label(step.out), step.out in outputs)
+        text = f"step {i}: {op.name}"
+        settings = ", ".join(f"{k}={v}" for k, v in op.attrs.items()
+                             if not hasattr(v, "__dict__") and len(repr(v)) < 30)
+        if settings:
+            text += f"\n({settings})"
+        for key, buf in op._buffers.items():
+            text += f"\nbuffer {key}: {tuple(buf.shape)}"
+        pic.ops.append((f"op{i}", text, [f"t{s}" for s in step.ins], f"t{step.out}"))
     return pic
 
 

@@ -280,3 +280,22 @@ def test_bad_arguments():
         draw(y, rankdir="sideways")
     with pytest.raises(TypeError, match="Tensor"):
         draw(np.ones(3))
+
+
+def test_draw_plan_shows_steps_slots_and_buffers():
+    import pynn
+    from pynn import Input, Model
+    from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
+    x_in = Input((1, 8, 8))
+    h = MaxPool2d(2)(Conv2d(1, 4, 3, padding=1, activation="relu")(x_in))
+    model = Model(x_in, Dense(64, 3)(Flatten()(h)))
+    before = pynn.graph.draw(model, plan=True)          # never called: a batch of one
+    assert "step 0: Conv2d" in before and "step 3: Linear" in before
+    assert "slot 0  input_1\\n(1, 1, 8, 8) float32" in before
+    assert "conv2d_1.weight\\n(4, 1, 3, 3)" in before and "buffer cols" in before
+    assert not model._plans                             # nothing kept, nothing changed
+    model(np.zeros((5, 1, 8, 8), np.float32)).sum().backward()
+    after = pynn.graph.draw(model, plan=True)           # the plan that ran: batch 5
+    assert "(5, 4, 8, 8) float32" in after and "(5, 3) float32" in after
+    with pytest.raises(TypeError, match="only a Model"):
+        pynn.graph.draw(model.outputs[0], plan=True)
