@@ -3,11 +3,11 @@
 Eager, PyTorch-like tensors with reverse-mode autograd, and Keras-style functional models whose
 forward and backward passes are compiled once into a plan of steps on preallocated buffers.
 """
-from .tensor import Tensor, tensor
-from .autograd import no_grad, enable_grad, retain_grads, is_grad_enabled
-from .random import manual_seed
+from .autograd import enable_grad, is_grad_enabled, no_grad, retain_grads
 from .model import Input, Model
+from .random import manual_seed
 from .serialization import load_model
+from .tensor import Tensor, tensor
 
 stack = Tensor.stack
 concat = cat = Tensor.concat

@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from .ops.base import unbroadcast
 from .graph import walk
+from .ops.base import unbroadcast
 
 _state = threading.local()
 

@@ -33,4 +33,3 @@ def _parents(t, stop):
     return iter(() if fn is None or id(t) in stop else fn.inputs)
 
 
-from .graphviz import draw  # noqa: E402  (pictures of graphs: DOT source, SVG/PNG via Graphviz)

@@ -4,8 +4,8 @@ Targets may be Tensors or arrays; class targets may be integer labels (N,) or on
 """
 import numpy as np
 
+from .ops.loss import BinaryCrossEntropy, BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 from .tensor import Tensor, apply
-from .ops.loss import SoftmaxCrossEntropy, BinaryCrossEntropyWithLogits, BinaryCrossEntropy
 
 _EPS = 1e-7
 

@@ -8,8 +8,8 @@
 import numpy as np
 
 from . import autograd
+from .plan import Graph, ModelOp, Plan
 from .tensor import Tensor
-from .plan import Graph, Plan, ModelOp
 
 
 def Input(shape, dtype=np.float32):
@@ -37,7 +37,8 @@ class Model:
         self.outputs = list(outputs) if self._multi_out else [outputs]
         for t in self.inputs + self.outputs:
             if not isinstance(t, Tensor):
-                raise TypeError(f"Model: inputs and outputs must be Tensors, got {type(t).__name__}")
+                raise TypeError(f"Model: inputs and outputs must be Tensors, "
+                                f"got {type(t).__name__}")
         self.input_shapes = [tuple(t.shape[1:]) for t in self.inputs]
         self.graph = Graph(self.inputs, self.outputs)
         self.nodes = self._layer_graph()
@@ -73,7 +74,8 @@ class Model:
             if history:
                 nodes.append({"kind": "layer", "layer": history[0], "inputs": history[1], "out": t})
             else:
-                nodes.append({"kind": "op", "op": t.grad_fn.op, "inputs": t.grad_fn.inputs, "out": t})
+                nodes.append({"kind": "op", "op": t.grad_fn.op, "inputs": t.grad_fn.inputs,
+                              "out": t})
         return nodes
 
     @property
@@ -115,7 +117,8 @@ class Model:
         except (ValueError, TypeError) as e:
             raise TypeError(f"Model input #{i}: could not turn it into an array ({e})") from None
         if data.dtype.kind not in "fiub":
-            raise TypeError(f"Model input #{i}: expected numbers, got an array of dtype {data.dtype}")
+            raise TypeError(f"Model input #{i}: expected numbers, "
+                            f"got an array of dtype {data.dtype}")
         expected = self.input_shapes[i]
         if data.ndim != len(expected) + 1 or tuple(data.shape[1:]) != expected:
             raise ValueError(f"Model input #{i}: expected shape {(None,) + expected}, got "
@@ -138,7 +141,8 @@ class Model:
         if plan is None:
             plan = self._plans[key] = Plan(self.graph, in_rg, record)
         outs = plan.forward(arrays)
-        results = [self._output(plan, s, a, xs, record) for s, a in zip(self.graph.output_slots, outs)]
+        results = [self._output(plan, s, a, xs, record)
+                   for s, a in zip(self.graph.output_slots, outs)]
         return results if self._multi_out else results[0]
 
     def _output(self, plan, slot, array, xs, record):
@@ -201,8 +205,8 @@ class Model:
         for key, target in own.items():
             value = np.asarray(state[key])
             if value.shape != target.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model but "
-                                 f"{value.shape} in the state dict")
+                raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model "
+                                 f"but {value.shape} in the state dict")
             target[...] = value
 
     def save(self, path):
@@ -213,7 +217,7 @@ class Model:
     def summary(self, print_fn=print):
         """A Keras-like table: layer, output shape, number of parameters, and the totals."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        for i, t in enumerate(self.inputs):
+        for i in range(len(self.inputs)):
             rows.append((f"input_{i + 1} (Input)", str((None,) + self.input_shapes[i]), "0"))
         for node in self.nodes:
             shape = str((None,) + tuple(node["out"].shape[1:]))
@@ -237,7 +241,8 @@ class Model:
         return text
 
     def __repr__(self):
-        return f"Model({len(self.layers)} layers, {sum(p.data.size for p in self.parameters):,} params)"
+        count = sum(p.data.size for p in self.parameters)
+        return f"Model({len(self.layers)} layers, {count:,} params)"
 
 
 def _unique_names(layers):

@@ -24,8 +24,8 @@ _HEX = 64
 
 
 def _op_classes():
+    from .ops import elementwise, linalg, loss, nn, reduce, shape  # noqa: F401  (register them)
     from .ops.base import Op
-    from .ops import elementwise, reduce, shape, linalg, nn, loss  # noqa: F401  (register them)
     found, stack = {}, [Op]
     while stack:
         cls = stack.pop()
@@ -198,9 +198,9 @@ def _read(path):
 
 def load_model(path):
     """Rebuild a Model saved with `model.save(path)`: same architecture, same weights."""
-    from .tensor import Tensor, apply
-    from .model import Input, Model
     from .layers import LAYERS
+    from .model import Input, Model
+    from .tensor import Tensor, apply
     arch, arrays = _read(path)
     ops = _op_classes()
     inputs = [Input(tuple(i["shape"]), dtype=np.dtype(i["dtype"])) for i in arch["inputs"]]

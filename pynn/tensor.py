@@ -5,9 +5,12 @@ import numbers
 import numpy as np
 
 from . import autograd
-from .random import rng
+from .ops import elementwise as E
+from .ops import linalg as L
+from .ops import reduce as R
+from .ops import shape as S
 from .ops.base import normalize_dim
-from .ops import elementwise as E, reduce as R, shape as S, linalg as L
+from .random import rng
 
 ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
@@ -544,7 +547,8 @@ class Tensor:
         try:
             np.broadcast_shapes(self.shape, shape)
         except ValueError:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} "
+                             f"to {shape}") from None
         return apply(S.BroadcastTo(shape=shape), self)
 
     def expand(self, *shape):
@@ -601,7 +605,8 @@ class Tensor:
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of dim {axis}")
+                raise ValueError(f"split: sizes {sizes} do not add up to {n}, "
+                                 f"the size of dim {axis}")
         out, start = [], 0
         for size in sizes:
             index = (slice(None),) * axis + (slice(start, start + size),)

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor
 from ..random import rng
+from ..tensor import Tensor
 
 
 def _pair(v):

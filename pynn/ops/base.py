@@ -13,7 +13,6 @@ dropped by ``release()`` once the backward pass has used it.
 """
 import numpy as np
 
-
 _KEEP = frozenset({"attrs", "needs_input_grad", "_buffers"})
 
 

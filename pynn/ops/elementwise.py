@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from .base import Op
 from ..kernels.special import erf
+from .base import Op
 
 
 def promote(a, b):
@@ -210,7 +210,8 @@ class Gelu(Op):
 
 
 class Softplus(Op):
-    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch. attrs: beta, threshold"""
+    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch.
+    attrs: beta, threshold"""
 
     def forward(self, x):
         self.x = x
