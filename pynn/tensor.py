@@ -50,7 +50,7 @@ def apply(op, *inputs):
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None
     t = Tensor._wrap(out, record and grad)
     if record:
-        t.grad_fn = autograd.Node(op, inputs)
+        t.grad_fn = autograd.Node(op, inputs, tuple(x._version for x in inputs))
         t._retains_grad = autograd._retain_all()
         t._symbolic = symbolic
     return t
@@ -67,6 +67,8 @@ class Tensor:
 
     __array_priority__ = 1000      # make `ndarray + Tensor` call Tensor.__radd__
     _symbolic = False              # True for a Model's Input placeholders and what follows them
+    _version = 0                   # bumped by every in-place change (x += 1, x.zero_(), x[i] = v)
+    _rebased_at = -1               # the version at which an in-place op gave it a new grad_fn
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -331,6 +333,117 @@ class Tensor:
 
     def __pos__(self):
         return self
+
+    # -- in place, as in PyTorch: the same tensor and buffer, a new _version ------------------
+    def _inplace(self, op, *others, name):
+        """Write op(self, *others) into this tensor (x += y, x.add_(y), ...)."""
+        others = tuple(self._other(o) for o in others)
+        if autograd.is_grad_enabled():
+            if self._requires_grad and self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            if self._symbolic or any(o._symbolic for o in others):
+                raise RuntimeError(f"{name}: in-place ops are not supported on the symbolic "
+                                   f"tensors of a model being built; write x = x + y")
+            if self._requires_grad or any(o._requires_grad for o in others):
+                return self._rebase(op, others, name)
+        with autograd.no_grad():
+            out = apply(op, self, *others).data
+        self._check_result(out, name)
+        np.copyto(self.data, out, casting="same_kind")
+        return self._bump()
+
+    def _check_result(self, out, name):
+        if out.shape != self.shape:
+            raise RuntimeError(f"{name}: output with shape {self.shape} doesn't match the "
+                               f"broadcast shape {out.shape}")
+        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{name}: result type {out.dtype} can't be cast to the desired "
+                               f"output type {self.dtype}")
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: the tensor's array is read-only (a broadcast view?); "
+                               f"use an out-of-place op or .clone() first")
+
+    def _bump(self):
+        self._version += 1
+        self.__dict__.pop("_softmax_of", None)   # no longer the softmax of those logits
+        return self
+
+    def _rebase(self, op, others, name):
+        """In-place op in a recorded graph: the tensor's old value and history move to a new
+        tensor, the op is recorded on it, and this tensor becomes the op's result. Its array is
+        a new one here (the old one stays valid for the backward of the ops that saved it)."""
+        old = Tensor._wrap(self.data, self._requires_grad)
+        old.grad_fn, old._version = self.grad_fn, self._version
+        out = apply(op, old, *others)
+        self._check_result(out.data, name)
+        if out.dtype != self.dtype:
+            out = apply(E.Cast(dtype=self.dtype), out)
+        self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, out._requires_grad
+        self._bump()
+        self._rebased_at = self._version
+        self.grad_fn.out_version = self._version
+        return self
+
+    def __iadd__(self, o):
+        return self._inplace(E.Add(), o, name="add_")
+
+    def __isub__(self, o):
+        return self._inplace(E.Sub(), o, name="sub_")
+
+    def __imul__(self, o):
+        return self._inplace(E.Mul(), o, name="mul_")
+
+    def __itruediv__(self, o):
+        return self._inplace(E.Div(), o, name="div_")
+
+    def add_(self, other, alpha=1):
+        return self._inplace(E.Add(), other if alpha == 1 else other * alpha, name="add_")
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(E.Sub(), other if alpha == 1 else other * alpha, name="sub_")
+
+    def mul_(self, other):
+        return self._inplace(E.Mul(), other, name="mul_")
+
+    def div_(self, other):
+        return self._inplace(E.Div(), other, name="div_")
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(E.Clip(min=min, max=max), name="clamp_")
+
+    clip_ = clamp_
+
+    def _overwrite(self, value, name):
+        """fill_/zero_/copy_: new contents that do not depend on the old ones."""
+        value = value.data if isinstance(value, Tensor) else value
+        if autograd.is_grad_enabled():
+            if self._requires_grad and self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            if self._requires_grad or self._symbolic:
+                raise RuntimeError(f"{name}: pynn cannot record this in-place op on a tensor "
+                                   f"that is part of a graph; do it under pynn.no_grad()")
+        value = np.asarray(value)
+        try:
+            np.broadcast_to(value, self.shape)
+        except ValueError:
+            raise RuntimeError(f"{name}: cannot copy a value of shape {value.shape} into a "
+                               f"tensor of shape {self.shape}") from None
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: the tensor's array is read-only (a broadcast view?)")
+        np.copyto(self.data, value, casting="unsafe")      # cast as torch's copy_ does
+        return self._bump()
+
+    def copy_(self, src):
+        """Copy `src` (broadcast to this tensor's shape, cast to its dtype) into this tensor."""
+        return self._overwrite(src, "copy_")
+
+    def fill_(self, value):
+        return self._overwrite(value, "fill_")
+
+    def zero_(self):
+        return self._overwrite(0, "zero_")
 
     def __matmul__(self, o):
         return self.matmul(o)
@@ -630,9 +743,13 @@ class Tensor:
 
     def __setitem__(self, index, value):
         if self.requires_grad and autograd.is_grad_enabled():
+            if self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
             raise RuntimeError("in-place assignment to a tensor that requires grad; "
-                               "do it under pynn.no_grad() or on .data")
+                               "do it under pynn.no_grad() or on a copy (t.clone())")
         self.data[_plain_index(index)] = getattr(value, "data", value)
+        self._bump()
 
 
 def _plain_index(index):

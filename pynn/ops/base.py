@@ -53,6 +53,19 @@ class Op:
     def needs(self, i):
         return len(self.needs_input_grad) <= i or self.needs_input_grad[i]
 
+    def saves(self, array):
+        """Does the state forward() saved for backward() share memory with `array`? (Asked
+        only when `array`'s tensor was changed in place before the backward pass.) An op that
+        keeps what it needs somewhere other than array attributes should say so here."""
+        for key, value in self.__dict__.items():
+            if key in self.attrs or key in _KEEP:
+                continue
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            for v in values:
+                if isinstance(v, np.ndarray) and np.may_share_memory(v, array):
+                    return True
+        return False
+
     def clone(self):
         """A fresh op with the same settings and no saved state or buffers."""
         return type(self)(**self.attrs)

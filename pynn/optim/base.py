@@ -226,6 +226,7 @@ class Optimizer:
                 g = g.reshape(-1)
             s.step += 1
             step(s, g, hp)
+            p._version += 1      # changed in place: a graph that saved it can't backprop now
 
     def _hyper(self):
         """The hyper-parameters the kernel takes, in its order."""
