@@ -14,6 +14,15 @@ concat = cat = Tensor.concat
 where = Tensor.where
 
 
+def argmax(t, dim=None, keepdim=False, **numpy_names):
+    """`pynn.argmax(t, dim)`, as torch.argmax (also axis=/keepdims=)."""
+    return (t if isinstance(t, Tensor) else Tensor(t)).argmax(dim, keepdim, **numpy_names)
+
+
+def argmin(t, dim=None, keepdim=False, **numpy_names):
+    return (t if isinstance(t, Tensor) else Tensor(t)).argmin(dim, keepdim, **numpy_names)
+
+
 def maximum(a, b):
     return (a if isinstance(a, Tensor) else Tensor(a)).maximum(b)
 

@@ -33,3 +33,4 @@ def _parents(t, stop):
     return iter(() if fn is None or id(t) in stop else fn.inputs)
 
 
+from .graphviz import draw  # noqa: E402, F401  (pictures of graphs: DOT source, SVG/PNG via Graphviz)

@@ -106,6 +106,10 @@ def categorical_cross_entropy(pred, target, reduction="mean"):
     return _reduce(per_item, reduction)
 
 
+#: the (misspelt) name the original pynn used, kept so that its programs still run
+categorical_cross_entory = categorical_cross_entropy
+
+
 def nll_loss(log_probs, target, reduction="mean"):
     """Negative log-likelihood of integer labels given log-probabilities (N, C)."""
     t = _class_target("nll_loss", log_probs, target)
