@@ -7,14 +7,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def read(name):
-    path = os.path.join(HERE, name)
-    if not os.path.exists(path):
-        return ""
-    with open(path, encoding="utf-8") as f:
+    with open(os.path.join(HERE, name), encoding="utf-8") as f:
         return f.read()
 
 
-# The runtime dependencies, one per line in requirements.txt (shipped in the sdist by MANIFEST.in)
+# The runtime dependencies, one per line in requirements.txt (shipped in the sdist by
+# MANIFEST.in). A missing file is an error, not a package without dependencies.
 install_requires = [line.strip() for line in read("requirements.txt").splitlines()
                     if line.strip() and not line.startswith("#")]
 
