@@ -1,19 +1,37 @@
-from setuptools import setup, find_packages
+"""pynn's packaging metadata (the build system and tool settings are in pyproject.toml)."""
+import os
 
-with open("requirements.txt") as f:
-    install_requires = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(name):
+    with open(os.path.join(HERE, name), encoding="utf-8") as f:
+        return f.read()
+
+
+# The runtime dependencies, one per line in requirements.txt (shipped in the sdist by
+# MANIFEST.in). A missing file is an error, not a package without dependencies.
+install_requires = [line.strip() for line in read("requirements.txt").splitlines()
+                    if line.strip() and not line.startswith("#")]
 
 setup(
     name="pynn",
     version="0.1.0",
-    description="A small deep learning library on NumPy and Numba: eager autograd and compiled functional models",
-    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
+    description="A small deep learning library on NumPy and Numba: eager autograd and compiled "
+                "functional models",
+    long_description=read("README.md"),
     long_description_content_type="text/markdown",
+    license="MIT",
     packages=find_packages(include=["pynn", "pynn.*"]),
     python_requires=">=3.9",
     install_requires=install_requires,
     extras_require={
         "tfds": ["tensorflow-datasets"],
         "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],
+        "onnx": ["onnx", "onnxruntime"],
+        "safetensors": ["safetensors"],
+        "distributed": ["mpi4py", "mpich"],
     },
 )

@@ -148,7 +148,8 @@ def main():
     print(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores; {THREADS} threads for torch and "
           f"for NumPy's BLAS; load average before the run {load_before:.2f}")
-    print(f"- python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}")
+    print(f"- python {platform.python_version()}, numpy {np.__version__}, "
+          f"torch {torch.__version__}")
     print(f"- median of {args.repeats} runs of {args.steps} steps each, libraries alternating; "
           f"loss {p_loss:.4f} (pynn) vs {t_loss:.4f} (torch)")
     print()

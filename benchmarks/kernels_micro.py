@@ -75,7 +75,8 @@ def main():
         print(f"{'col2im  ' + tag:44s} {bench(col2im, *a):8.3f} "
               f"{bench(lambda: F.fold(ct, (H, H), k, padding=p, stride=s)):8.3f}")
 
-    print("\n== pooling fwd / bwd (torch: F.max_pool2d(return_indices) / F.avg_pool2d + autograd bwd) ==")
+    print("\n== pooling fwd / bwd (torch: F.max_pool2d(return_indices) / F.avg_pool2d "
+          "+ autograd bwd) ==")
     print(hdr)
     for N, C, H, k, s, p in [(64, 8, 28, 2, 2, 0), (64, 16, 28, 2, 2, 0), (64, 16, 28, 3, 2, 1),
                              (64, 32, 14, 2, 2, 0)]:

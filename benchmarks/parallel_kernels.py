@@ -25,8 +25,8 @@ PARALLEL_KERNELS = ["im2col", "maxpool2d_forward", "bias_act_forward_cnp"]
 
 def swap_kernels(parallel):
     """Point pynn.ops.nn at the parallel builds (or back at the shipped ones)."""
-    import pynn.ops.nn as nn_ops
     import pynn.kernels as K
+    import pynn.ops.nn as nn_ops
     if not hasattr(swap_kernels, "builds"):
         swap_kernels.builds = {name: njit(parallel=True)(getattr(K, name).py_func)
                                for name in PARALLEL_KERNELS}
@@ -35,8 +35,10 @@ def swap_kernels(parallel):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", str(HERE.parents[1] / "shared" / "data")))
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    shared_data = str(HERE.parents[1] / "shared" / "data")
+    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--only", nargs="*", default=["mnist-cnn", "inference-cnn"])
@@ -45,10 +47,12 @@ def main():
     R.set_threads(R.THREADS)
     data = R.load_data(args.data_dir)
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}  machine: {R.machine()}")
-    print(f"{R.THREADS} threads for BLAS, Numba and torch; median of {args.repeats} alternating runs; "
+    print(f"{R.THREADS} threads for BLAS, Numba and torch; "
+          f"median of {args.repeats} alternating runs; "
           f"{args.steps} batches per training run")
     print(f"command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}\n")
-    print("| workload | serial kernels s | parallel kernels s | torch s | serial/torch | parallel/torch |")
+    print("| workload | serial kernels s | parallel kernels s | torch s | serial/torch "
+          "| parallel/torch |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.only:
         variants = ("serial", "parallel", "torch")

@@ -28,8 +28,8 @@ def blas_matmul(*args, **kwargs):
 
 
 def route_matmul_through_wrapper():
-    import pynn.ops.nn
     import pynn.ops.linalg
+    import pynn.ops.nn
     for module in (pynn.ops.nn, pynn.ops.linalg):
         proxy = types.ModuleType("numpy_proxy")
         proxy.__dict__.update(np.__dict__)
@@ -49,10 +49,12 @@ def shares(stats):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--workload", nargs="*", default=["mnist-mlp", "mnist-cnn"])
-    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", str(HERE.parents[1] / "shared" / "data")))
+    shared_data = str(HERE.parents[1] / "shared" / "data")
+    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
     p.add_argument("--top", type=int, default=0, help="also print the N most expensive functions")
     args = p.parse_args()
     import run as R

@@ -162,10 +162,13 @@ def machine():
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", str(ROOT.parent / "shared" / "data")))
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    shared_data = str(ROOT.parent / "shared" / "data")
+    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--steps", type=int, default=900, help="batches per training run (900 = the spec)")
+    p.add_argument("--steps", type=int, default=900,
+                   help="batches per training run (900 = the spec)")
     p.add_argument("--only", nargs="*", choices=WORKLOADS, default=WORKLOADS)
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -179,13 +182,14 @@ def main():
     if args.compile_child:
         return compile_child(args.data_dir)
 
-    import numpy as np
     import numba
+    import numpy as np
     import torch
     set_threads(THREADS)
     print(f"date: {datetime.date.today()}  machine: {machine()}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-          f"torch {torch.__version__}; {THREADS} threads each; median of {args.repeats} alternating "
+          f"torch {torch.__version__}; {THREADS} threads each; "
+          f"median of {args.repeats} alternating "
           f"runs; {args.steps} batches per training run")
     print(f"command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print()
@@ -197,7 +201,8 @@ def main():
         med, losses = time_workload(name, data, args.repeats, args.steps)
         mem = {"pynn": float("nan"), "torch": float("nan")} if args.no_memory else \
             peak_memory(name, args.data_dir, args.steps)
-        print(f"| {name} | {med['pynn']:.3f} | {med['torch']:.3f} | {med['pynn'] / med['torch']:.2f} "
+        print(f"| {name} | {med['pynn']:.3f} | {med['torch']:.3f} "
+              f"| {med['pynn'] / med['torch']:.2f} "
               f"| {losses['pynn']:.4f} | {losses['torch']:.4f} | {mem['pynn']:.1f} "
               f"| {mem['torch']:.1f} |", flush=True)
     print()

@@ -9,9 +9,9 @@ import numpy as np
 
 import pynn
 from pynn import Input, Model, Tensor
-from pynn.layers import Dense, Conv2d, MaxPool2d, Flatten
+from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
 from pynn.losses import categorical_cross_entropy
-from pynn.optimizers import Adam, SGD
+from pynn.optimizers import SGD, Adam
 
 BATCH = 64
 STEPS = 900

@@ -10,7 +10,7 @@ y = 3 * x - 1 + 0.05 * Tensor.randn((256, 1))
 w = Tensor.zeros((1, 1), requires_grad=True)
 b = Tensor.zeros((1,), requires_grad=True)
 bar = tqdm(range(200), desc="fit")
-for step in bar:
+for _ in bar:
     loss = ((x @ w + b - y) ** 2).mean()
     loss.zero_grad()
     loss.backward()

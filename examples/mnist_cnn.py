@@ -7,17 +7,16 @@ measures the test accuracy with model.predict, and saves the model (pynn.load_mo
 """
 import time
 
+from _common import accuracy, load_mnist, parser
 from tqdm import tqdm
 
 import pynn
 from pynn import Input, Model
-from pynn.layers import Conv2d, MaxPool2d, Flatten, Dense
 from pynn.activations import relu, softmax
+from pynn.data import DataLoader
+from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
 from pynn.losses import categorical_cross_entropy
 from pynn.optimizers import Adam, CosineAnnealingLR
-from pynn.data import DataLoader
-
-from _common import parser, load_mnist, accuracy
 
 p = parser(__doc__, epochs=3, batch_size=32, lr=2e-3)
 p.add_argument("--save", default="mnist_cnn.pynn",

@@ -7,17 +7,16 @@ model.predict, and saves the model (pynn.load_model reads it back).
 """
 import time
 
+from _common import accuracy, load_mnist, parser
 from tqdm import tqdm
 
 import pynn
 from pynn import Input, Model
-from pynn.layers import Dense
 from pynn.activations import relu, softmax
+from pynn.data import DataLoader
+from pynn.layers import Dense
 from pynn.losses import categorical_cross_entropy
 from pynn.optimizers import Adam, CosineAnnealingLR
-from pynn.data import DataLoader
-
-from _common import parser, load_mnist, accuracy
 
 p = parser(__doc__, epochs=10, batch_size=64, lr=1e-3)
 p.add_argument("--save", default="mnist_mlp.pynn",

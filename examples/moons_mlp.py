@@ -7,18 +7,17 @@ Reaches 100% training accuracy in a few seconds and draws the decision boundary 
 import time
 
 import numpy as np
+from _common import parser
 from tqdm import tqdm
 
 import pynn
 from pynn import Input, Model
-from pynn.layers import Dense
 from pynn.activations import relu
+from pynn.data import DataLoader
+from pynn.datasets import make_moons
+from pynn.layers import Dense
 from pynn.losses import hinge
 from pynn.optimizers import SGD
-from pynn.datasets import make_moons
-from pynn.data import DataLoader
-
-from _common import parser
 
 
 def draw_decision_boundary(model, X, y, path):

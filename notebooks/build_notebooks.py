@@ -34,6 +34,7 @@ def parameters(epochs, extra=""):
         'LIMIT = int(os.environ.get("PYNN_NB_LIMIT", 0)) or None   # None: all the samples',
         'DATA_DIR = os.environ.get("PYNN_DATA_DIR")  # None: ~/.cache/pynn, downloaded if missing',
         "SEED = 0",
+        "REFRESH = 1.0   # seconds between progress bar updates (keeps saved outputs small)",
     ]
     return new_code_cell("\n".join(lines + ([extra] if extra else [])))
 
@@ -72,7 +73,7 @@ TRAIN_LOOP = '''
 
     for epoch in range(EPOCHS):
         seen = correct = total_loss = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{EPOCHS}")
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{EPOCHS}", mininterval=REFRESH)
         for xb, yb in bar:
             pred = model(xb)                             # forward: (batch, 10) probabilities
             loss = categorical_cross_entropy(pred, yb)   # a scalar Tensor
@@ -108,11 +109,15 @@ CURVES = '''
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     ax1.plot(steps, history["step_loss"], alpha=0.3, label="each step")
     ax1.plot(steps[window - 1:], smooth, label=f"mean of {window} steps")
-    ax1.set_xlabel("step"); ax1.set_ylabel("cross-entropy loss"); ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("cross-entropy loss")
+    ax1.set_yscale("log")
     ax1.legend()
     ax2.plot(epochs, history["train_acc"], "o-", label="train (running, during the epoch)")
     ax2.plot(epochs, history["test_acc"], "o-", label="test (after the epoch)")
-    ax2.set_xlabel("epoch"); ax2.set_ylabel("accuracy"); ax2.set_xticks(epochs)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.set_xticks(epochs)
     ax2.legend()
     plt.show()
 '''
@@ -169,18 +174,18 @@ def moons():
         '''),
         parameters(200),
         code('''
-        import numpy as np
         import matplotlib.pyplot as plt
+        import numpy as np
         from tqdm import tqdm
 
         import pynn
         from pynn import Input, Model
-        from pynn.layers import Dense
         from pynn.activations import relu
+        from pynn.data import DataLoader
+        from pynn.datasets import make_moons
+        from pynn.layers import Dense
         from pynn.losses import hinge
         from pynn.optimizers import SGD
-        from pynn.datasets import make_moons
-        from pynn.data import DataLoader
 
         pynn.manual_seed(SEED)   # the same initial weights on every run
         '''),
@@ -215,7 +220,7 @@ def moons():
         x = Dense(16, 16, relu)(x)
         x = Dense(16, 1)(x)
         model = Model(x_in, x)
-        model.summary()
+        model.summary();   # the ";" stops Jupyter from echoing the returned table
         '''),
         md('''
         ## The loss and the optimizer
@@ -233,7 +238,7 @@ def moons():
         loader = DataLoader(X, y.reshape(-1, 1), batch_size=100, shuffle=True, seed=SEED)
         history = {"loss": [], "acc": []}
 
-        bar = tqdm(range(EPOCHS), desc="moons")
+        bar = tqdm(range(EPOCHS), desc="moons", mininterval=REFRESH)
         for epoch in bar:
             opt.lr = 1.0 * (1 - 0.9 * epoch / EPOCHS)
             for xb, yb in loader:                # one batch of all 100 points
@@ -255,10 +260,12 @@ def moons():
         code('''
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
         ax1.plot(history["loss"])
-        ax1.set_xlabel("epoch"); ax1.set_ylabel("hinge loss")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("hinge loss")
         ax1.set_yscale("symlog", linthresh=1e-3)
         ax2.plot(history["acc"])
-        ax2.set_xlabel("epoch"); ax2.set_ylabel("training accuracy")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("training accuracy")
         plt.show()
         '''),
         md('''
@@ -306,18 +313,18 @@ def mnist_mlp():
         '''),
         parameters(10, extra="BATCH_SIZE = 64\nLR = 1e-3"),
         code('''
-        import numpy as np
         import matplotlib.pyplot as plt
+        import numpy as np
         from tqdm import tqdm
 
         import pynn
         from pynn import Input, Model
-        from pynn.layers import Dense
         from pynn.activations import relu, softmax
+        from pynn.data import DataLoader
+        from pynn.datasets import mnist
+        from pynn.layers import Dense
         from pynn.losses import categorical_cross_entropy
         from pynn.optimizers import Adam, CosineAnnealingLR
-        from pynn.datasets import mnist
-        from pynn.data import DataLoader
 
         pynn.manual_seed(SEED)
         '''),
@@ -344,7 +351,7 @@ def mnist_mlp():
         x = Dense(128, 32, relu)(x)
         x = Dense(32, 10, softmax)(x)
         model = Model(x_in, x)
-        model.summary()
+        model.summary();   # the ";" stops Jupyter from echoing the returned table
         '''),
         md('''
         ## Training
@@ -390,6 +397,7 @@ def mnist_mlp():
 GRAPH_CELL = '''
     # The computation graph of the model: Graphviz DOT text from pynn.graph.draw.
     import shutil
+
     from pynn import graph
 
     if hasattr(graph, "draw"):
@@ -421,18 +429,18 @@ def mnist_cnn():
         '''),
         parameters(3, extra="BATCH_SIZE = 32\nLR = 2e-3"),
         code('''
-        import numpy as np
         import matplotlib.pyplot as plt
+        import numpy as np
         from tqdm import tqdm
 
         import pynn
         from pynn import Input, Model
-        from pynn.layers import Conv2d, MaxPool2d, Flatten, Dense
         from pynn.activations import relu, softmax
+        from pynn.data import DataLoader
+        from pynn.datasets import mnist
+        from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
         from pynn.losses import categorical_cross_entropy
         from pynn.optimizers import Adam, CosineAnnealingLR
-        from pynn.datasets import mnist
-        from pynn.data import DataLoader
 
         pynn.manual_seed(SEED)
         '''),
@@ -464,7 +472,7 @@ def mnist_cnn():
         x = Dense(64 * 7 * 7, 128, relu)(x)
         x = Dense(128, 10, softmax)(x)
         model = Model(x_in, x)
-        model.summary()
+        model.summary();   # the ";" stops Jupyter from echoing the returned table
         '''),
         md('''
         `Model` recorded the graph of operations between the input and the output when the

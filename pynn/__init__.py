@@ -3,14 +3,23 @@
 Eager, PyTorch-like tensors with reverse-mode autograd, and Keras-style functional models whose
 forward and backward passes are compiled once into a plan of steps on preallocated buffers.
 """
-from .tensor import Tensor, tensor
-from .autograd import no_grad, enable_grad, retain_grads, is_grad_enabled
-from .random import manual_seed
+from .autograd import enable_grad, is_grad_enabled, no_grad, retain_grads
 from .model import Input, Model, Sequential, load_model, model_from_json
+from .random import manual_seed
+from .tensor import Tensor, tensor
 
 stack = Tensor.stack
 concat = cat = Tensor.concat
 where = Tensor.where
+
+
+def argmax(t, dim=None, keepdim=False, **numpy_names):
+    """`pynn.argmax(t, dim)`, as torch.argmax (also axis=/keepdims=)."""
+    return (t if isinstance(t, Tensor) else Tensor(t)).argmax(dim, keepdim, **numpy_names)
+
+
+def argmin(t, dim=None, keepdim=False, **numpy_names):
+    return (t if isinstance(t, Tensor) else Tensor(t)).argmin(dim, keepdim, **numpy_names)
 
 
 def maximum(a, b):

@@ -25,9 +25,10 @@ from .tensor import Tensor, apply
 
 def op_classes():
     """Every Op subclass by class name (the ops a saved graph may name)."""
-    from . import ops as _ops  # noqa: F401
     import importlib
     import pkgutil
+
+    from . import ops as _ops  # noqa: F401
     for info in pkgutil.iter_modules(_ops.__path__):
         importlib.import_module(f"{_ops.__name__}.{info.name}")
     found, stack = {}, [Op]

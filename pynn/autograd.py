@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from .ops.base import unbroadcast
 from .graph import walk
+from .ops.base import unbroadcast
 
 _state = threading.local()
 
@@ -78,15 +78,23 @@ class Node:
     """A recorded op application: the ``grad_fn`` of the tensor it produced.
 
     ``call`` is the `graph.LayerCall` that returned this tensor when the op was the last one of
-    a layer call (None otherwise): the layer-level record Model, summary, save and draw read."""
+    a layer call (None otherwise): the layer-level record Model, summary, save and draw read.
 
-    __slots__ = ("op", "inputs", "released", "call")
+    ``versions`` are the inputs' version counters when the op ran and ``out_version`` the
+    output's: backward compares them with the tensors' current ``_version`` to catch an
+    in-place change of a value the op saved for its backward (see ``check_versions``)."""
 
-    def __init__(self, op, inputs):
+    __slots__ = ("op", "inputs", "released", "call", "versions", "out_version")
+
+    def __init__(self, op, inputs, versions=None, out_version=0):
         self.op = op
         self.inputs = inputs
         self.released = False
         self.call = None
+        if versions is None:
+            versions = tuple(getattr(t, "_version", 0) for t in inputs)
+        self.versions = versions
+        self.out_version = out_version
 
     def name(self):
         return self.op.name + "Backward"
@@ -97,6 +105,30 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()}>"
+
+
+def _modified_error(node, what, tensor, expected):
+    return RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: {what} of {node.name()} (shape {tuple(tensor.shape)}, "
+        f"{tensor.dtype}) is at version {tensor._version}; expected version {expected} "
+        f"instead. Call backward() before changing it (e.g. before opt.step()), or change a "
+        f"copy (t.clone())")
+
+
+def check_versions(t, node):
+    """Raise if a tensor that `node` (t's grad_fn) saved for its backward was changed in place
+    since the op ran.
+
+    A changed input whose memory the op did not keep (x in x + y) is fine, as in PyTorch,
+    unless an in-place op under grad mode gave that tensor a new grad_fn meanwhile (`y += 1`
+    on a non-leaf): the gradient would then flow through the wrong history."""
+    for i, (parent, version) in enumerate(zip(node.inputs, node.versions)):
+        if parent._version != version and (
+                parent._rebased_at > version or node.op.saves(parent.data)):
+            raise _modified_error(node, f"input #{i}", parent, version)
+    if t._version != node.out_version and node.op.saves(t.data):
+        raise _modified_error(node, "the output", t, node.out_version)
 
 
 def topological_order(root):
@@ -151,6 +183,7 @@ def backward(root, grad=None, retain_graph=False):
                 f"backward(): trying to go through {node.name()} a second time, but its saved "
                 f"values were freed by the first backward; call backward(retain_graph=True) "
                 f"the first time")
+        check_versions(t, node)
         input_grads = node.op.backward(g)
         for parent, pg in zip(node.inputs, input_grads):
             if pg is None or not parent._requires_grad:

@@ -6,6 +6,8 @@ import numbers
 
 import numpy as np
 
+from .random import rng
+
 __all__ = ["DataLoader"]
 
 
@@ -31,11 +33,14 @@ class DataLoader:
     stays float32, int64 labels stay int64; the Tensor constructor turns other
     float dtypes into float32).
 
-    ``shuffle=True`` draws a new permutation for every epoch from a generator
-    seeded once with ``seed``: two loaders with the same seed give the same
-    sequence of epochs. The dataset is never copied as a whole; each batch is
-    gathered into a fresh array (so a batch stays valid after the next one is
-    produced, and writing to it never changes the dataset).
+    ``shuffle=True`` draws a new permutation for every epoch: from a generator
+    seeded once with ``seed`` when one is given (two loaders with the same seed
+    give the same sequence of epochs), else from pynn's generator, which
+    ``pynn.manual_seed`` seeds (as torch's DataLoader follows torch.manual_seed):
+    the same program after the same manual_seed shuffles the same way. The
+    dataset is never copied as a whole; each batch is gathered into a fresh
+    array (so a batch stays valid after the next one is produced, and writing
+    to it never changes the dataset).
 
     ``len(loader)`` is the number of batches per epoch; with ``drop_last=True``
     a last batch smaller than ``batch_size`` is left out.
@@ -55,7 +60,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     @property
     def num_samples(self) -> int:
@@ -68,7 +73,9 @@ class DataLoader:
     def __iter__(self):
         # The permutation is drawn here, when the epoch starts (not lazily at
         # the first next()), so epochs follow the order iter() was called in.
-        order = self._rng.permutation(len(self.x)) if self.shuffle else None
+        order = None
+        if self.shuffle:
+            order = (self._rng if self._rng is not None else rng()).permutation(len(self.x))
         return self._batches(order)
 
     def _batches(self, order):

@@ -233,6 +233,7 @@ def compiled_plan(model):
     """The model's most recently used plan; without one, a plan compiled for a batch of one and
     run once on zeros in eval mode (nothing in the model changes), not kept."""
     import numpy as np
+
     from .plan import Plan
     if model._plans:
         return next(reversed(model._plans.values()))

@@ -4,8 +4,8 @@ Targets may be Tensors or arrays; class targets may be integer labels (N,) or on
 """
 import numpy as np
 
+from .ops.loss import BinaryCrossEntropy, BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 from .tensor import Tensor, apply
-from .ops.loss import SoftmaxCrossEntropy, BinaryCrossEntropyWithLogits, BinaryCrossEntropy
 
 _EPS = 1e-7
 
@@ -96,8 +96,9 @@ def categorical_cross_entropy(pred, target, reduction="mean"):
     the loss is computed from the logits behind it: exact and finite even when probabilities
     saturate to 0 or 1, with the gradient softmax - onehot. Otherwise probabilities are clipped
     to [1e-7, 1]."""
-    fn = pred.grad_fn
-    source = fn.op.softmax_logits(fn) if fn is not None else None
+    fn = pred.grad_fn       # (a value changed in place since is no longer that softmax)
+    fresh = fn is not None and pred._version == fn.out_version
+    source = fn.op.softmax_logits(fn) if fresh else None
     if source is not None:
         return cross_entropy(source, target, reduction)
     t = _class_target("categorical_cross_entropy", pred, target)
@@ -105,6 +106,10 @@ def categorical_cross_entropy(pred, target, reduction="mean"):
         t = np.eye(pred.shape[1], dtype=pred.dtype)[t]
     per_item = -(Tensor(t, dtype=pred.dtype) * pred.clip(_EPS, 1.0).log()).sum(dim=1)
     return _reduce(per_item, reduction)
+
+
+#: the (misspelt) name the original pynn used, kept so that its programs still run
+categorical_cross_entory = categorical_cross_entropy
 
 
 def nll_loss(log_probs, target, reduction="mean"):

@@ -90,10 +90,12 @@ class Model(Layer):
         self.outputs = list(outputs) if self._multi_out else [outputs]
         for t in self.inputs + self.outputs:
             if not isinstance(t, Tensor):
-                raise TypeError(f"Model: inputs and outputs must be Tensors, got {type(t).__name__}")
+                raise TypeError(f"Model: inputs and outputs must be Tensors, "
+                                f"got {type(t).__name__}")
         if len({id(t) for t in self.inputs}) != len(self.inputs):
             raise ValueError("Model: the same tensor is given twice as an input")
-        self.specs = [t._spec or InputSpec(tuple(t.shape[1:]), t.dtype, None) for t in self.inputs]
+        self.specs = [t._spec or InputSpec(tuple(t.data.shape[1:]), t.dtype, None)
+                      for t in self.inputs]
         self.input_shapes = [tuple(t.data.shape[1:]) for t in self.inputs]
         # the layer view: layer calls and loose ops between the inputs and the outputs
         self.entries = layer_walk(self.outputs, stop={id(t) for t in self.inputs})
@@ -248,7 +250,8 @@ class Model(Layer):
         else:
             self._plans.move_to_end(key)
         outs = plan.forward(arrays)
-        results = [self._output(plan, s, a, xs, record) for s, a in zip(self.graph.output_slots, outs)]
+        results = [self._output(plan, s, a, xs, record)
+                   for s, a in zip(self.graph.output_slots, outs)]
         return results if self._multi_out else results[0]
 
     def _output(self, plan, slot, array, xs, record):
@@ -364,8 +367,8 @@ class Model(Layer):
                 continue
             value = np.asarray(getattr(state[key], "data", state[key]))
             if value.shape != target.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model but "
-                                 f"{value.shape} in the state dict")
+                raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model "
+                                 f"but {value.shape} in the state dict")
             target[...] = value
         return IncompatibleKeys(missing, unexpected)
 
@@ -440,7 +443,8 @@ class Model(Layer):
 
     def __repr__(self):
         label = f"{self.name!r}, " if self.name else ""
-        return f"Model({label}{len(self.layers)} layers, {sum(p.data.size for p in self.weights):,} params)"
+        count = sum(p.data.size for p in self.weights)
+        return f"Model({label}{len(self.layers)} layers, {count:,} params)"
 
 
 def _buffer_size(layer):

@@ -26,11 +26,17 @@ Schedulers (``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``CosineAnnealingLR`
 ``clip_grad_value`` clip grads in place.  The implementation lives in the
 :mod:`pynn.optim` package; this module is the public entry point.
 """
+from .optim.algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
 from .optim.base import Optimizer
-from .optim.algorithms import SGD, Adam, AdamW, RMSprop, Adagrad
 from .optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .optim.lr_scheduler import (LRScheduler, StepLR, MultiStepLR, ExponentialLR,
-                                 CosineAnnealingLR, LambdaLR)
+from .optim.lr_scheduler import (
+                                 CosineAnnealingLR,
+                                 ExponentialLR,
+                                 LambdaLR,
+                                 LRScheduler,
+                                 MultiStepLR,
+                                 StepLR,
+)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",

@@ -112,8 +112,9 @@ def _unpack(path):
 
 def load_arrays(path, kind):
     """(architecture JSON string or None, arrays) of a file written by `save_arrays`, after
-    checking its digest and format. Weights may be read from a model file too. Arrays are keyed by weight name; constants of files saved by
-    pynn 0.1 (format version 1) keep their "c/" prefix."""
+    checking its digest and format. Weights may be read from a model file too. Arrays are
+    keyed by weight name; constants of files saved by pynn 0.1 (format version 1) keep their
+    "c/" prefix."""
     where = "load_model" if kind == "model" else "load_weights"
     arrays = _unpack(path)
     if "__architecture__" not in arrays or "__sha256__" not in arrays:

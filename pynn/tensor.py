@@ -5,9 +5,12 @@ import numbers
 import numpy as np
 
 from . import autograd
-from .random import rng
+from .ops import elementwise as E
+from .ops import linalg as L
+from .ops import reduce as R
+from .ops import shape as S
 from .ops.base import FreeDim, normalize_dim
-from .ops import elementwise as E, reduce as R, shape as S, linalg as L
+from .random import rng
 
 ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
@@ -47,7 +50,7 @@ def apply(op, *inputs):
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None
     t = Tensor._wrap(out, record and grad)
     if record:
-        t.grad_fn = autograd.Node(op, inputs)
+        t.grad_fn = autograd.Node(op, inputs, tuple(x._version for x in inputs))
         t._retains_grad = autograd._retain_all()
         t._symbolic = symbolic
     return t
@@ -66,6 +69,8 @@ class Tensor:
     # What a tensor carries besides data, grad, grad_fn (whose node holds the graph record):
     _symbolic = False              # True for a Model's Input placeholders and what follows them
     _spec = None                   # on an Input placeholder: its InputSpec (shape, dtype, name)
+    _version = 0                   # bumped by every in-place change (x += 1, x.zero_(), x[i] = v)
+    _rebased_at = -1               # the version at which an in-place op gave it a new grad_fn
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -211,6 +216,37 @@ class Tensor:
     def item(self):
         return self.data.item()
 
+    @property
+    def values(self):
+        """The original pynn name for the NumPy array of values (`.numpy()`)."""
+        return self.data
+
+    def _scalar(self, kind):
+        if self.data.size != 1:
+            raise TypeError(f"only one-element tensors can be converted to Python scalars "
+                            f"({kind}() of a tensor of shape {self.shape})")
+        return self.data.reshape(())
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors of a single element can be converted to an "
+                            f"index (dtype {self.dtype})")
+        return int(self._scalar("index"))
+
+    def __format__(self, spec):
+        """format(loss, ".4f") / f"{loss:.4f}" format the number of a one-element tensor."""
+        if not spec:
+            return str(self)
+        if self.data.size == 1:
+            return format(self.data.item(), spec)
+        raise TypeError(f"format spec {spec!r} needs a one-element tensor, got shape {self.shape}")
+
     def tolist(self):
         return self.data.tolist()
 
@@ -242,7 +278,31 @@ class Tensor:
             return Tensor._wrap(self.data.astype(dtype))
         return apply(E.Cast(dtype=dtype), self)
 
-    to = astype
+    def to(self, *args, dtype=None, device=None, copy=False):
+        """`t.to(pynn.float64)`, `t.to("cpu")`, `t.to("cpu", "float64")`: pynn runs on the CPU
+        only, so a device is accepted and changes nothing; a new dtype casts (differentiably).
+        Returns the tensor itself when nothing changes, as in PyTorch."""
+        for a in args:
+            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps", "xpu"):
+                device = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+            else:
+                dtype = a
+        if device is not None and str(device).split(":")[0] != "cpu":
+            raise RuntimeError(f"to(): pynn runs on the CPU only, got device {device!r}")
+        if dtype is None or np.dtype(dtype) == self.dtype:
+            return self.clone() if copy else self
+        return self.astype(dtype)
+
+    def cpu(self):
+        return self
+
+    def clone(self):
+        """A copy with its own memory; the gradient flows back to this tensor, as in PyTorch."""
+        if self.data.dtype.kind == "f":
+            return apply(E.Cast(dtype=self.data.dtype), self)   # astype copies: a clone
+        return Tensor._wrap(self.data.copy())
 
     def float(self):
         return self.astype(np.float32)
@@ -333,6 +393,116 @@ class Tensor:
     def __pos__(self):
         return self
 
+    # -- in place, as in PyTorch: the same tensor and buffer, a new _version ------------------
+    def _inplace(self, op, *others, name):
+        """Write op(self, *others) into this tensor (x += y, x.add_(y), ...)."""
+        others = tuple(self._other(o) for o in others)
+        if autograd.is_grad_enabled():
+            if self._requires_grad and self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            if self._symbolic or any(o._symbolic for o in others):
+                raise RuntimeError(f"{name}: in-place ops are not supported on the symbolic "
+                                   f"tensors of a model being built; write x = x + y")
+            if self._requires_grad or any(o._requires_grad for o in others):
+                return self._rebase(op, others, name)
+        with autograd.no_grad():
+            out = apply(op, self, *others).data
+        self._check_result(out, name)
+        np.copyto(self.data, out, casting="same_kind")
+        return self._bump()
+
+    def _check_result(self, out, name):
+        if out.shape != self.shape:
+            raise RuntimeError(f"{name}: output with shape {self.shape} doesn't match the "
+                               f"broadcast shape {out.shape}")
+        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{name}: result type {out.dtype} can't be cast to the desired "
+                               f"output type {self.dtype}")
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: the tensor's array is read-only (a broadcast view?); "
+                               f"use an out-of-place op or .clone() first")
+
+    def _bump(self):
+        self._version += 1
+        return self
+
+    def _rebase(self, op, others, name):
+        """In-place op in a recorded graph: the tensor's old value and history move to a new
+        tensor, the op is recorded on it, and this tensor becomes the op's result. Its array is
+        a new one here (the old one stays valid for the backward of the ops that saved it)."""
+        old = Tensor._wrap(self.data, self._requires_grad)
+        old.grad_fn, old._version = self.grad_fn, self._version
+        out = apply(op, old, *others)
+        self._check_result(out.data, name)
+        if out.dtype != self.dtype:
+            out = apply(E.Cast(dtype=self.dtype), out)
+        self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, out._requires_grad
+        self._bump()
+        self._rebased_at = self._version
+        self.grad_fn.out_version = self._version
+        return self
+
+    def __iadd__(self, o):
+        return self._inplace(E.Add(), o, name="add_")
+
+    def __isub__(self, o):
+        return self._inplace(E.Sub(), o, name="sub_")
+
+    def __imul__(self, o):
+        return self._inplace(E.Mul(), o, name="mul_")
+
+    def __itruediv__(self, o):
+        return self._inplace(E.Div(), o, name="div_")
+
+    def add_(self, other, alpha=1):
+        return self._inplace(E.Add(), other if alpha == 1 else other * alpha, name="add_")
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(E.Sub(), other if alpha == 1 else other * alpha, name="sub_")
+
+    def mul_(self, other):
+        return self._inplace(E.Mul(), other, name="mul_")
+
+    def div_(self, other):
+        return self._inplace(E.Div(), other, name="div_")
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(E.Clip(min=min, max=max), name="clamp_")
+
+    clip_ = clamp_
+
+    def _overwrite(self, value, name):
+        """fill_/zero_/copy_: new contents that do not depend on the old ones."""
+        value = value.data if isinstance(value, Tensor) else value
+        if autograd.is_grad_enabled():
+            if self._requires_grad and self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            if self._requires_grad or self._symbolic:
+                raise RuntimeError(f"{name}: pynn cannot record this in-place op on a tensor "
+                                   f"that is part of a graph; do it under pynn.no_grad()")
+        value = np.asarray(value)
+        try:
+            np.broadcast_to(value, self.shape)
+        except ValueError:
+            raise RuntimeError(f"{name}: cannot copy a value of shape {value.shape} into a "
+                               f"tensor of shape {self.shape}") from None
+        if not self.data.flags.writeable:
+            raise RuntimeError(f"{name}: the tensor's array is read-only (a broadcast view?)")
+        np.copyto(self.data, value, casting="unsafe")      # cast as torch's copy_ does
+        return self._bump()
+
+    def copy_(self, src):
+        """Copy `src` (broadcast to this tensor's shape, cast to its dtype) into this tensor."""
+        return self._overwrite(src, "copy_")
+
+    def fill_(self, value):
+        return self._overwrite(value, "fill_")
+
+    def zero_(self):
+        return self._overwrite(0, "zero_")
+
     def __matmul__(self, o):
         return self.matmul(o)
 
@@ -371,29 +541,36 @@ class Tensor:
         return self._compare(o, np.greater_equal)
 
     # -- unary math ---------------------------------------------------------------------------
+    def _floating(self):
+        """This tensor, or a float32 copy of an integer/bool one: float ops on integers give
+        float32, as in PyTorch (Tensor([1, 2]).exp() is not computed in int64)."""
+        return self if self.data.dtype.kind == "f" else self.astype(np.float32)
+
     def exp(self):
-        return apply(E.Exp(), self)
+        return apply(E.Exp(), self._floating())
 
     def log(self):
-        return apply(E.Log(), self)
+        return apply(E.Log(), self._floating())
 
     def sqrt(self):
-        return apply(E.Sqrt(), self)
+        return apply(E.Sqrt(), self._floating())
 
     def abs(self):
         return apply(E.Abs(), self)
 
+    __abs__ = abs
+
     def sin(self):
-        return apply(E.Sin(), self)
+        return apply(E.Sin(), self._floating())
 
     def cos(self):
-        return apply(E.Cos(), self)
+        return apply(E.Cos(), self._floating())
 
     def tanh(self):
-        return apply(E.Tanh(), self)
+        return apply(E.Tanh(), self._floating())
 
     def sigmoid(self):
-        return apply(E.Sigmoid(), self)
+        return apply(E.Sigmoid(), self._floating())
 
     def relu(self):
         return apply(E.Relu(), self)
@@ -402,10 +579,10 @@ class Tensor:
         return apply(E.LeakyRelu(negative_slope=negative_slope), self)
 
     def gelu(self):
-        return apply(E.Gelu(), self)
+        return apply(E.Gelu(), self._floating())
 
     def softplus(self, beta=1.0, threshold=20.0):
-        return apply(E.Softplus(beta=beta, threshold=threshold), self)
+        return apply(E.Softplus(beta=beta, threshold=threshold), self._floating())
 
     def clip(self, min=None, max=None):
         return apply(E.Clip(min=min, max=max), self)
@@ -432,26 +609,33 @@ class Tensor:
         except IndexError as e:
             raise IndexError(f"{e}; the tensor has shape {self.shape}") from None
 
-    def sum(self, dim=None, keepdim=False):
+    # every reduction also takes NumPy's names: axis= for dim= and keepdims= for keepdim=
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "sum")
         return apply(R.Sum(dim=self._dim(dim, "sum"), keepdim=keepdim), self)
 
-    def mean(self, dim=None, keepdim=False):
-        return apply(R.Mean(dim=self._dim(dim, "mean"), keepdim=keepdim), self)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "mean")
+        return apply(R.Mean(dim=self._dim(dim, "mean"), keepdim=keepdim), self._floating())
 
-    def amax(self, dim=None, keepdim=False):
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "amax")
         return apply(R.Max(dim=self._dim(dim, "amax"), keepdim=keepdim), self)
 
-    def amin(self, dim=None, keepdim=False):
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "amin")
         return apply(R.Min(dim=self._dim(dim, "amin"), keepdim=keepdim), self)
 
-    def max(self, dim=None, keepdim=False):
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """Largest value; with an int `dim`, `(values, indices)` as in PyTorch, and like PyTorch
         the gradient then goes to the returned index only (amax shares it among ties)."""
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "max")
         if isinstance(dim, int):
             return self._pick(self.argmax(dim, keepdim=True), dim, keepdim, "max")
         return self.amax(dim, keepdim)
 
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "min")
         if isinstance(dim, int):
             return self._pick(self.argmin(dim, keepdim=True), dim, keepdim, "min")
         return self.amin(dim, keepdim)
@@ -464,34 +648,48 @@ class Tensor:
             values, indices = values.squeeze(axis), indices.squeeze(axis)
         return ValuesIndices(values, indices)
 
-    def var(self, dim=None, keepdim=False, correction=1, unbiased=None):
+    def var(self, dim=None, keepdim=False, correction=1, unbiased=None, *, axis=None,
+            keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "var")
         if unbiased is not None:
             correction = int(unbiased)
-        return apply(R.Var(dim=self._dim(dim, "var"), keepdim=keepdim, correction=correction), self)
+        op = R.Var(dim=self._dim(dim, "var"), keepdim=keepdim, correction=correction)
+        return apply(op, self._floating())
 
-    def std(self, dim=None, keepdim=False, correction=1, unbiased=None):
-        return self.var(dim, keepdim, correction, unbiased).sqrt()
+    def std(self, dim=None, keepdim=False, correction=1, unbiased=None, *, axis=None,
+            keepdims=None):
+        """sqrt(var); its gradient is 0 (not NaN) where the values are all equal, as torch."""
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "std")
+        if unbiased is not None:
+            correction = int(unbiased)
+        op = R.Std(dim=self._dim(dim, "std"), keepdim=keepdim, correction=correction)
+        return apply(op, self._floating())
 
-    def logsumexp(self, dim=None, keepdim=False):
-        return apply(R.LogSumExp(dim=self._dim(dim, "logsumexp"), keepdim=keepdim), self)
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "logsumexp")
+        op = R.LogSumExp(dim=self._dim(dim, "logsumexp"), keepdim=keepdim)
+        return apply(op, self._floating())
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "argmax")
         return self._arg(np.argmax, dim, keepdim, "argmax")
 
-    def argmin(self, dim=None, keepdim=False):
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "argmin")
         return self._arg(np.argmin, dim, keepdim, "argmin")
 
     def _arg(self, fn, dim, keepdim, name):
         axis = None if dim is None else self._dim(dim, name)[0]
         return apply(R.ArgReduce(fn=fn.__name__, dim=axis, keepdim=keepdim), self)
 
-    def softmax(self, dim=-1):
-        (axis,) = self._dim(dim, "softmax")
-        return apply(R.Softmax(dim=axis), self)
+    def softmax(self, dim=-1, *, axis=None):
+        x = self._floating()
+        (axis,) = self._dim(dim if axis is None else axis, "softmax")
+        return apply(R.Softmax(dim=axis), x)
 
-    def log_softmax(self, dim=-1):
-        (axis,) = self._dim(dim, "log_softmax")
-        return apply(R.LogSoftmax(dim=axis), self)
+    def log_softmax(self, dim=-1, *, axis=None):
+        (axis,) = self._dim(dim if axis is None else axis, "log_softmax")
+        return apply(R.LogSoftmax(dim=axis), self._floating())
 
     # -- shape --------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -530,6 +728,9 @@ class Tensor:
         return apply(S.Permute(dims=tuple(reversed(range(self.ndim)))), self)
 
     def squeeze(self, dim=None):
+        if self.ndim == 0:      # Tensor(1.0).squeeze(0): nothing to drop, as in PyTorch
+            self._dim(dim, "squeeze")
+            return apply(S.Squeeze(dim=()), self)
         if dim is None:
             axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
         else:  # like PyTorch, a named dim whose size is not 1 is left alone
@@ -545,7 +746,8 @@ class Tensor:
         try:
             np.broadcast_shapes(self.shape, shape)
         except ValueError:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} "
+                             f"to {shape}") from None
         return apply(S.BroadcastTo(shape=shape), self)
 
     def expand(self, *shape):
@@ -602,7 +804,8 @@ class Tensor:
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of dim {axis}")
+                raise ValueError(f"split: sizes {sizes} do not add up to {n}, "
+                                 f"the size of dim {axis}")
         out, start = [], 0
         for size in sizes:
             index = (slice(None),) * axis + (slice(start, start + size),)
@@ -624,6 +827,9 @@ class Tensor:
                                  f"{self.shape})")
             return apply(S.Take(), self, index)
         index = _plain_index(index)
+        ints_first = _split_int_index(index, self.ndim)
+        if ints_first is not None:          # t[1, :, [0, 1]]: PyTorch's order of dims
+            return self[ints_first[0]][ints_first[1]]
         try:
             np.empty(self.shape, dtype=bool)[index]
         except IndexError as e:
@@ -632,9 +838,54 @@ class Tensor:
 
     def __setitem__(self, index, value):
         if self.requires_grad and autograd.is_grad_enabled():
+            if self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
             raise RuntimeError("in-place assignment to a tensor that requires grad; "
-                               "do it under pynn.no_grad() or on .data")
+                               "do it under pynn.no_grad() or on a copy (t.clone())")
         self.data[_plain_index(index)] = getattr(value, "data", value)
+        self._bump()
+
+
+def _numpy_names(dim, keepdim, axis, keepdims, name):
+    """dim/keepdim from PyTorch's or NumPy's argument names (axis=, keepdims=)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{name}(): got both dim={dim!r} and axis={axis!r}; give one")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, keepdim
+
+
+def _is_int(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _split_int_index(index, ndim):
+    """PyTorch applies the integers of an index before its arrays, NumPy treats them as arrays:
+    `t[1, :, [0, 1]]` of a (3, 5, 4) tensor is (5, 2) in PyTorch, (2, 5) in NumPy. For an index
+    mixing both, return (the integers alone, the rest) to apply one after the other, else None."""
+    if not isinstance(index, tuple) or not any(_is_int(i) for i in index):
+        return None
+    if not any(isinstance(i, np.ndarray) and i.ndim > 0 for i in index):
+        return None
+    used = sum(i.ndim if isinstance(i, np.ndarray) and i.dtype == bool else
+               0 if i is None or i is Ellipsis else 1 for i in index)
+    first, rest = [], []
+    for i in index:
+        if i is Ellipsis:
+            first += [slice(None)] * (ndim - used)
+            rest += [slice(None)] * (ndim - used)
+        elif _is_int(i):
+            first.append(i)
+        elif i is None:
+            rest.append(i)
+        else:
+            first += [slice(None)] * (i.ndim if isinstance(i, np.ndarray) and i.dtype == bool
+                                      else 1)
+            rest.append(i)
+    return tuple(first), tuple(rest)
 
 
 def _plain_index(index):

@@ -8,8 +8,7 @@ import pytest
 
 import pynn
 from pynn import Input, Model, Tensor, load_model, model_from_json
-from pynn.layers import (Add, BatchNorm1d, Concatenate, Dense, Dot, Lambda, Layer, Multiply,
-                         register)
+from pynn.layers import Add, BatchNorm1d, Concatenate, Dense, Dot, Lambda, Layer, Multiply, register
 
 
 @register

@@ -6,7 +6,8 @@ the elementwise partial derivative times g, summed over every axis broadcasting 
 stretched. `sum_to` below does that summation independently of pynn's own code.
 """
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pynn import Tensor

@@ -8,8 +8,22 @@ import torch
 import pynn
 from pynn import Input, Model, Sequential, Tensor
 from pynn.graph import LayerCall, layer_call
-from pynn.layers import (Add, Average, BatchNorm1d, Concatenate, Dense, Dot, Dropout, Flatten,
-                         Lambda, Layer, Maximum, Minimum, Multiply, Subtract)
+from pynn.layers import (
+    Add,
+    Average,
+    BatchNorm1d,
+    Concatenate,
+    Dense,
+    Dot,
+    Dropout,
+    Flatten,
+    Lambda,
+    Layer,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from pynn.losses import mse
 from pynn.optimizers import SGD
 
@@ -137,8 +151,8 @@ def test_subtract_concatenate_dot_against_torch():
     np.testing.assert_allclose(sub.data, a - b)
     np.testing.assert_allclose(cat.data, torch.cat([ta, tb], 1).numpy())
     np.testing.assert_allclose(dot.data, (ta * tb).sum(1, keepdim=True).numpy(), rtol=RTOL)
-    np.testing.assert_allclose(cos.data[:, 0], torch.nn.functional.cosine_similarity(ta, tb).numpy(),
-                               rtol=1e-6)
+    cosine = torch.nn.functional.cosine_similarity(ta, tb).numpy()
+    np.testing.assert_allclose(cos.data[:, 0], cosine, rtol=1e-6)
     x, y = rand(2, 4, 3), rand(2, 5, 3, seed=2)
     i3, j3 = Input((4, 3), dtype=np.float64), Input((5, 3), dtype=np.float64)
     out = Model([i3, j3], Dot(axes=2)([i3, j3]))(x, y)
@@ -276,7 +290,7 @@ def test_lambda_and_sequential():
     assert len(seq.layers) == 2 and seq(x).shape == (3, 2)
     lazy = Sequential([Dense(5, activation="relu"), Dense(2)])
     with pytest.raises(RuntimeError, match="not built yet"):
-        lazy.parameters
+        _ = lazy.parameters
     assert lazy(x).shape == (3, 2) and lazy.layers[0].weight.shape == (5, 4)
     first = Sequential([Input((4,)), Dense(4, 1)])
     assert first(x).shape == (3, 1)

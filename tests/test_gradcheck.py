@@ -30,7 +30,8 @@ def gradcheck(fn, *arrays, seed=0):
     seeds = [rng.standard_normal(o.shape) for o in outs]
     for k, (o, s) in enumerate(zip(outs, seeds)):
         o.backward(s, retain_graph=k < len(outs) - 1)
-    analytic = [np.zeros_like(a) if t.grad is None else t.grad.numpy() for a, t in zip(arrays, inputs)]
+    analytic = [np.zeros_like(a) if t.grad is None else t.grad.numpy()
+                for a, t in zip(arrays, inputs)]
 
     @pynn.no_grad()
     def loss(xs):

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from pynn import Tensor, Input, Model
+from pynn import Input, Model, Tensor
+from pynn.activations import relu, softmax
 from pynn.graph import draw
 from pynn.graphviz import STYLES, quote
-from pynn.layers import Conv2d, MaxPool2d, Flatten, Dense
-from pynn.activations import relu, softmax
+from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
 from pynn.ops.base import Op
 from pynn.tensor import apply
 

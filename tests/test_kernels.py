@@ -89,7 +89,8 @@ def window_indices(N, C, H, W, kh, kw, sh, sw, ph, pw):
 
 
 def ref_im2col(x, kh, kw, sh, sw, ph, pw):
-    """cols[r, q] = x[n, c, oh*sh - ph + i, ow*sw - pw + j] (0 outside), straight from the definition."""
+    """cols[r, q] = x[n, c, oh*sh - ph + i, ow*sw - pw + j] (0 outside), straight from the
+    definition."""
     N, C, H, W = x.shape
     n, c, h, w, valid = window_indices(N, C, H, W, kh, kw, sh, sw, ph, pw)
     cols = np.where(valid, x[n, c, h, w], 0)  # (C, kh, kw, N, OH, OW)
@@ -242,7 +243,7 @@ def test_conv_kernels_check_shapes():
         col2im(np.zeros((26, 2 * 9)), 3, 3, 1, 1, 0, 0, x)
 
 
-# --------------------------------------------------------------------------- conv via kernels vs torch
+# ---------------------------------------------------------------------- conv via kernels vs torch
 
 
 def conv2d_forward(x, Wt, b, stride, pad, act):
@@ -370,7 +371,8 @@ def test_maxpool_ties_inf_nan_match_torch(dtype):
 
 
 def test_maxpool_window_all_padding():
-    """ph >= kh (rejected by PyTorch) gives windows with no input: y = -inf, idx = -1, no gradient."""
+    """ph >= kh (rejected by PyTorch) gives windows with no input: y = -inf, idx = -1,
+    no gradient."""
     x = np.arange(4.0).reshape(1, 1, 2, 2)
     OH, OW = conv_output_shape(2, 2, 1, 1, 1, 1, 1, 1)
     y = np.empty((1, 1, OH, OW))

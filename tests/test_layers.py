@@ -11,14 +11,30 @@ import pytest
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+from torch_helpers import as_float64, check_layer, close
 
 import pynn
 from pynn import Input, Model, Tensor
 from pynn import activations as A
-from pynn.layers import (Dense, Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, Reshape, Dropout,
-                         BatchNorm1d, BatchNorm2d, ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax,
-                         LeakyReLU)
-from torch_helpers import check_layer, as_float64, close
+from pynn.layers import (
+    GELU,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    MaxPool2d,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 
 WB = ["weight", "bias"]
 

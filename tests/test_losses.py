@@ -7,16 +7,24 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import check_op
+from torch_helpers import as_float64, close
 
 import pynn
 from pynn import Input, Model, Tensor
-from pynn.layers import Dense
 from pynn.activations import softmax
-from pynn.losses import (mse, mse_loss, mean_squared_error, binary_cross_entropy,
-                         binary_cross_entropy_with_logits, cross_entropy,
-                         categorical_cross_entropy, nll_loss, hinge)
-from helpers import check_op
-from torch_helpers import as_float64, close
+from pynn.layers import Dense
+from pynn.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    categorical_cross_entropy,
+    cross_entropy,
+    hinge,
+    mean_squared_error,
+    mse,
+    mse_loss,
+    nll_loss,
+)
 
 REDUCTIONS = ["mean", "sum", "none"]
 N, C = 6, 4
@@ -128,7 +136,7 @@ def test_cross_entropy_labels_as_tensor_and_int32():
     y = _labels(8)
     for given in (Tensor(y), y.astype(np.int32), pynn.tensor(y).long()):
         check_op([(N, C)], lambda z: F.cross_entropy(z, torch.from_numpy(y)),
-                 lambda z: cross_entropy(z, given))
+                 lambda z, given=given: cross_entropy(z, given))
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -181,8 +189,8 @@ def test_categorical_cross_entropy_saturated_softmax_eager(target):
          "onehot": np.eye(3)[[2, 2, 1, 1]]}[target]
     for reduction in REDUCTIONS:
         check_op([SATURATED.shape],
-                 lambda z: F.cross_entropy(z, torch.from_numpy(y), reduction=reduction),
-                 lambda z: categorical_cross_entropy(z.softmax(1), y, reduction=reduction),
+                 lambda z, r=reduction: F.cross_entropy(z, torch.from_numpy(y), reduction=r),
+                 lambda z, r=reduction: categorical_cross_entropy(z.softmax(1), y, reduction=r),
                  vals=[SATURATED])
     z = Tensor(SATURATED, requires_grad=True, dtype=np.float64)
     loss = categorical_cross_entropy(z.softmax(-1), y)

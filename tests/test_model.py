@@ -8,15 +8,23 @@ import pytest
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+from torch_helpers import as_float64_model, close
 
 import pynn
 from pynn import Input, Model, Tensor
 from pynn.activations import relu, softmax
-from pynn.layers import (Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm1d,
-                         BatchNorm2d)
+from pynn.layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2d,
+)
 from pynn.losses import categorical_cross_entropy, cross_entropy
 from pynn.optimizers import Adam
-from torch_helpers import as_float64_model, close
 
 F64 = np.float64
 
@@ -707,7 +715,7 @@ def test_adam_update_trains_the_model():
     model = Model(x_in, out)
     opt = Adam(0.01)
     losses = []
-    for step in range(150):
+    for _ in range(150):
         idx = rng.integers(0, 256, 64)
         loss = categorical_cross_entropy(model(x[idx]), y[idx])
         model.zero_grad()

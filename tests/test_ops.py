@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import check_op
 
 import pynn
 from pynn import Tensor
-from helpers import check_op
 
 # a few shapes for elementwise ops: scalar, vector, matrix, with size-1 dims, 4-d
 UNARY_SHAPES = [(), (5,), (3, 4), (2, 1, 3), (2, 3, 1, 4)]
@@ -262,9 +262,10 @@ def test_max_min_dim_ties_send_the_gradient_to_the_returned_index(keepdim):
     returned index, as in PyTorch (amax/amin share it instead)."""
     vals = [[[1.0, 3.0, 3.0, 0.0], [0.0, 3.0, -1.0, 3.0], [2.0, 2.0, 2.0, 2.0]]]
     for dim in (0, 1, -1):
-        check_op(None, lambda x: x.max(dim, keepdim), vals=vals)
-        check_op(None, lambda x: x.min(dim, keepdim), vals=vals)
-        check_op(None, lambda x: (x * x).max(dim=dim, keepdim=keepdim).values, vals=vals)
+        check_op(None, lambda x, dim=dim: x.max(dim, keepdim), vals=vals)
+        check_op(None, lambda x, dim=dim: x.min(dim, keepdim), vals=vals)
+        check_op(None, lambda x, dim=dim: (x * x).max(dim=dim, keepdim=keepdim).values,
+                 vals=vals)
 
 
 @pytest.mark.parametrize("shape,dim,keepdim", [c for c in REDUCE_CASES if c[0] != (2, 1, 4)][:-1])
@@ -414,7 +415,8 @@ def test_repeat():
     check_op([(3,)], lambda x: x.repeat((4,)))
 
 
-@pytest.mark.parametrize("pad,value", [((1, 2), 0.0), ((0, 1, 2, 0), 0.0), ((1, 1, 1, 1, 1, 1), 0.0),
+@pytest.mark.parametrize("pad,value", [((1, 2), 0.0), ((0, 1, 2, 0), 0.0),
+                                       ((1, 1, 1, 1, 1, 1), 0.0),
                                        ((2, 0), -3.5)])
 def test_pad(pad, value):
     check_op([(2, 3, 4)], lambda x: F.pad(x, pad, value=value), lambda x: x.pad(pad, value))

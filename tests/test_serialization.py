@@ -5,16 +5,25 @@ import zipfile
 
 import numpy as np
 import pytest
+from torch_helpers import as_float64_model
 
 import pynn
-from pynn import Input, Model, Tensor, load_model
-from pynn import serialization
+from pynn import Input, Model, Tensor, load_model, serialization
 from pynn.activations import relu, softmax
-from pynn.layers import (Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm1d,
-                         BatchNorm2d, LeakyReLU, Softmax)
+from pynn.layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2d,
+    Softmax,
+)
 from pynn.losses import categorical_cross_entropy
 from pynn.optimizers import SGD
-from torch_helpers import as_float64_model
 
 
 def _mlp(dtype):

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import assert_close
 
 import pynn
 from pynn import Tensor
-from helpers import assert_close
 
 
 # -- creation and dtypes ----------------------------------------------------------------------
@@ -265,7 +265,8 @@ def test_matmul_shape_error():
     a, b = Tensor.ones(2, 3), Tensor.ones(4, 5)
     with pytest.raises(ValueError) as e:
         a @ b
-    assert "matmul" in str(e.value).lower() and "(2, 3)" in str(e.value) and "(4, 5)" in str(e.value)
+    msg = str(e.value)
+    assert "matmul" in msg.lower() and "(2, 3)" in msg and "(4, 5)" in msg
     with pytest.raises(ValueError) as e:                 # batch dims that don't broadcast
         Tensor.ones(2, 3, 4) @ Tensor.ones(5, 4, 6)
     msg = str(e.value)
@@ -275,7 +276,8 @@ def test_matmul_shape_error():
 
 
 def test_broadcast_error():
-    for fn in (lambda a, b: a + b, lambda a, b: a * b, lambda a, b: b - a, lambda a, b: a.maximum(b)):
+    for fn in (lambda a, b: a + b, lambda a, b: a * b, lambda a, b: b - a,
+               lambda a, b: a.maximum(b)):
         with pytest.raises(ValueError) as e:
             fn(Tensor.ones(2, 3), Tensor.ones(4))
         msg = str(e.value)
@@ -375,9 +377,9 @@ def test_diamond_graph():
 def test_many_paths_to_one_leaf():
     x = Tensor([0.5], dtype="float64", requires_grad=True)
     tx = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
-    for lib, v in (("pynn", x), ("torch", tx)):
+    for v in (x, tx):
         h = [v]
-        for i in range(1, 8):                    # h_i depends on every earlier h_j
+        for _ in range(1, 8):                    # h_i depends on every earlier h_j
             h.append(sum(hj * (0.3 + 0.1 * j) for j, hj in enumerate(h)).sin())
         h[-1].sum().backward()
     assert_close("grad", x.grad, tx.grad, rtol=1e-12)
@@ -463,7 +465,7 @@ def test_no_grad_context_and_decorator():
 
     with pytest.raises(ZeroDivisionError):      # the mode comes back after an exception
         with pynn.no_grad():
-            1 / 0
+            _ = 1 / 0
     assert pynn.is_grad_enabled()
 
 

@@ -134,7 +134,8 @@ def check_layer(layer, make_torch, x_shape, params=(), buffers=None, training=Tr
         close(f"{mode}: output", y, yt, rtol, atol)
         close(f"{mode}: input grad", gx, xt.grad, rtol, atol)
         for pname, tname in params.items():
-            close(f"{mode}: grad of {pname}", gp[pname], torch_param(module, tname).grad, rtol, atol)
+            close(f"{mode}: grad of {pname}", gp[pname], torch_param(module, tname).grad,
+                  rtol, atol)
         for bname, tname in (buffers or {}).items():
             close(f"{mode}: buffer {bname}", getattr(layer, bname), torch_param(module, tname),
                   rtol, atol)

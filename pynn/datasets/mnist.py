@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import (DATA_DIR_ENV, ChecksumError, DownloadError, cache_root,
-                       download as _download, verify_file)
+from .download import DATA_DIR_ENV, ChecksumError, DownloadError, cache_root, verify_file
+from .download import download as _download
 from .idx import IDXError, read_idx
 
 __all__ = ["MNIST", "FASHION_MNIST", "FileSpec", "IDXDatasetSpec",

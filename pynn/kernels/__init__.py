@@ -9,7 +9,11 @@ several times slower on 2 cores, also on a quiet machine (the two pools spin aga
 other). ``python benchmarks/parallel_kernels.py`` measures it: the README has its output.
 Loops over independent rows or planes are written with ``prange``, so ``parallel=True``
 stays a one-word change for machines where it pays.
+
+A read-only install still works: ``_numba_cache`` (imported first) gives Numba a writable cache
+folder when neither the package folder nor the user's cache folder can be written.
 """
+from . import _numba_cache  # noqa: F401, I001  (before any kernel: sets NUMBA_CACHE_DIR)
 from .activation import (
     ACT_NONE,
     ACT_RELU,

@@ -59,7 +59,8 @@ def _activate(v, act):
 
 @njit(cache=True)
 def _backprop(g, y, act):
-    """g * act'(x) for one scalar, with act'(x) written through the output y = act(x) (float64 result)."""
+    """g * act'(x) for one scalar, with act'(x) written through the output y = act(x)
+    (float64 result)."""
     if act == ACT_RELU:
         # A select, not g * (y > 0): like PyTorch, an inf/NaN gradient of a dead unit gives 0.
         return 1.0 * g if y > 0 else 0.0
@@ -140,7 +141,8 @@ def bias_act_forward_cnp(z, b, act, y):
 # additions: a rounding-level change); no flag touches NaN/inf handling.
 @njit(cache=True, fastmath={"reassoc"})
 def bias_act_backward_cnp(gy, y, act, gz, gb):
-    """gz[o, n*P + p] = gy[n, o, p] * act'(y[n, o, p]); gb[o] = sum of row o of gz, or skipped if gb is (0,).
+    """gz[o, n*P + p] = gy[n, o, p] * act'(y[n, o, p]); gb[o] = sum of row o of gz, or skipped
+    if gb is (0,).
 
     gy, y are (N, O, P); gz is (O, N*P). The bias sum is accumulated in float64.
     """

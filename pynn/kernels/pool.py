@@ -182,7 +182,8 @@ def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
 
 @njit(cache=True)
 def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx):
-    """dx = 0, then every in-bounds element of window (oh, ow) gets += gy[n, c, oh, ow] / (kh*kw)."""
+    """dx = 0, then every in-bounds element of window (oh, ow) gets
+    += gy[n, c, oh, ow] / (kh*kw)."""
     N, C, H, W = dx.shape
     OH = gy.shape[2]
     OW = gy.shape[3]

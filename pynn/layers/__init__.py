@@ -1,13 +1,24 @@
 """Layers: callables that own parameters. Call them on tensors (symbolic Inputs or real data)."""
-from .base import LAYERS, FUNCTIONS, register, Layer, ReLU, Sigmoid, Tanh, GELU, Softmax, \
-    LogSoftmax, LeakyReLU
-from .core import Lambda
-from .merge import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
-from .dense import Dense, Linear
+from .base import (
+    FUNCTIONS,
+    GELU,
+    LAYERS,
+    Layer,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    register,
+)
 from .conv import Conv2d
-from .pooling import MaxPool2d, AvgPool2d
+from .core import Lambda
+from .dense import Dense, Linear
+from .merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .pooling import AvgPool2d, MaxPool2d
+from .regularization import BatchNorm1d, BatchNorm2d, Dropout
 from .shape import Flatten, Reshape
-from .regularization import Dropout, BatchNorm1d, BatchNorm2d
 
 #: every layer class by name, for loading saved models (subclasses of Layer register themselves
 #: when they are defined; `register` adds a user's class under another name)

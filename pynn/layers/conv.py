@@ -1,8 +1,8 @@
 """Conv2d: 2-D convolution over NCHW input (im2col + BLAS, bias and activation fused)."""
-from ..tensor import Tensor, apply
+from ..activations import ACTIVATIONS, FUSED, activation_name
 from ..ops import nn
-from ..activations import activation_name, ACTIVATIONS, FUSED
-from .base import Layer, uniform_, kaiming_uniform_bound, _pair
+from ..tensor import Tensor, apply
+from .base import Layer, _pair, kaiming_uniform_bound, uniform_
 
 
 class Conv2d(Layer):
@@ -14,7 +14,8 @@ class Conv2d(Layer):
                  activation=None, bias=True):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.padding = _pair(padding)
         self.activation = activation_name(activation)
         kh, kw = self.kernel_size
         bound = kaiming_uniform_bound(self.in_channels * kh * kw)

@@ -1,10 +1,10 @@
 """Dense: a fully connected layer, y = activation(x @ W.T + b)."""
 import numpy as np
 
-from ..tensor import Tensor, apply
+from ..activations import ACTIVATIONS, FUSED, activation_name
 from ..ops import nn
-from ..activations import activation_name, ACTIVATIONS, FUSED
-from .base import Layer, uniform_, kaiming_uniform_bound
+from ..tensor import Tensor, apply
+from .base import Layer, kaiming_uniform_bound, uniform_
 
 
 class Dense(Layer):

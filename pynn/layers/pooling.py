@@ -1,6 +1,6 @@
 """MaxPool2d and AvgPool2d over NCHW input (Numba kernels)."""
-from ..tensor import apply
 from ..ops import nn
+from ..tensor import apply
 from .base import Layer, _pair
 
 

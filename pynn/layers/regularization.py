@@ -1,8 +1,8 @@
 """Dropout and batch normalisation: layers that behave differently in train and eval mode."""
 import numpy as np
 
-from ..tensor import Tensor, apply
 from ..ops import nn
+from ..tensor import Tensor, apply
 from .base import Layer
 
 

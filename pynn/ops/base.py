@@ -13,7 +13,6 @@ dropped by ``release()`` once the backward pass has used it.
 """
 import numpy as np
 
-
 _KEEP = frozenset({"attrs", "needs_input_grad", "_buffers"})
 
 
@@ -102,6 +101,19 @@ class Op:
         """The tensor whose softmax over dim 1 this op's output (node's tensor) is, or None.
         Losses on probabilities use it to work from the logits instead (exact, no clipping)."""
         return None
+
+    def saves(self, array):
+        """Does the state forward() saved for backward() share memory with `array`? (Asked
+        only when `array`'s tensor was changed in place before the backward pass.) An op that
+        keeps what it needs somewhere other than array attributes should say so here."""
+        for key, value in self.__dict__.items():
+            if key in self.attrs or key in _KEEP:
+                continue
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            for v in values:
+                if isinstance(v, np.ndarray) and np.may_share_memory(v, array):
+                    return True
+        return False
 
     def release(self):
         """Drop what forward() saved for backward(); keep settings and buffers."""

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from .base import Op
 from ..kernels.special import erf
+from .base import Op
 
 
 def promote(a, b):
@@ -75,13 +75,15 @@ class Pow(Op):
 
     def backward(self, g):
         a, b = self.a, self.b
-        ga = g * b * np.power(a, b - 1) if self.needs(0) else None
-        gb = None
-        if self.needs(1):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                # d(a^b)/db = a^b log a, taken as 0 where a == 0 (as PyTorch does)
-                gb = g * np.where(a > 0, self.out * np.log(np.where(a > 0, a, 1)),
-                                  np.where(a == 0, 0, np.nan).astype(self.out.dtype))
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs(0):
+                # 0 where b == 0 (x**0 is constant), also at a == 0, as PyTorch
+                ga = np.where(b == 0, 0, g * b * np.power(a, b - 1)).astype(g.dtype, copy=False)
+            if self.needs(1):
+                # d(a^b)/db = a^b log a, taken as 0 where a == 0 and b >= 0 (as PyTorch)
+                gb = np.where((a == 0) & (b >= 0), 0,
+                              g * self.out * np.log(a)).astype(g.dtype, copy=False)
         return ga, gb
 
 
@@ -210,7 +212,8 @@ class Gelu(Op):
 
 
 class Softplus(Op):
-    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch. attrs: beta, threshold"""
+    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch.
+    attrs: beta, threshold"""
 
     def forward(self, x):
         self.x = x

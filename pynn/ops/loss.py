@@ -22,8 +22,8 @@ def _spread(g, reduction, n, dtype):
 
 class SoftmaxCrossEntropy(Op):
     """Cross-entropy of softmax(logits) against `target`: integer class labels (N,) or
-    probabilities / one-hot rows (N, C). Gradient: (softmax(logits) - onehot) per row (for one-hot rows), which
-    stays finite however saturated the softmax is. attrs: target, reduction."""
+    probabilities / one-hot rows (N, C). Gradient: (softmax(logits) - onehot) per row (for
+    one-hot rows), which stays finite however saturated the softmax is. attrs: target, reduction."""
 
     def forward(self, z):
         shifted = z - z.max(axis=1, keepdims=True)

@@ -7,13 +7,22 @@ elementwise or index-shuffling runs in the Numba kernels of pynn.kernels.
 """
 import numpy as np
 
-from .base import Op
+from ..kernels.activation import (
+    ACTIVATION_CODES,
+    bias_act_backward,
+    bias_act_backward_cnp,
+    bias_act_forward,
+    bias_act_forward_cnp,
+)
+from ..kernels.conv import col2im, conv_output_shape, im2col
+from ..kernels.pool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
 from ..random import rng
-from ..kernels.activation import (ACTIVATION_CODES, bias_act_forward, bias_act_backward,
-                                  bias_act_forward_cnp, bias_act_backward_cnp)
-from ..kernels.conv import im2col, col2im, conv_output_shape
-from ..kernels.pool import (maxpool2d_forward, maxpool2d_backward, avgpool2d_forward,
-                            avgpool2d_backward)
+from .base import Op
 
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
 

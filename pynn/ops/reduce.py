@@ -100,6 +100,22 @@ class Var(Op):
             return (g * 2 * (self.x - self.mu) / self.denom,)
 
 
+class Std(Var):
+    """The square root of Var (same attrs). Where the result is 0 (a constant slice) the
+    gradient is 0, as in PyTorch, not 0 / 0.
+
+    Derivative: d/dx = g * (x - mean) / (denom * std), 0 where std == 0"""
+
+    def forward(self, x):
+        self.out = np.sqrt(super().forward(x))
+        return self.out
+
+    def backward(self, g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(self.out == 0, 0, g / (2 * self.out)).astype(g.dtype, copy=False)
+        return super().backward(g)
+
+
 class LogSumExp(Op):
     """log(sum(exp(x))) over dim, shifted by the max so it never overflows."""
 

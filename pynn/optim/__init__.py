@@ -1,9 +1,15 @@
 """Implementation package of :mod:`pynn.optimizers` (the public module)."""
+from .algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
 from .base import Optimizer
-from .algorithms import SGD, Adam, AdamW, RMSprop, Adagrad
 from .clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .lr_scheduler import (LRScheduler, StepLR, MultiStepLR, ExponentialLR,
-                           CosineAnnealingLR, LambdaLR)
+from .lr_scheduler import (
+                           CosineAnnealingLR,
+                           ExponentialLR,
+                           LambdaLR,
+                           LRScheduler,
+                           MultiStepLR,
+                           StepLR,
+)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",

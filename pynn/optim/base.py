@@ -105,7 +105,8 @@ class Optimizer:
         params = list(params)
         for p in params:
             if isinstance(p, dict):
-                raise TypeError("parameter groups (dicts) are not supported; pass a list of Tensors")
+                raise TypeError("parameter groups (dicts) are not supported; "
+                                "pass a list of Tensors")
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(f"expected Tensors with .data/.grad, got {type(p).__name__}")
         return params
@@ -160,7 +161,8 @@ class Optimizer:
         if not d.flags.writeable:
             raise ValueError(f"{where}: data is read-only")
         if s.n is not None and s.n != d.size and s.step > 0:
-            raise ValueError(f"{where}: size changed from {s.n} since its optimizer state was created")
+            raise ValueError(f"{where}: size changed from {s.n} since its optimizer state "
+                             f"was created")
         s.data, s.flat, s.n = d, d.reshape(-1), d.size
         self._ensure(s)
 
@@ -224,6 +226,7 @@ class Optimizer:
                 g = g.reshape(-1)
             s.step += 1
             step(s, g, hp)
+            p._version += 1      # changed in place: a graph that saved it can't backprop now
 
     def _hyper(self):
         """The hyper-parameters the kernel takes, in its order."""

@@ -1,0 +1,129 @@
+"""pynn as a user installs it: build the sdist and the wheel, install the wheel in a fresh
+virtual environment, import pynn from an unrelated folder and train a small model.
+
+This is the check that catches a package missing from the wheel (as `pynn.ops` once was) or
+a file missing from the sdist (as `requirements.txt` once was). The wheel is built from the
+sdist (what `python -m build` does), so an incomplete sdist fails the build. The venv has no
+access to the source tree and no site-packages of this interpreter: pip fetches numpy, numba and
+tqdm from the package index (about 10 s here). The sources are copied first, so that the build
+leaves no build/ or *.egg-info behind in the repository.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRAIN = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import pynn
+    from pynn import Input, Model
+    from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
+    from pynn.losses import categorical_cross_entropy
+    from pynn.optimizers import Adam
+
+    print("pynn", pynn.__version__, "from", pynn.__file__)
+    pynn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 1, 8, 8)).astype(np.float32)
+    y = (x[:, 0, :4].sum(axis=(1, 2)) > x[:, 0, 4:].sum(axis=(1, 2))).astype(np.int64)
+    x_in = Input((1, 8, 8))
+    h = MaxPool2d(2)(Conv2d(1, 4, 3, padding=1, activation="relu")(x_in))
+    model = Model(x_in, Dense(4 * 4 * 4, 2, "softmax")(Flatten()(h)))
+    opt = Adam(1e-2)
+    losses = []
+    for step in range(30):
+        loss = categorical_cross_entropy(model(x), y)
+        loss.zero_grad()
+        loss.backward()
+        opt.update(model.parameters)
+        losses.append(loss.item())
+    print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    assert losses[-1] < 0.8 * losses[0], losses
+    print("trained")
+''')
+
+
+def _run(cmd, **kwargs):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, **kwargs)
+    assert proc.returncode == 0, (f"{' '.join(map(str, cmd))} failed:\n"
+                                  f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory):
+    """(sdist, wheel) built from a copy of the sources."""
+    pytest.importorskip("build", reason="python -m build needs the 'build' package "
+                                        "(requirements-dev.txt)")
+    root = tmp_path_factory.mktemp("dist")
+    src = root / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.pyc", "*.nbi", "*.nbc", "build", "dist", "*.egg-info",
+        ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
+    out = root / "out"
+    # no --sdist/--wheel: build the sdist, then the wheel from the unpacked sdist
+    _run([sys.executable, "-m", "build", "--outdir", str(out), str(src)])
+    (sdist,) = out.glob("pynn-*.tar.gz")
+    (wheel,) = out.glob("pynn-*.whl")
+    return sdist, wheel
+
+
+@pytest.mark.slow
+def test_sdist_has_what_setup_py_reads(dists):
+    sdist, _ = dists
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for needed in ("setup.py", "pyproject.toml", "requirements.txt", "README.md", "LICENSE",
+                   "pynn/__init__.py", "pynn/ops/__init__.py", "pynn/kernels/__init__.py"):
+        assert needed in names, f"{needed} is missing from {sdist.name}"
+
+
+@pytest.mark.slow
+def test_wheel_has_every_package(dists):
+    _, wheel = dists
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    packages = sorted(str(p.parent.relative_to(REPO)) for p in (REPO / "pynn").rglob("*.py")
+                      if p.name == "__init__.py")
+    for package in packages:
+        assert f"{package}/__init__.py" in names, f"{package} is missing from {wheel.name}"
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "pynn").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
+    assert not [n for n in names if n.startswith("tests/")]
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    with zipfile.ZipFile(wheel) as z:
+        text = z.read(metadata).decode()
+    requirements = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    for requirement in requirements:              # the runtime dependencies came along
+        assert f"Requires-Dist: {requirement}" in text, (requirement, text[:2000])
+
+
+@pytest.mark.slow
+def test_wheel_installs_in_a_fresh_venv_and_trains(dists, tmp_path):
+    _, wheel = dists
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR")}
+    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)],
+         env=env)
+    elsewhere = tmp_path / "elsewhere"          # not the repository: no ./pynn to import
+    elsewhere.mkdir()
+    (elsewhere / "train.py").write_text(TRAIN)
+    proc = _run([str(python), "train.py"], cwd=elsewhere, env=env)
+    first = proc.stdout.splitlines()[0]
+    installed = Path(first.split(" from ", 1)[1]).resolve()
+    assert installed.is_relative_to(venv.resolve()), first
+    assert not installed.is_relative_to(REPO), first
+    assert proc.stdout.strip().endswith("trained"), proc.stdout
