@@ -15,5 +15,6 @@ setup(
     extras_require={
         "tfds": ["tensorflow-datasets"],
         "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],
+        "distributed": ["mpi4py>=4.0", "mpich>=4.2"],
     },
 )

@@ -5,8 +5,9 @@ from .conv import Conv2d
 from .pooling import MaxPool2d, AvgPool2d
 from .shape import Flatten, Reshape
 from .regularization import Dropout, BatchNorm1d, BatchNorm2d
+from .sync_batchnorm import SyncBatchNorm
 
 #: every layer class by name, for loading saved models
 LAYERS = {cls.__name__: cls for cls in (
     Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Reshape, Dropout, BatchNorm1d, BatchNorm2d,
-    ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU)}
+    SyncBatchNorm, ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU)}
