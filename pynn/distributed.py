@@ -104,7 +104,7 @@ def _distributed():
     return _comm is not None and _comm.Get_size() > 1
 
 
-# -- failures: one rank's error ends the world ------------------------------------------------------
+# -- failures: one rank's error ends the world -----------------------------------------------------
 
 def _install_abort_hook():
     previous = sys.excepthook
@@ -306,7 +306,7 @@ class DistributedOptimizer:
             # gradients, then one has-a-gradient flag per parameter (a count after the Allreduce)
             buf = np.zeros(total + len(params), dtype=dtype)
             offsets = np.cumsum([0] + sizes)
-            self._slices = [buf[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            self._slices = [buf[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
             self._flags = buf[total:]
             self._buf, self._key, self._params = buf, key, list(params)
         return self._buf
