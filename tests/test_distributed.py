@@ -206,6 +206,26 @@ def _check_epoch(table, samples, world, batch, drop_last):
         assert len(flat) - samples == (-samples) % world   # only the padding is repeated
 
 
+def test_mnist_cnn_example_under_mpirun_prints_and_saves_on_rank_0_only(tmp_path):
+    require_mpi()
+    data = REPO.parent / "shared" / "data"
+    if not (data / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the MNIST IDX files are not in {data / 'mnist'}")
+    save = tmp_path / "cnn.pynn"
+    cmd = [_mpiexec(), "-n", "2", sys.executable, str(REPO / "examples" / "mnist_cnn.py"),
+           "--distributed", "--data-dir", str(data), "--limit", "512", "--epochs", "1",
+           "--save", str(save)]
+    proc = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("final: ") for line in lines) == 1
+    assert sum(line.startswith("MNIST: ") for line in lines) == 1
+    assert sum("Total params" in line for line in lines) == 1
+    assert proc.stderr.count("epoch 1/1: 100%") == 1            # one bar: rank 0's
+    assert type(pynn.load_model(save)) is Model
+
+
 # -- in this process: a one-process world ----------------------------------------------------------
 
 @pytest.fixture
