@@ -370,6 +370,17 @@ def test_distributed_optimizer_one_allreduce_on_one_reused_flat_buffer(twin):
     assert opt.steps == 3 and opt.allreduce_seconds >= 0
 
 
+def test_distributed_optimizer_pytorch_style_step(twin):
+    w = Tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = dist.DistributedOptimizer(SGD([w], lr=0.5))
+    w.grad = Tensor(np.array([1.0, 2.0, 3.0], np.float32))
+    assert opt.step(lambda: "loss") == "loss"
+    assert [c[0] for c in twin.calls] == ["Allreduce"]
+    np.testing.assert_array_equal(w.data, 1 - 0.5 * np.array([1.0, 2.0, 3.0]))
+    opt.zero_grad()
+    assert w.grad is None
+
+
 def test_distributed_optimizer_a_missing_gradient_counts_as_zero(twin):
     a = Tensor(np.ones(2, np.float32), requires_grad=True)
     b = Tensor(np.ones(3, np.float32), requires_grad=True)
