@@ -225,8 +225,20 @@ def broadcast_parameters(model, root=0):
     return model
 
 
-def _is_batchnorm(layer):
-    return hasattr(layer, "running_mean") and hasattr(layer, "running_var")
+def _batchnorm_layers(model):
+    """Layers with running statistics in a model, a layer or a list, nested models included."""
+    found, seen, stack = [], set(), [model]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if hasattr(obj, "running_mean") and hasattr(obj, "running_var"):
+            found.append(obj)
+        inner = obj if isinstance(obj, (list, tuple)) else getattr(obj, "layers", None)
+        if inner is not None:
+            stack.extend(reversed(list(inner)))
+    return found
 
 
 def sync_batchnorm_stats(model):
@@ -236,9 +248,7 @@ def sync_batchnorm_stats(model):
     running statistics (the weights stay identical: their gradients are averaged). Call this at
     the end of each epoch (and before evaluating or saving) to give all ranks the same running
     statistics. SyncBatchNorm layers need no call: their statistics are global already."""
-    layers = getattr(model, "layers", None)
-    layers = layers if layers is not None else [model]
-    arrays = [getattr(layer, name) for layer in layers if _is_batchnorm(layer)
+    arrays = [getattr(layer, name) for layer in _batchnorm_layers(model)
               for name in ("running_mean", "running_var") if getattr(layer, name) is not None]
     if not arrays or not _distributed():
         return model

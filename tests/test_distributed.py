@@ -427,6 +427,9 @@ def test_sync_batchnorm_stats_averages_running_statistics(twin):
     np.testing.assert_allclose(bn.running_mean, [1.5, 2.5])
     np.testing.assert_allclose(bn.running_var, [1.5, 1.5])
     assert bn.running_mean.dtype == np.float32
+    layer = BatchNorm2d(3)                                      # a list of layers
+    dist.sync_batchnorm_stats([layer])
+    np.testing.assert_allclose(layer.running_mean, [0.5, 0.5, 0.5])
 
 
 def test_allreduce_and_broadcast_helpers_use_the_buffer_in_place(twin):
