@@ -29,15 +29,16 @@ def parser(doc, *, epochs, batch_size, lr, mnist=True):
     return p
 
 
-def load_mnist(args, flatten=False):
+def load_mnist(args, flatten=False, verbose=True):
     """MNIST as float32 images in [0, 1] and int64 labels, cut to --limit samples if given."""
     from pynn.datasets import mnist
     (train_x, train_y), (test_x, test_y) = mnist(flatten=flatten, data_dir=args.data_dir)
     if args.limit:
         n = args.limit
         train_x, train_y, test_x, test_y = train_x[:n], train_y[:n], test_x[:n], test_y[:n]
-    print(f"MNIST: {len(train_x)} training and {len(test_x)} test images of shape "
-          f"{train_x.shape[1:]}")
+    if verbose:
+        print(f"MNIST: {len(train_x)} training and {len(test_x)} test images of shape "
+              f"{train_x.shape[1:]}")
     return (train_x, train_y), (test_x, test_y)
 
 

@@ -19,10 +19,10 @@ from .merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, S
 from .pooling import AvgPool2d, MaxPool2d
 from .regularization import BatchNorm1d, BatchNorm2d, Dropout
 from .shape import Flatten, Reshape
+from .sync_batchnorm import SyncBatchNorm
 
-#: every layer class by name, for loading saved models (subclasses of Layer register themselves
-#: when they are defined; `register` adds a user's class under another name)
+#: every built-in layer class by name, for loading saved models (`register` adds a user's own)
 LAYERS.update({cls.__name__: cls for cls in (
     Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Reshape, Dropout, BatchNorm1d, BatchNorm2d,
-    ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU,
+    SyncBatchNorm, ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU,
     Lambda, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot)})
