@@ -15,5 +15,7 @@ setup(
     extras_require={
         "tfds": ["tensorflow-datasets"],
         "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "safetensors": ["safetensors>=0.4"],
     },
 )
