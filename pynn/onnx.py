@@ -195,6 +195,7 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         raise ValueError(f"ONNX export: the model has {len(model.inputs)} input(s) and "
                          f"{len(model.outputs)} output(s); got names {in_names}, {out_names}")
 
+    g.names.update(out_names)              # reserved: no intermediate value takes these
     slot_name = {}
     graph_inputs = []
     for i, (s, t) in enumerate(zip(graph.input_slots, model.inputs, strict=True)):
