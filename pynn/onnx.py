@@ -124,6 +124,24 @@ class GraphBuilder:
         self.dtypes[out] = dtype
         return out
 
+    def to_model(self, inputs, outputs, name="pynn_model"):
+        """The checked ModelProto of the nodes so far: `inputs` as ONNX value infos, `outputs` as
+        (name, dtype) pairs whose shapes (with the symbolic batch) come from shape inference."""
+        onnx, helper = _onnx(), self.helper
+        outs = [helper.make_tensor_value_info(n, self.elem_type(dtype), None)
+                for n, dtype in outputs]
+        graph = helper.make_graph(self.nodes, name, inputs, outs, initializer=self.initializers)
+        opsets = [helper.make_opsetid("", self.opset)]
+        proto = helper.make_model(graph, opset_imports=opsets, producer_name="pynn",
+                                  producer_version=_version(),
+                                  ir_version=helper.find_min_ir_version_for(opsets))
+        try:
+            proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+        except Exception as e:         # a type or shape the exporters got wrong
+            raise ExportError(f"ONNX export: shape inference failed on the graph: {e}") from None
+        onnx.checker.check_model(proto, full_check=True)
+        return proto
+
     def reduce(self, op_type, x, axes, keepdims, out=None):
         """A Reduce* node over `axes`: given as an input from the opset where the op takes it so
         (ReduceSum from 13, the others from 18), as an attribute before."""
@@ -185,7 +203,7 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
                           ". Register one with @pynn.onnx.exporter(\"OpName\").")
 
     state = model.state_dict()
-    builder = g = GraphBuilder(opset, {id(a): k for k, a in state.items()})
+    g = GraphBuilder(opset, {id(a): k for k, a in state.items()})
     in_names = input_names or [getattr(t, "name", None) if isinstance(getattr(t, "name", None),
                                                                        str) else f"input_{i}"
                                for i, t in enumerate(model.inputs)]
@@ -216,7 +234,6 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
               if s in produced and graph.output_slots.count(s) == 1}
     for step in graph.steps:
         op, t = step.op, step.tensor
-        g.prefix = ""
         where = _describe(model, step, owners)
         layer_key = next((k.rsplit(".", 1)[0] for s in step.ins if s in owners
                           for k in [slot_name[s]] if "." in k), None)
@@ -233,27 +250,8 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         if direct.get(s) != out_names[k]:
             g.node("Identity", [slot_name[s]], [out_names[k]])
 
-    outputs = [helper.make_tensor_value_info(name, g.elem_type(t.dtype), None)
-               for name, t in zip(out_names, model.outputs, strict=True)]
-    onnx_graph = helper.make_graph(g.nodes, "pynn_model", graph_inputs, outputs,
-                                   initializer=builder.initializers)
-    opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="pynn",
-                              producer_version=_version(),
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    proto = _with_output_shapes(onnx, proto)
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
-
-
-def _with_output_shapes(onnx, proto):
-    """Fill in the outputs' shapes (with the symbolic batch) by ONNX's shape inference."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
-    except Exception as e:   # inference is a nicety; the checker below still runs
-        raise ExportError(f"ONNX export: shape inference failed on the exported graph: {e}") \
-            from None
-    return inferred
+    return g.to_model(graph_inputs, [(n, t.dtype) for n, t in zip(out_names, model.outputs,
+                                                                   strict=True)])
 
 
 def _version():

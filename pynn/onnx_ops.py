@@ -37,7 +37,7 @@ def exporter(*op_names):
 
 
 # -- dense and convolution -----------------------------------------------------------------------
-def _fused_activation(g, name, x, out):
+def fused_activation(g, name, x, out):
     """The activation a Linear/Conv op applies in its own pass, as a node from x to out."""
     if name not in ACTIVATION_NODES:
         raise ExportError(f"fused activation {name!r} has no ONNX form here")
@@ -63,10 +63,10 @@ def _linear(g, op, ins, out):
         else:
             g.node("MatMul", [x, wt], [y])
     if act is not None:
-        _fused_activation(g, act, y, out)
+        fused_activation(g, act, y, out)
 
 
-def _tuple(v, n):
+def as_tuple(v, n):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
@@ -75,16 +75,16 @@ def conv(g, op, ins, out, nd):
     op's attrs (dilation 1 and groups 1 when the op has none), then its fused activation."""
     a = op.attrs
     kernel = g.shape(ins[1])[2:]
-    pads = _tuple(a.get("padding", 0), nd)
+    pads = as_tuple(a.get("padding", 0), nd)
     if len(pads) == nd:                         # symmetric: (ph, pw) -> begins + ends
         pads = pads + pads
     act = a.get("activation")
     y = out if act is None else g.fresh("conv")
     g.node("Conv", list(ins), [y], kernel_shape=list(kernel),
-           strides=list(_tuple(a.get("stride", 1), nd)), pads=list(pads),
-           dilations=list(_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
+           strides=list(as_tuple(a.get("stride", 1), nd)), pads=list(pads),
+           dilations=list(as_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
     if act is not None:
-        _fused_activation(g, act, y, out)
+        fused_activation(g, act, y, out)
 
 
 @exporter("Conv2d")
@@ -94,9 +94,9 @@ def _conv2d(g, op, ins, out):
 
 def pool(g, op_type, op, ins, out, nd, **extra):
     a = op.attrs
-    pads = _tuple(a.get("padding", 0), nd)
-    g.node(op_type, ins, [out], kernel_shape=list(_tuple(a["kernel_size"], nd)),
-           strides=list(_tuple(a["stride"], nd)), pads=list(pads + pads), **extra)
+    pads = as_tuple(a.get("padding", 0), nd)
+    g.node(op_type, ins, [out], kernel_shape=list(as_tuple(a["kernel_size"], nd)),
+           strides=list(as_tuple(a["stride"], nd)), pads=list(pads + pads), **extra)
 
 
 @exporter("MaxPool2d")
@@ -419,3 +419,4 @@ def _getitem(g, op, ins, out):
     for i, (op_type, extra, attrs) in enumerate(steps_out):
         last = i == len(steps_out) - 1
         y = g.node(op_type, [y] + extra, [out] if last else 1, **attrs)
+

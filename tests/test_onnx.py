@@ -327,3 +327,129 @@ def test_export_onnx_example(tmp_path):
     assert float(fields["max_abs_diff"]) < 1e-5
     onnx.checker.check_model(onnx.load(str(onnx_path)))
     assert weights.stat().st_size > 4 * 400_000          # the CNN's ~420k float32 weights
+
+
+# -- building blocks for layers not in this tree yet, against torch directly ---------------------
+def run_blocks(build, inputs, opset=17):
+    """Run the ONNX nodes `build(g, *input_names)` writes to "out" (plus any extra outputs it
+    returns) with onnxruntime. `inputs`: name -> array (its first dim is the free batch)."""
+    g = pynn.onnx.GraphBuilder(opset, {})
+    values = []
+    for name, a in inputs.items():
+        g.declare(name, a.dtype, (1,) + a.shape[1:])
+        dims = ["batch"] + list(a.shape[1:])
+        values.append(onnx.helper.make_tensor_value_info(name, g.elem_type(a.dtype), dims))
+    g.declare("out", np.float32, ())
+    extra = build(g, *inputs) or []
+    proto = g.to_model(values, [(n, np.float32) for n in ["out"] + list(extra)])
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, inputs)
+
+
+def _torch_weights(g, module):
+    return {k: g.const(v.detach().numpy()) for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind, bias, states, opset", [
+    ("LSTM", True, True, 17), ("LSTM", False, False, 13), ("GRU", True, True, 17),
+    ("GRU", True, False, 14), ("RNN", False, True, 17), ("RNN-relu", True, False, 17)])
+def test_recurrent_block_matches_torch(kind, bias, states, opset):
+    torch = pytest.importorskip("torch")
+    from pynn.onnx_blocks import recurrent
+    torch.manual_seed(0)
+    base = kind.split("-")[0]
+    extra = {"nonlinearity": "relu"} if kind == "RNN-relu" else {}
+    net = getattr(torch.nn, base)(3, 4, batch_first=True, bias=bias, **extra).eval()
+    n, steps = 5, 6
+    x = _data((n, steps, 3), seed=1)
+    inputs = {"x": x}
+    if states:
+        inputs["h0"] = _data((n, 4), seed=2)
+        if base == "LSTM":
+            inputs["c0"] = _data((n, 4), seed=3)
+
+    def build(g, *names):
+        w = _torch_weights(g, net)
+        ins = dict(zip(names, names, strict=True))
+        _, *rest = recurrent(g, base, "x", w["weight_ih_l0"], w["weight_hh_l0"],
+                             w.get("bias_ih_l0"), w.get("bias_hh_l0"), ins.get("h0"),
+                             ins.get("c0"), out="out", nonlinearity=extra.get("nonlinearity",
+                                                                               "tanh"))
+        return rest
+
+    got = run_blocks(build, inputs, opset)
+    with torch.no_grad():
+        t_states = None
+        if states:
+            h0 = torch.from_numpy(inputs["h0"])[None]
+            t_states = (h0, torch.from_numpy(inputs["c0"])[None]) if base == "LSTM" else h0
+        y, h = net(torch.from_numpy(x), t_states)
+    want = [y, h[0][0], h[1][0]] if base == "LSTM" else [y, h[0]]
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("affine, opset", [(True, 17), (True, 13), (False, 17), (False, 13)])
+def test_layer_norm_block_matches_torch(affine, opset):
+    torch = pytest.importorskip("torch")
+    from pynn.onnx_blocks import layer_norm
+    torch.manual_seed(0)
+    net = torch.nn.LayerNorm((4, 5), eps=1e-4, elementwise_affine=affine)
+    if affine:
+        with torch.no_grad():
+            net.weight.normal_()
+            net.bias.normal_()
+    x = _data((6, 3, 4, 5))
+
+    def build(g, name):
+        w = _torch_weights(g, net)
+        layer_norm(g, name, w.get("weight"), w.get("bias"), 1e-4, 2, "out")
+
+    got = run_blocks(build, {"x": x}, opset)[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_embedding_block_matches_torch():
+    torch = pytest.importorskip("torch")
+    from pynn.onnx_blocks import embedding
+    torch.manual_seed(0)
+    net = torch.nn.Embedding(10, 4)
+    idx = np.random.default_rng(0).integers(0, 10, (6, 5))
+
+    def build(g, name):
+        embedding(g, _torch_weights(g, net)["weight"], name, "out")
+
+    got = run_blocks(build, {"idx": idx})[0]
+    np.testing.assert_array_equal(got, net(torch.from_numpy(idx)).detach().numpy())
+
+
+@pytest.mark.parametrize("transpose, nd", [(False, 1), (True, 1), (True, 2)])
+def test_conv_blocks_match_torch(transpose, nd):
+    """Conv1d through conv(..., nd=1) with dilation and groups; ConvTranspose1d/2d."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from pynn.onnx_blocks import conv_transpose
+    from pynn.onnx_ops import conv
+    torch.manual_seed(0)
+    cls = getattr(torch.nn, f"Conv{'Transpose' if transpose else ''}{nd}d")
+    attrs = dict(stride=2, padding=1, dilation=2, groups=2)
+    if transpose:
+        attrs["output_padding"] = 1
+    net = cls(4, 6, 3, **attrs)
+    x = _data((3, 4) + (9,) * nd)
+
+    def build(g, name):
+        w = _torch_weights(g, net)
+        op = SimpleNamespace(attrs=dict(attrs, activation=None))
+        (conv_transpose if transpose else conv)(g, op, [name, w["weight"], w["bias"]], "out",
+                                                nd)
+
+    got = run_blocks(build, {"x": x})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
