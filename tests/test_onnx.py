@@ -7,6 +7,9 @@ compared with `model.predict` in float32 within 1e-5. The tests skip when onnx/o
 not installed, except under CI=true, where they must run.
 """
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,6 +310,17 @@ def test_a_registered_exporter_makes_it_exportable(tmp_path, monkeypatch):
     layer = CubeLayer(3)
     layer.weight.data[...] = [0.5, -1.0, 1.5]
     check_export(Model(x_in, layer(x_in)), tmp_path)
+
+
+def test_import_pynn_needs_no_extras():
+    """pynn.onnx and pynn.interop import onnx / safetensors only when a function is called."""
+    code = ("import sys, pynn, pynn.onnx, pynn.interop; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'safetensors', 'torch') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_bad_opset():
