@@ -130,8 +130,7 @@ def from_torch_state_dict(model, state_dict, mapping=None):
             f"from_torch_state_dict (keys matched by {how}): missing keys {missing}, unexpected "
             f"keys {unexpected}, mis-shaped keys {misshaped}. The model's keys, layer by layer: "
             f"{list(own)}. Pass mapping={{pynn_name: torch_name}} to pair them explicitly.")
-    for key, value in arrays.items():
-        own[key][...] = value
+    model.load_state_dict(arrays)       # every key present, every shape checked above
     return pairs
 
 
