@@ -30,8 +30,8 @@ setup(
     extras_require={
         "tfds": ["tensorflow-datasets"],
         "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],
-        "onnx": ["onnx", "onnxruntime"],
-        "safetensors": ["safetensors"],
-        "distributed": ["mpi4py", "mpich"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "safetensors": ["safetensors>=0.4"],
+        "distributed": ["mpi4py>=4.0", "mpich>=4.2"],
     },
 )

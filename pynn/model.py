@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from . import architecture, autograd, serialization
-from .graph import layer_walk
+from .graph import layer_walk, walk
 from .layers.base import Layer, ParameterList
 from .plan import Graph, ModelOp, Plan
 from .tensor import Tensor, apply
@@ -109,6 +109,7 @@ class Model(Layer):
         self.graph = Graph(self.inputs, self.outputs, weights=owned)
         self.free_params = [t for t in self.graph.params if id(t) not in owned]
         self._plans = collections.OrderedDict()
+        self._step_layers = None
         self.training = True
         self.built = True
         self._check_free_batch()
@@ -166,6 +167,19 @@ class Model(Layer):
             else:
                 out += [(f"{name}.{b}", getattr(layer, b)) for b in layer.buffer_names]
         return out
+
+    def step_layer(self, step):
+        """The layer (of `self.layers`) whose call ran a step of the compiled graph, or None
+        for a loose op between layers (read off the graph record)."""
+        if self._step_layers is None:
+            found = {}
+            for call in self.calls:
+                stop = {id(t) for t in call.inputs}
+                for t in walk(call.outputs, stop=stop):
+                    if id(t) not in stop and t.grad_fn is not None:
+                        found.setdefault(id(t), call.layer)
+            self._step_layers = found
+        return self._step_layers.get(id(step.tensor))
 
     def get_layer(self, name=None, index=None):
         """A layer by its name (as in summary()) or by its position in `model.layers`."""
@@ -372,20 +386,33 @@ class Model(Layer):
             target[...] = value
         return IncompatibleKeys(missing, unexpected)
 
-    def save_weights(self, path):
-        """Weights and buffers to `path`: pynn's checked format, or safetensors for a path
-        ending in .safetensors."""
+    def save_weights(self, path, mapping=None):
+        """Weights and buffers to `path`: pynn's checked format, or, for a path ending in
+        .safetensors, the safetensors format with PyTorch's names (see pynn.interop)."""
         if str(path).endswith(".safetensors"):
-            from .safetensors_io import save_safetensors
-            return save_safetensors(self, path)
+            from .interop import save_safetensors
+            return save_safetensors(self, path, mapping=mapping)
         serialization.save_arrays(path, self.state_dict(), kind="weights")
 
-    def load_weights(self, path, strict=True):
+    def load_weights(self, path, strict=True, mapping=None):
+        """Weights and buffers from a file of `save_weights` or `save` (or a .safetensors
+        file, e.g. from PyTorch)."""
         if str(path).endswith(".safetensors"):
-            from .safetensors_io import load_safetensors
-            return load_safetensors(self, path)
+            from .interop import load_safetensors
+            return load_safetensors(self, path, mapping=mapping)
         _, arrays = serialization.load_arrays(path, kind="weights")
         return self.load_state_dict(arrays, strict=strict)
+
+    def load_torch_state_dict(self, state_dict, mapping=None):
+        """Copy the weights of an equivalent PyTorch module in (see
+        `pynn.from_torch_state_dict`)."""
+        from .interop import from_torch_state_dict
+        return from_torch_state_dict(self, state_dict, mapping)
+
+    def export_onnx(self, path, opset=17, **kwargs):
+        """Write the model as ONNX (see `pynn.onnx.export`)."""
+        from .onnx import export
+        return export(self, path, opset=opset, **kwargs)
 
     def save(self, path):
         """Architecture and weights in one file (`pynn.load_model(path)` rebuilds it)."""

@@ -1,0 +1,100 @@
+"""ONNX building blocks for layers that other branches add: LSTM/GRU/RNN, LayerNorm, Embedding,
+ConvTranspose (Conv1d is `pynn.onnx_ops.conv(..., nd=1)`).
+
+Each takes the weights in PyTorch's layouts and is tested against torch in tests/test_onnx.py;
+once the op is in the tree, its exporter is one registration, e.g.
+
+    @exporter("LSTM")
+    def _lstm(g, op, ins, out):
+        recurrent(g, "LSTM", ins[0], *ins[1:], out=out)
+"""
+import numpy as np
+
+from .onnx_ops import as_tuple, fused_activation
+
+#: ONNX's gate order, as positions in PyTorch's: LSTM torch (i, f, g, o) -> ONNX (i, o, f, c);
+#: GRU torch (r, z, n) -> ONNX (z, r, h); a plain RNN has one gate
+GATE_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
+
+
+def _gates(g, w, kind):
+    """A torch-layout weight (gates * H, ...) reordered into ONNX's gate order, with ONNX's
+    leading num_directions axis of 1."""
+    order = GATE_ORDER[kind]
+    shape = g.shape(w)
+    blocks = g.node("Reshape", [w, g.ints((len(order), shape[0] // len(order)) + shape[1:])])
+    picked = g.node("Gather", [blocks, g.ints(order)], axis=0)
+    return g.node("Reshape", [picked, g.ints((1,) + shape)])
+
+
+def recurrent(g, kind, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, out=None,
+              batch_first=True, nonlinearity="tanh"):
+    """One layer, one direction of torch.nn.LSTM / GRU / RNN as ONNX's own op, from PyTorch's
+    weights (w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)) and optional initial states (N, H)
+    (torch's (1, N, H) squeezed). Writes the output sequence to `out` ((N, T, H) if batch_first,
+    else (T, N, H)); returns the names of (Y, Y_h, Y_c) (Y_c only for LSTM)."""
+    hidden = g.shape(w_hh)[1]
+    xs = g.node("Transpose", [x], perm=[1, 0, 2]) if batch_first else x      # (T, N, I)
+    bias = ""
+    if b_ih is not None or b_hh is not None:
+        parts = [_gates(g, b, kind) if b is not None else
+                 g.const(np.zeros((1, g.shape(w_hh)[0]), g.dtype(w_hh))) for b in (b_ih, b_hh)]
+        bias = g.node("Concat", parts, axis=1)
+    states = [g.node("Unsqueeze", [s, g.ints([0])]) if s is not None else ""
+              for s in ((h0,) if kind != "LSTM" else (h0, c0))]
+    attrs = {"hidden_size": int(hidden)}
+    if kind == "GRU":
+        attrs["linear_before_reset"] = 1          # torch applies r after the hidden product
+    if kind == "RNN":
+        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[nonlinearity]]
+    n_out = 3 if kind == "LSTM" else 2
+    ys = g.node(kind, [xs, _gates(g, w_ih, kind), _gates(g, w_hh, kind), bias, ""] + states,
+                n_out, **attrs)
+    y = g.node("Squeeze", [ys[0], g.ints([1])])                                  # (T, N, H)
+    if batch_first:
+        g.node("Transpose", [y], [out] if out else 1, perm=[1, 0, 2])
+    elif out:
+        g.node("Identity", [y], [out])
+    states_out = [g.node("Squeeze", [s, g.ints([0])]) for s in ys[1:]]          # (N, H)
+    return [out or y] + states_out
+
+
+def layer_norm(g, x, weight, bias, eps, normalized_ndim, out):
+    """torch.nn.LayerNorm over the last `normalized_ndim` dims (weight / bias may be None):
+    LayerNormalization from opset 17, else written out with reductions."""
+    dtype = g.dtype(x)
+    ndim = len(g.shape(x))
+    if g.opset >= 17:
+        scale = weight if weight is not None else g.const(
+            np.ones(g.shape(x)[ndim - normalized_ndim:], dtype), "ones")
+        ins = [x, scale] + ([bias] if bias is not None else [])
+        g.node("LayerNormalization", ins, [out], axis=-normalized_ndim, epsilon=float(eps))
+        return
+    axes = list(range(ndim - normalized_ndim, ndim))
+    d = g.node("Sub", [x, g.reduce("ReduceMean", x, axes, True)])
+    var = g.reduce("ReduceMean", g.node("Mul", [d, d]), axes, True)
+    y = g.node("Div", [d, g.node("Sqrt", [g.node("Add", [var, g.scalar(eps, dtype)])])])
+    if weight is not None:
+        y = g.node("Mul", [y, weight])
+    g.node("Add" if bias is not None else "Identity", [y] + ([bias] if bias is not None else []),
+           [out])
+
+
+def embedding(g, weight, indices, out):
+    """torch.nn.Embedding: rows of weight (num, dim) picked by integer indices of any shape."""
+    g.node("Gather", [weight, g.cast(indices, np.int64)], [out], axis=0)
+
+
+def conv_transpose(g, op, ins, out, nd):
+    """ConvTranspose over nd spatial dims from torch's weight layout (in, out / groups, k...),
+    the same as ONNX's: stride, padding, output_padding, dilation, groups from the op's attrs."""
+    a = op.attrs
+    pads = as_tuple(a.get("padding", 0), nd)
+    act = a.get("activation")
+    y = out if act is None else g.fresh("conv_transpose")
+    g.node("ConvTranspose", list(ins), [y], kernel_shape=list(g.shape(ins[1])[2:]),
+           strides=list(as_tuple(a.get("stride", 1), nd)), pads=list(pads + pads),
+           output_padding=list(as_tuple(a.get("output_padding", 0), nd)),
+           dilations=list(as_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
+    if act is not None:
+        fused_activation(g, act, y, out)
