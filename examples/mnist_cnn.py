@@ -58,7 +58,8 @@ seconds = 0.0
 for epoch in range(args.epochs):
     start = time.perf_counter()
     seen = correct = total_loss = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not main)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not main,
+               mininterval=0.5)
     for xb, yb in bar:
         pred = model(xb)
         loss = categorical_cross_entropy(pred, yb)

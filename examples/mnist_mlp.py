@@ -41,7 +41,7 @@ seconds = 0.0
 for epoch in range(args.epochs):
     start = time.perf_counter()
     seen = correct = total_loss = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}")
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=0.5)
     for xb, yb in bar:
         pred = model(xb)
         loss = categorical_cross_entropy(pred, yb)

@@ -64,7 +64,7 @@ model.summary()
 # micrograd adds 1e-4 * sum(p**2) to the loss; weight_decay=2e-4 is the same gradient.
 opt = SGD(args.lr, weight_decay=2e-4)
 loader = DataLoader(X, y.reshape(-1, 1), batch_size=args.batch_size, shuffle=True, seed=args.seed)
-bar = tqdm(range(args.epochs), desc="moons")
+bar = tqdm(range(args.epochs), desc="moons", mininterval=0.5)
 start = time.perf_counter()
 for epoch in bar:
     opt.lr = args.lr * (1 - 0.9 * epoch / args.epochs)    # linear decay, as micrograd does

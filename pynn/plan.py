@@ -162,6 +162,11 @@ class ModelOp(Op):
     def softmax_logits(self, node):
         return self.logits
 
+    def saves(self, array):
+        """The plan keeps its values for the backward pass: an in-place change of one of them
+        (a weight updated between the forward and the backward) is caught at backward()."""
+        return any(v is not None and np.may_share_memory(v, array) for v in self.plan.values)
+
     def forward(self, *xs):
         raise RuntimeError("ModelOp is created by Model.__call__, not applied")
 

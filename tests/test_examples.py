@@ -113,3 +113,35 @@ def test_mnist_cnn_learns_on_a_small_subset(tmp_path):
     assert 0.25 < float(fields["test_acc"]) <= 1.0
     assert fields["model"] == str(save)
     check_saved_model(save, fields, flatten=False, limit=limit)
+
+
+def test_autograd_demo_help_and_fit(tmp_path):
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "autograd_demo.py"), "--help"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert "--steps" in proc.stdout and "--lr" in proc.stdout and "final" not in proc.stdout
+    _, fields = run_example("autograd_demo.py", cwd=tmp_path)
+    assert float(fields["w"]) == pytest.approx(3.0, abs=0.05)      # y = 3x - 1 + noise
+    assert float(fields["b"]) == pytest.approx(-1.0, abs=0.05)
+
+
+def test_missing_data_dir_is_reported_absolute_and_not_created(tmp_path):
+    """A relative --data-dir is taken from the caller's working directory; when the files can't
+    be had, the error names the absolute folder, and no empty folder is left behind."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYNN_MNIST_MIRROR="file:///nonexistent-mirror/")
+    env.pop("PYNN_DATA_DIR", None)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--data-dir",
+                           "rel/data", "--limit", "10"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert str(tmp_path / "rel" / "data" / "mnist") in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "rel").exists()
+
+
+@needs_mnist
+def test_relative_data_dir_is_read_from_the_callers_folder(tmp_path):
+    (tmp_path / "here").symlink_to(DATA_DIR, target_is_directory=True)
+    _, fields = run_example("mnist_mlp.py", "--data-dir", "here", "--limit", 200, "--epochs", 1,
+                            cwd=tmp_path)
+    assert int(fields["epochs"]) == 1

@@ -412,3 +412,13 @@ def test_training_false_for_one_call():
     assert model.training and bn.training
     out = model(x)                              # train mode again: dropout zeroes about half
     assert 0.3 < np.mean(out.data == 0) < 0.7
+
+
+def test_weight_changed_between_a_model_forward_and_its_backward_is_an_error():
+    x_in = Input((3,))
+    model = Model(x_in, Dense(3, 2)(x_in))
+    out = model(np.ones((4, 3), np.float32))
+    with pynn.no_grad():
+        model.layers[0].weight -= 1.0          # in place, between forward and backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()

@@ -74,6 +74,12 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     images = sum("image/png" in out.get("data", {}) for cell in nb.cells
                  if cell.cell_type == "code" for out in cell.outputs)
     assert images >= 2, f"{name}: expected plots, got {images} images"
+    # no noise: no value echoed by a cell's last line (a Generator(PCG64) from manual_seed, the
+    # summary table a second time as summary()'s return value)
+    echoed = [out["data"].get("text/plain", "") for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.outputs if out.get("output_type") == "execute_result"]
+    assert not [e for e in echoed if "Generator" in e or "Total params" in e], echoed
+    assert text.count("Total params") == 1
     if name == "moons_mlp.ipynb":
         assert "training accuracy after 200 epochs: 100.00%" in text
     else:

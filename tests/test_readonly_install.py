@@ -67,7 +67,8 @@ def _readonly_run(tmp_path, cmd, env, readonly):
 
 
 @pytest.mark.slow
-def test_import_and_conv_from_a_readonly_install_with_a_readonly_home(tmp_path):
+@pytest.mark.parametrize("numba_first", [False, True], ids=["pynn-first", "numba-first"])
+def test_import_and_conv_from_a_readonly_install_with_a_readonly_home(tmp_path, numba_first):
     site = tmp_path / "site"
     shutil.copytree(REPO / "pynn", site / "pynn",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
@@ -75,7 +76,8 @@ def test_import_and_conv_from_a_readonly_install_with_a_readonly_home(tmp_path):
     home.mkdir()
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    (tmp_path / "check.py").write_text(SCRIPT)
+    # numba imported before pynn has read its configuration already
+    (tmp_path / "check.py").write_text(("import numba\n" if numba_first else "") + SCRIPT)
     env = {k: v for k, v in os.environ.items()
            if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
     env.update(HOME=str(home), PYTHONPATH=str(site), TMPDIR=str(scratch),

@@ -50,12 +50,14 @@ class ChecksumError(DownloadError):
 
 
 def cache_root(data_dir=None) -> Path:
-    """The dataset cache root: ``data_dir``, else ``$PYNN_DATA_DIR``, else ``~/.cache/pynn``."""
+    """The dataset cache root: ``data_dir``, else ``$PYNN_DATA_DIR``, else ``~/.cache/pynn``,
+    as an absolute path (a relative one is taken from the current working directory, so that
+    messages name the folder unambiguously)."""
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
     if data_dir is None:
-        return Path.home() / ".cache" / "pynn"
-    return Path(os.path.expanduser(os.fspath(data_dir)))
+        return (Path.home() / ".cache" / "pynn").absolute()
+    return Path(os.path.expanduser(os.fspath(data_dir))).absolute()
 
 
 def file_hash(path, algorithm: str = "sha256") -> str:
@@ -149,7 +151,20 @@ def download(urls, dest, sha256: str | None = None, md5: str | None = None,
     if isinstance(urls, str):
         urls = [urls]
     dest = Path(dest)
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_first(urls, dest, sha256, md5, size, progress, timeout)
+    except BaseException:
+        for d in created:               # leave no empty folders behind (deepest first)
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _download_first(urls, dest, sha256, md5, size, progress, timeout):
     errors = []
     for url in urls:
         hashers = {}
