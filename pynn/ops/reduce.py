@@ -136,3 +136,84 @@ class LogSoftmax(Op):
 
     def backward(self, g):
         return (g - np.exp(self.out) * np.sum(g, axis=self.dim, keepdims=True),)
+
+
+def _exclusive_products(x, axis):
+    """prod of every entry but the one at i, along axis, without dividing (exact with zeros)."""
+    ones = np.ones_like(np.take(x, [0], axis=axis))
+    left = np.cumprod(np.concatenate([ones, np.delete(x, -1, axis=axis)], axis=axis), axis=axis)
+    flipped = np.flip(x, axis)
+    right = np.cumprod(np.concatenate([ones, np.delete(flipped, -1, axis=axis)], axis=axis),
+                       axis=axis)
+    return left * np.flip(right, axis)
+
+
+class Prod(Op):
+    """Product over one dim (an int) or all elements (None). attrs: dim, keepdim.
+    Derivative: d/dx_i = g * prod_{j != i} x_j (computed without division, so zeros are exact)"""
+
+    def forward(self, x):
+        self.x = x
+        dtype = np.int64 if x.dtype.kind in "biu" else x.dtype
+        return np.prod(x, axis=self.dim, keepdims=self.keepdim, dtype=dtype)
+
+    def backward(self, g):
+        x = self.x
+        if self.dim is None:
+            others = _exclusive_products(x.reshape(-1), 0).reshape(x.shape)
+        else:
+            others = _exclusive_products(x, self.dim)
+        return (_keep(g, self.dim, self.keepdim, x.ndim) * others,)
+
+
+class Norm(Op):
+    """The vector p-norm over dim (None: all elements): (sum |x|^p)^(1/p); p may be inf, -inf
+    (max/min |x|) or 0 (count of nonzeros). attrs: p, dim, keepdim.
+    Derivative: d/dx = g * sign(x) * |x|^(p-1) / y^(p-1) (p = 2: g * x / y, 0 where y = 0;
+    p = +-inf: g * sign(x) shared among the extreme |x|; p = 0: 0)"""
+
+    def forward(self, x):
+        self.x, p = x, self.p
+        a = np.abs(x)
+        if p == np.inf:
+            out = np.max(a, axis=self.dim, keepdims=True)
+        elif p == -np.inf:
+            out = np.min(a, axis=self.dim, keepdims=True)
+        elif p == 0:
+            out = np.sum(a != 0, axis=self.dim, keepdims=True).astype(x.dtype)
+        elif p == 1:
+            out = np.sum(a, axis=self.dim, keepdims=True)
+        elif p == 2:
+            out = np.sqrt(np.sum(a * a, axis=self.dim, keepdims=True))
+        else:
+            out = np.sum(a ** p, axis=self.dim, keepdims=True) ** (1.0 / p)
+        self.out = out
+        return out if self.keepdim else np.squeeze(out, axis=self.dim)
+
+    def backward(self, g):
+        x, out, p = self.x, self.out, self.p
+        g = _keep(g, self.dim, self.keepdim, x.ndim)
+        if p == 0:
+            return (np.zeros(x.shape, dtype=g.dtype),)
+        if p == 1:
+            return (g * np.sign(x),)
+        if p in (np.inf, -np.inf):
+            mask = np.abs(x) == out
+            count = mask.sum(axis=self.dim, keepdims=True).astype(g.dtype)
+            return (g * np.sign(x) * mask / count,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scale = np.where(out == 0, 0, g / out)
+                return ((scale * x).astype(x.dtype, copy=False),)
+            a = np.abs(x)
+            grad = g * np.sign(x) * a ** (p - 1) / out ** (p - 1)
+        return (np.where(out == 0, 0, grad).astype(x.dtype, copy=False),)
+
+
+class BoolReduce(Op):
+    """any / all over dim (None: all elements): a boolean result. attrs: fn ("any" or "all"),
+    dim, keepdim. Derivative: none (not differentiable)."""
+    differentiable = False
+
+    def forward(self, x):
+        return getattr(np, self.fn)(x, axis=self.dim, keepdims=self.keepdim)

@@ -125,8 +125,9 @@ class Concat(Op):
 
 class TakeAlongDim(Op):
     """np.take_along_axis(x, idx, dim): picks one entry of x per position of idx along `dim`
-    (idx has x's shape except along dim). The gradient goes to the picked entries only,
-    accumulating where idx repeats. attrs: dim. idx is an integer input with no gradient."""
+    (idx has x's shape except along dim, or the two broadcast there). The gradient goes to the
+    picked entries only, accumulating where idx repeats. attrs: dim. idx is an integer input with
+    no gradient. Derivative: d/dx = zeros with g scatter-added at the picked entries"""
 
     def forward(self, x, idx):
         self.in_shape, self.idx = x.shape, idx
@@ -134,8 +135,10 @@ class TakeAlongDim(Op):
 
     def backward(self, g):
         gx = np.zeros(self.in_shape, dtype=g.dtype)
-        index = list(np.ix_(*(np.arange(n) for n in self.idx.shape)))
-        index[self.dim] = self.idx
+        # x and idx broadcast against each other (outside dim): a size-1 dim of x is read at 0
+        index = list(np.ix_(*(np.arange(n) if m == n else np.zeros(n, dtype=np.intp)
+                              for n, m in zip(g.shape, self.in_shape))))
+        index[self.dim] = np.broadcast_to(self.idx, g.shape)
         np.add.at(gx, tuple(index), g)
         return gx, None
 
