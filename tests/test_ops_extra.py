@@ -464,3 +464,13 @@ def test_errors_name_the_op_and_shapes():
         x.bmm(x)
     with pytest.raises(TypeError, match="both dim"):
         x.prod(dim=0, axis=1)
+
+
+def test_remainder_divisor_gradient():
+    """torch has no derivative of remainder for the divisor; finite differences check ours
+    (d/db = -g * floor(a / b)), for a tensor divisor and for a number divided by a tensor."""
+    a, b = nonint(3, 4, low=-5, high=5), DIVISOR
+    gradcheck(lambda x, y: x % y, a, b)
+    gradcheck(lambda x, y: x.remainder(y), a, b[:, None].repeat(3, 1).T)
+    gradcheck(lambda y: 5.0 % y, np.array([1.3, -0.7, 2.1, -1.9]))
+    gradcheck(lambda x, y: x.fmod(y), a, b)

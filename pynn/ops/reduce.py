@@ -19,7 +19,8 @@ def _keep(g, dim, keepdim, ndim):
 
 
 class Sum(Op):
-    """attrs: dim, keepdim"""
+    """attrs: dim, keepdim.
+    Derivative: d/dx = g broadcast back over the reduced dims"""
 
     def forward(self, x):
         self.shape = x.shape
@@ -31,6 +32,8 @@ class Sum(Op):
 
 
 class Mean(Op):
+    """Derivative: d/dx = g / count broadcast back over the reduced dims"""
+
     def forward(self, x):
         self.shape = x.shape
         total = np.add.reduce(x, axis=self.dim, keepdims=self.keepdim)   # what np.mean runs
@@ -44,7 +47,8 @@ class Mean(Op):
 
 
 class _Extreme(Op):
-    """max/min over dim; the gradient is shared evenly between tied extremes."""
+    """max/min over dim; the gradient is shared evenly between tied extremes.
+    Derivative: d/dx = g shared evenly among the entries equal to the extreme"""
     reduce = None
 
     def forward(self, x):
@@ -60,16 +64,22 @@ class _Extreme(Op):
 
 
 class Max(_Extreme):
+    """Derivative: d/dx = g shared evenly among the entries equal to the max"""
+
     reduce = staticmethod(np.max)
 
 
 class Min(_Extreme):
+    """Derivative: d/dx = g shared evenly among the entries equal to the min"""
+
     reduce = staticmethod(np.min)
 
 
 class ArgReduce(Op):
     """argmax / argmin over one dim (or the flattened tensor): int64, no gradient.
-    attrs: fn ("argmax" or "argmin"), dim (an int or None), keepdim."""
+    attrs: fn ("argmax" or "argmin"), dim (an int or None), keepdim.
+    Derivative: none (not differentiable)
+    """
     differentiable = False
 
     def forward(self, x):
@@ -80,7 +90,8 @@ class ArgReduce(Op):
 
 
 class Var(Op):
-    """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default)"""
+    """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default).
+    Derivative: d/dx = g * 2 (x - mean) / (n - correction)"""
 
     def forward(self, x):
         self.x = x
@@ -101,7 +112,8 @@ class Var(Op):
 
 
 class LogSumExp(Op):
-    """log(sum(exp(x))) over dim, shifted by the max so it never overflows."""
+    """log(sum(exp(x))) over dim, shifted by the max so it never overflows.
+    Derivative: d/dx = g * exp(x - y) (g times softmax(x))"""
 
     def forward(self, x):
         self.x = x
@@ -116,7 +128,8 @@ class LogSumExp(Op):
 
 
 class Softmax(Op):
-    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000."""
+    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000.
+    Derivative: d/dx = y * (g - sum(g * y)) over dim"""
 
     def forward(self, x):
         e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
@@ -129,6 +142,8 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
+    """Derivative: d/dx = g - softmax(x) * sum(g) over dim"""
+
     def forward(self, x):
         shifted = x - np.max(x, axis=self.dim, keepdims=True)
         self.out = shifted - np.log(np.sum(np.exp(shifted), axis=self.dim, keepdims=True))
