@@ -18,6 +18,9 @@ from pynn.losses import (mse, mse_loss, mean_squared_error, binary_cross_entropy
 from helpers import check_op
 from torch_helpers import as_float64, close
 
+# op classes this module checks against torch.nn.functional (tests/test_op_coverage.py reads it)
+TORCH_CHECKED_OPS = {"SoftmaxCrossEntropy", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits"}
+
 REDUCTIONS = ["mean", "sum", "none"]
 N, C = 6, 4
 

@@ -43,7 +43,7 @@ def prob_rows(n=N, c=C, seed=0):
 def test_l1_loss_and_mae(reduction):
     for fn in (L.l1_loss, L.mae, L.mean_absolute_error):
         check_op([(N, 3), (N, 3)], lambda p, t: F.l1_loss(p, t, reduction=reduction),
-                 lambda p, t: fn(p, t, reduction=reduction))
+                 lambda p, t, fn=fn: fn(p, t, reduction=reduction))
     target = rng.standard_normal((N, 3))         # an array target
     check_op([(N, 3)], lambda p: F.l1_loss(p, torch.tensor(target), reduction=reduction),
              lambda p: L.l1_loss(p, target, reduction=reduction))

@@ -53,7 +53,8 @@ class MaskedFill(Op):
 
 class Gather(Op):
     """torch.gather: out[i][j] = x[idx[i][j]][j] for dim 0 (and likewise for every dim).
-    attrs: dim. Derivative: d/dx = zeros with g scatter-added at the gathered positions"""
+    attrs: dim.
+    Derivative: d/dx = zeros with g scatter-added at the gathered positions"""
 
     def forward(self, x, idx):
         _check_index("gather", idx, self.dim, x)

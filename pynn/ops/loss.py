@@ -128,7 +128,8 @@ class BinaryCrossEntropy(Op):
 class Huber(Op):
     """The Huber loss per element of d = prediction - target: 0.5 d^2 where |d| <= delta,
     delta (|d| - 0.5 delta) elsewhere (torch.nn.functional.huber_loss, before reduction).
-    attrs: delta. Derivative: d/dpred = g * clip(d, -delta, delta), d/dtarget = -that"""
+    attrs: delta.
+    Derivative: d/dpred = g * clip(d, -delta, delta), d/dtarget = -that"""
 
     def forward(self, pred, target):
         self.d = d = pred - target

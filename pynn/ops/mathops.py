@@ -19,7 +19,8 @@ def _float(x):
 
 
 class _Rounding(Op):
-    """Base of the piecewise-constant ops: forward is `fn`, the gradient is zero everywhere."""
+    """Base of the piecewise-constant ops: forward is `fn`, the gradient is zero everywhere.
+    Derivative: d/dx = 0"""
     fn = None
 
     def forward(self, x):
@@ -33,7 +34,8 @@ class _Rounding(Op):
 
 
 class Sign(_Rounding):
-    """sign(x) in {-1, 0, 1}. Derivative: d/dx = 0 (piecewise constant, as torch)."""
+    """sign(x) in {-1, 0, 1}.
+    Derivative: d/dx = 0 (piecewise constant, as torch)."""
     fn = staticmethod(np.sign)
 
     def forward(self, x):
@@ -44,17 +46,20 @@ class Sign(_Rounding):
 
 
 class Floor(_Rounding):
-    """floor(x). Derivative: d/dx = 0 (piecewise constant, as torch)."""
+    """floor(x).
+    Derivative: d/dx = 0 (piecewise constant, as torch)."""
     fn = staticmethod(np.floor)
 
 
 class Ceil(_Rounding):
-    """ceil(x). Derivative: d/dx = 0 (piecewise constant, as torch)."""
+    """ceil(x).
+    Derivative: d/dx = 0 (piecewise constant, as torch)."""
     fn = staticmethod(np.ceil)
 
 
 class Trunc(_Rounding):
-    """trunc(x), rounding towards zero. Derivative: d/dx = 0 (piecewise constant, as torch)."""
+    """trunc(x), rounding towards zero.
+    Derivative: d/dx = 0 (piecewise constant, as torch)."""
     fn = staticmethod(np.trunc)
 
 
@@ -95,7 +100,8 @@ class Remainder(Op):
 
 
 class Log1p(Op):
-    """log(1 + x), accurate for small x. Derivative: d/dx = g / (1 + x)"""
+    """log(1 + x), accurate for small x.
+    Derivative: d/dx = g / (1 + x)"""
 
     def forward(self, x):
         self.x = x = _float(x)
@@ -107,7 +113,8 @@ class Log1p(Op):
 
 
 class Expm1(Op):
-    """exp(x) - 1, accurate for small x. Derivative: d/dx = g * (y + 1)"""
+    """exp(x) - 1, accurate for small x.
+    Derivative: d/dx = g * (y + 1)"""
 
     def forward(self, x):
         self.out = np.expm1(_float(x))
@@ -121,7 +128,8 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
 class Erf(Op):
-    """The error function. Derivative: d/dx = g * 2 / sqrt(pi) * exp(-x^2)"""
+    """The error function.
+    Derivative: d/dx = g * 2 / sqrt(pi) * exp(-x^2)"""
 
     def forward(self, x):
         self.x = x = _float(x)
@@ -132,7 +140,8 @@ class Erf(Op):
 
 
 class Square(Op):
-    """x * x. Derivative: d/dx = 2 * g * x"""
+    """x * x.
+    Derivative: d/dx = 2 * g * x"""
 
     def forward(self, x):
         self.x = x
@@ -143,7 +152,8 @@ class Square(Op):
 
 
 class Rsqrt(Op):
-    """1 / sqrt(x). Derivative: d/dx = -g * y^3 / 2"""
+    """1 / sqrt(x).
+    Derivative: d/dx = -g * y^3 / 2"""
 
     def forward(self, x):
         with np.errstate(divide="ignore", invalid="ignore"):   # inf / NaN, as torch
@@ -156,7 +166,8 @@ class Rsqrt(Op):
 
 class Logical(Op):
     """logical_and / logical_or / logical_xor / logical_not: boolean results (nonzero is true).
-    attrs: fn (a NumPy ufunc name). Derivative: none (not differentiable)."""
+    attrs: fn (a NumPy ufunc name).
+    Derivative: none (not differentiable)."""
     differentiable = False
 
     def forward(self, *xs):

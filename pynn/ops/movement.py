@@ -24,7 +24,8 @@ class Triangular(Op):
 
 class Roll(Op):
     """torch.roll: shift entries by `shifts` along `dims` with wrap-around (dims None: over the
-    flattened tensor). attrs: shifts, dims. Derivative: d/dx = g rolled by -shifts"""
+    flattened tensor). attrs: shifts, dims.
+    Derivative: d/dx = g rolled by -shifts"""
 
     def forward(self, x):
         return np.roll(x, self.shifts, axis=self.dims)

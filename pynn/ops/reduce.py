@@ -32,7 +32,8 @@ class Sum(Op):
 
 
 class Mean(Op):
-    """Derivative: d/dx = g / count broadcast back over the reduced dims"""
+    """
+    Derivative: d/dx = g / count broadcast back over the reduced dims"""
 
     def forward(self, x):
         self.shape = x.shape
@@ -64,13 +65,15 @@ class _Extreme(Op):
 
 
 class Max(_Extreme):
-    """Derivative: d/dx = g shared evenly among the entries equal to the max"""
+    """
+    Derivative: d/dx = g shared evenly among the entries equal to the max"""
 
     reduce = staticmethod(np.max)
 
 
 class Min(_Extreme):
-    """Derivative: d/dx = g shared evenly among the entries equal to the min"""
+    """
+    Derivative: d/dx = g shared evenly among the entries equal to the min"""
 
     reduce = staticmethod(np.min)
 
@@ -142,7 +145,8 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
-    """Derivative: d/dx = g - softmax(x) * sum(g) over dim"""
+    """
+    Derivative: d/dx = g - softmax(x) * sum(g) over dim"""
 
     def forward(self, x):
         shifted = x - np.max(x, axis=self.dim, keepdims=True)
@@ -227,7 +231,8 @@ class Norm(Op):
 
 class BoolReduce(Op):
     """any / all over dim (None: all elements): a boolean result. attrs: fn ("any" or "all"),
-    dim, keepdim. Derivative: none (not differentiable)."""
+    dim, keepdim.
+    Derivative: none (not differentiable)."""
     differentiable = False
 
     def forward(self, x):

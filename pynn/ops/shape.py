@@ -139,7 +139,8 @@ class TakeAlongDim(Op):
     """np.take_along_axis(x, idx, dim): picks one entry of x per position of idx along `dim`
     (idx has x's shape except along dim, or the two broadcast there). The gradient goes to the
     picked entries only, accumulating where idx repeats. attrs: dim. idx is an integer input with
-    no gradient. Derivative: d/dx = zeros with g scatter-added at the picked entries"""
+    no gradient.
+    Derivative: d/dx = zeros with g scatter-added at the picked entries"""
 
     def forward(self, x, idx):
         self.in_shape, self.idx = x.shape, idx
