@@ -27,12 +27,13 @@ Schedulers (``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``CosineAnnealingLR`
 :mod:`pynn.optim` package; this module is the public entry point.
 """
 from .optim.base import Optimizer
-from .optim.algorithms import SGD, Adam, AdamW, RMSprop, Adagrad
+from .optim.algorithms import SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta
 from .optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
 from .optim.lr_scheduler import (LRScheduler, StepLR, MultiStepLR, ExponentialLR,
                                  CosineAnnealingLR, LambdaLR)
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax",
+           "Adadelta",
            "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",
            "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
            "LambdaLR"]
