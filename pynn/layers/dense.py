@@ -1,4 +1,5 @@
 """Dense: a fully connected layer, y = activation(x @ W.T + b)."""
+from .. import init
 from ..tensor import Tensor, apply
 from ..ops import nn
 from ..activations import activation_name, ACTIVATIONS, FUSED
@@ -12,7 +13,8 @@ class Dense(Layer):
     relu/sigmoid/tanh are fused with the bias into one kernel pass."""
     param_names = ("weight", "bias")
 
-    def __init__(self, in_features, out_features, activation=None, bias=True):
+    def __init__(self, in_features, out_features, activation=None, bias=True,
+                 kernel_initializer=None, bias_initializer=None):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.activation = activation_name(activation)
@@ -21,6 +23,7 @@ class Dense(Layer):
                              requires_grad=True)
         self.bias = Tensor(uniform_((self.out_features,), bound), requires_grad=True) \
             if bias else None
+        init.initialize_(self.weight, kernel_initializer, self.bias, bias_initializer)
 
     def check_input(self, x):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
