@@ -776,7 +776,7 @@ class Tensor:
         d = self._one_dim(dim, None, "topk")
         if not 0 <= k <= self.shape[d]:
             raise ValueError(f"topk: k={k} is out of range for dim {d} of size {self.shape[d]}")
-        indices = self.argsort(d, descending=largest)[(slice(None),) * d + (slice(0, k),)]
+        indices = apply(X.ArgSort(dim=d, descending=bool(largest), k=int(k)), self)
         return ValuesIndices(apply(S.TakeAlongDim(dim=d), self, indices), indices)
 
     def tril(self, diagonal=0):

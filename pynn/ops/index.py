@@ -134,18 +134,25 @@ class IndexSelect(Op):
 
 
 class ArgSort(Op):
-    """Indices that sort x along dim (int64). attrs: dim, descending, stable.
+    """Indices that sort x along dim (int64), a stable sort; with `k`, only the first k of them
+    (the indices of topk). attrs: dim, descending, stable, k (None: all).
     Derivative: none (not differentiable)."""
     differentiable = False
+
+    def __init__(self, dim, descending=False, stable=True, k=None):
+        super().__init__(dim=dim, descending=descending, stable=stable, k=k)
 
     def forward(self, x):
         if self.descending:
             # a stable descending sort: reverse, sort ascending stably, map indices back
             n = x.shape[self.dim]
             rev = np.flip(x, self.dim)
-            idx = np.argsort(rev, axis=self.dim, kind="stable")
-            return np.flip(n - 1 - idx, self.dim).astype(np.int64)
-        return np.argsort(x, axis=self.dim, kind="stable").astype(np.int64)
+            idx = np.flip(n - 1 - np.argsort(rev, axis=self.dim, kind="stable"), self.dim)
+        else:
+            idx = np.argsort(x, axis=self.dim, kind="stable")
+        if self.k is not None:
+            idx = idx[(slice(None),) * self.dim + (slice(0, self.k),)]
+        return idx.astype(np.int64)
 
 
 class Nonzero(Op):
