@@ -650,8 +650,10 @@ class Tensor:
         return index
 
     def _one_dim(self, dim, axis, name, default=None):
-        (d,) = self._axis(dim, axis, name, default)
-        return d
+        dims = self._axis(dim, axis, name, default)
+        if dims is None or len(dims) != 1:
+            raise TypeError(f"{name}: give one dim (an int), got {dim if axis is None else axis}")
+        return dims[0]
 
     def masked_fill(self, mask, value):
         """`value` where `mask` (broadcast to this shape) is true, this tensor elsewhere."""
@@ -669,6 +671,8 @@ class Tensor:
         d, index = self._one_dim(dim, None, "scatter"), self._index(index, "scatter")
         if src is None or not isinstance(src, (Tensor, np.ndarray, list)):
             value = src if value is None else value
+            if not isinstance(value, numbers.Number):
+                raise TypeError(f"scatter: give src (a tensor) or value (a number), got {value!r}")
             return apply(X.Scatter(dim=d, value=value), self, index)
         return apply(X.Scatter(dim=d, value=None), self, index, self._other(src))
 

@@ -464,6 +464,10 @@ def test_errors_name_the_op_and_shapes():
         x.bmm(x)
     with pytest.raises(TypeError, match="both dim"):
         x.prod(dim=0, axis=1)
+    with pytest.raises(TypeError, match="cumsum: give one dim"):
+        x.cumsum()
+    with pytest.raises(TypeError, match="scatter: give src"):
+        x.scatter(1, np.zeros((1, 1), dtype=np.int64))
 
 
 def test_remainder_divisor_gradient():
