@@ -496,3 +496,21 @@ def test_a_model_of_the_new_ops_saves_and_loads(tmp_path):
     x = rng.standard_normal((3, 4, 6))
     assert_close("loaded model", loaded(Tensor(x, dtype="float64")),
                  model(Tensor(x, dtype="float64")))
+
+
+def test_masked_fill_reuses_its_buffers_in_a_model():
+    """An attention-style causal mask inside a Model: after the first call, masked_fill writes
+    into the same arrays every step."""
+    x_in = Input((5, 8))
+    causal = Tensor.ones(5, 5).triu(1) > 0
+    scores = pynn.einsum("bqd,bkd->bqk", x_in, x_in).masked_fill(causal, -1e9).softmax(-1)
+    model = Model(x_in, scores)
+    x = Tensor(rng.standard_normal((4, 5, 8)).astype(np.float32), requires_grad=True)
+    model(x).sum().backward()
+    (plan,) = model._plans.values()
+    op = next(o for o in plan.ops if o.name == "MaskedFill")
+    first = {k: id(b) for k, b in op._buffers.items()}
+    assert set(first) == {"out", "gx"}
+    for _ in range(3):
+        model(x).sum().backward()
+    assert {k: id(b) for k, b in op._buffers.items()} == first

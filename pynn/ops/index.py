@@ -38,17 +38,24 @@ def _check_index(name, idx, dim, x, other=None):
 
 
 class MaskedFill(Op):
-    """x with `value` where mask is true (mask broadcasts to x). attrs: value.
+    """x with `value` where mask is true (mask broadcasts to x). attrs: value. Writes into
+    reused buffers (it is on the hot path of attention masks).
     Derivative: d/dx = g where the mask is false, 0 where it is true"""
 
     def forward(self, x, mask):
-        self.mask = mask.astype(bool, copy=False)
         if np.broadcast_shapes(x.shape, mask.shape) != x.shape:
             raise ValueError(f"mask of shape {mask.shape} does not broadcast to {x.shape}")
-        return np.where(self.mask, np.asarray(self.value, dtype=x.dtype), x)
+        self.mask = mask if mask.dtype == np.bool_ else mask.astype(bool)
+        out = self.buffer("out", x.shape, x.dtype)
+        np.copyto(out, x)
+        np.copyto(out, np.asarray(self.value, dtype=x.dtype), where=self.mask)
+        return out
 
     def backward(self, g):
-        return np.where(self.mask, np.zeros((), dtype=g.dtype), g), None
+        gx = self.buffer("gx", g.shape, g.dtype)
+        np.copyto(gx, g)
+        np.copyto(gx, np.zeros((), dtype=g.dtype), where=self.mask)
+        return gx, None
 
 
 class Gather(Op):
