@@ -36,3 +36,10 @@ float64 = "float64"
 int64 = "int64"
 
 __version__ = "0.1.0"
+
+# issue 13: ops as functions, as in torch
+einsum = Tensor.einsum
+randint = Tensor.randint
+normal = Tensor.normal
+empty = Tensor.empty
+from . import init  # noqa: E402  (pynn.init.xavier_uniform_ ...)

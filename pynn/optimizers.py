@@ -22,23 +22,33 @@ Parameter data must be C-contiguous float32/float64 NumPy arrays; they are
 updated in place (``p.data`` is never rebound).
 
 Schedulers (``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``CosineAnnealingLR``,
-``LambdaLR``) set ``opt.lr`` once per epoch; ``clip_grad_norm`` /
+``LambdaLR``, ``LinearLR``, ``PolynomialLR``, ``CosineAnnealingWarmRestarts``, ``OneCycleLR``
+(per batch), ``SequentialLR``, ``ReduceLROnPlateau`` (``step(metric)``)) set ``opt.lr`` (or
+each parameter group's lr) once per epoch; ``clip_grad_norm`` /
 ``clip_grad_value`` clip grads in place.  The implementation lives in the
 :mod:`pynn.optim` package; this module is the public entry point.
 """
-from .optim.algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
+from .optim.algorithms import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 from .optim.base import Optimizer
 from .optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
 from .optim.lr_scheduler import (
                                  CosineAnnealingLR,
+                                 CosineAnnealingWarmRestarts,
                                  ExponentialLR,
                                  LambdaLR,
+                                 LinearLR,
                                  LRScheduler,
                                  MultiStepLR,
+                                 OneCycleLR,
+                                 PolynomialLR,
+                                 ReduceLROnPlateau,
+                                 SequentialLR,
                                  StepLR,
 )
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax",
+           "Adadelta",
            "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",
            "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LambdaLR"]
+           "LambdaLR", "LinearLR", "PolynomialLR", "CosineAnnealingWarmRestarts", "OneCycleLR",
+           "SequentialLR", "ReduceLROnPlateau"]

@@ -5,9 +5,14 @@ import numbers
 import numpy as np
 
 from . import autograd
+from .ops import einsum as N
 from .ops import elementwise as E
+from .ops import index as X
 from .ops import linalg as L
+from .ops import mathops as F
+from .ops import movement as M
 from .ops import reduce as R
+from .ops import scan as C
 from .ops import shape as S
 from .ops.base import FreeDim, normalize_dim
 from .random import rng
@@ -845,6 +850,320 @@ class Tensor:
                                "do it under pynn.no_grad() or on a copy (t.clone())")
         self.data[_plain_index(index)] = getattr(value, "data", value)
         self._bump()
+
+    # == more ops (issue 13): indexing, scans, products, sorting, movement, rounding, logic ==
+    # Thin wrappers: each checks and normalises its arguments and applies one op from
+    # pynn.ops.index / scan / reduce / movement / einsum / mathops (or a composition of ops).
+    def _axis(self, dim, axis, name, default=None):
+        """`dim`, or its NumPy/Keras alias `axis`, normalised (None stays None)."""
+        if axis is not None:
+            if dim is not None and dim != axis:
+                raise TypeError(f"{name}: got both dim={dim} and axis={axis}")
+            dim = axis
+        return self._dim(default if dim is None else dim, name)
+
+    @staticmethod
+    def _index(index, name):
+        index = index if isinstance(index, Tensor) else Tensor(np.asarray(index))
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"{name}: index must hold integers, got dtype {index.dtype}")
+        return index
+
+    def _one_dim(self, dim, axis, name, default=None):
+        dims = self._axis(dim, axis, name, default)
+        if dims is None or len(dims) != 1:
+            raise TypeError(f"{name}: give one dim (an int), got {dim if axis is None else axis}")
+        return dims[0]
+
+    def masked_fill(self, mask, value):
+        """`value` where `mask` (broadcast to this shape) is true, this tensor elsewhere."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask, dtype=bool))
+        value = value.item() if isinstance(value, Tensor) else value
+        return apply(X.MaskedFill(value=value), self, mask)
+
+    def gather(self, dim, index):
+        """torch.gather: out[i][j] = self[index[i][j]][j] for dim 0 (likewise other dims)."""
+        return apply(X.Gather(dim=self._one_dim(dim, None, "gather")), self,
+                     self._index(index, "gather"))
+
+    def scatter(self, dim, index, src=None, value=None):
+        """A copy with entries at `index` along dim replaced by `src` (a tensor) or `value`."""
+        d, index = self._one_dim(dim, None, "scatter"), self._index(index, "scatter")
+        if src is None or not isinstance(src, (Tensor, np.ndarray, list)):
+            value = src if value is None else value
+            if not isinstance(value, numbers.Number):
+                raise TypeError(f"scatter: give src (a tensor) or value (a number), got {value!r}")
+            return apply(X.Scatter(dim=d, value=value), self, index)
+        return apply(X.Scatter(dim=d, value=None), self, index, self._other(src))
+
+    def scatter_add(self, dim, index, src):
+        """A copy with `src` added at `index` along dim (repeated indices add up)."""
+        return apply(X.ScatterAdd(dim=self._one_dim(dim, None, "scatter_add")), self,
+                     self._index(index, "scatter_add"), self._other(src))
+
+    def index_select(self, dim, index):
+        """The entries `index` (1-d integers) along dim."""
+        return apply(X.IndexSelect(dim=self._one_dim(dim, None, "index_select")), self,
+                     self._index(index, "index_select"))
+
+    def take_along_dim(self, indices, dim=None):
+        """torch.take_along_dim: entries at `indices` along dim (dim None: of the flattened
+        tensor); the other dims of the two broadcast."""
+        indices = self._index(indices, "take_along_dim")
+        if dim is None:
+            return self.flatten().take_along_dim(indices.flatten(), 0)
+        d = self._one_dim(dim, None, "take_along_dim")
+        if indices.ndim != self.ndim:
+            raise ValueError(f"take_along_dim: indices have {indices.ndim} dims, the tensor "
+                             f"{self.ndim}")
+        try:
+            np.broadcast_shapes(self.shape[:d] + self.shape[d + 1:],
+                                indices.shape[:d] + indices.shape[d + 1:])
+        except ValueError:
+            raise ValueError(f"take_along_dim: shapes {self.shape} and {indices.shape} do not "
+                             f"broadcast outside dim {d}") from None
+        return apply(S.TakeAlongDim(dim=d), self, indices)
+
+    def cumsum(self, dim=None, axis=None):
+        return apply(C.CumSum(dim=self._one_dim(dim, axis, "cumsum")), self)
+
+    def cumprod(self, dim=None, axis=None):
+        return apply(C.CumProd(dim=self._one_dim(dim, axis, "cumprod")), self)
+
+    def prod(self, dim=None, keepdim=False, axis=None, keepdims=None):
+        """Product of all entries, or over one dim."""
+        keepdim = keepdim if keepdims is None else keepdims
+        d = self._axis(dim, axis, "prod")
+        if d is not None and len(d) != 1:
+            raise TypeError("prod: dim must be one int (torch.prod reduces one dim)")
+        return apply(R.Prod(dim=None if d is None else d[0], keepdim=keepdim), self)
+
+    def norm(self, p="fro", dim=None, keepdim=False, axis=None, keepdims=None):
+        """The vector p-norm over dim (None: every entry); p a number, inf, -inf or "fro" (2)."""
+        keepdim = keepdim if keepdims is None else keepdims
+        if p == "fro":
+            p = 2
+        if isinstance(p, str) or not isinstance(p, numbers.Real):
+            raise ValueError(f"norm: p must be a number, inf or 'fro', got {p!r}")
+        return apply(R.Norm(p=float(p), dim=self._axis(dim, axis, "norm"), keepdim=keepdim), self)
+
+    def any(self, dim=None, keepdim=False, axis=None, keepdims=None):
+        keepdim = keepdim if keepdims is None else keepdims
+        return apply(R.BoolReduce(fn="any", dim=self._axis(dim, axis, "any"), keepdim=keepdim),
+                     self)
+
+    def all(self, dim=None, keepdim=False, axis=None, keepdims=None):
+        keepdim = keepdim if keepdims is None else keepdims
+        return apply(R.BoolReduce(fn="all", dim=self._axis(dim, axis, "all"), keepdim=keepdim),
+                     self)
+
+    @staticmethod
+    def einsum(equation, *operands):
+        """Einstein summation, as torch.einsum("ij,jk->ik", a, b)."""
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = operands[0]
+        operands = [t if isinstance(t, Tensor) else Tensor(t) for t in operands]
+        return apply(N.Einsum(equation=equation), *operands)
+
+    def bmm(self, other):
+        """Batched matrix product of (b, n, m) and (b, m, p) tensors."""
+        other = self._other(other)
+        if self.ndim != 3 or other.ndim != 3 or self.shape[0] != other.shape[0] \
+                or self.shape[2] != other.shape[1]:
+            raise ValueError(f"bmm: expected (b, n, m) and (b, m, p), got {self.shape} and "
+                             f"{other.shape}")
+        return self.matmul(other)
+
+    def addmm(self, mat1, mat2, beta=1, alpha=1):
+        """beta * self + alpha * (mat1 @ mat2), as torch.addmm(self, mat1, mat2)."""
+        mat1, mat2 = self._other(mat1), self._other(mat2)
+        if mat1.ndim != 2 or mat2.ndim != 2:
+            raise ValueError(f"addmm: mat1 and mat2 must be matrices, got {mat1.shape} and "
+                             f"{mat2.shape}")
+        product = mat1.matmul(mat2)
+        product = product if alpha == 1 else product * alpha
+        return product + (self if beta == 1 else self * beta)
+
+    def argsort(self, dim=-1, descending=False, stable=False, axis=None):
+        """Indices that sort along dim (ties keep their order: a stable sort)."""
+        d = self._one_dim(None if axis is not None else dim, axis, "argsort")
+        return apply(X.ArgSort(dim=d, descending=bool(descending), stable=True), self)
+
+    def sort(self, dim=-1, descending=False, stable=False, axis=None):
+        """(values, indices) sorted along dim."""
+        d = self._one_dim(None if axis is not None else dim, axis, "sort")
+        indices = self.argsort(d, descending)
+        return ValuesIndices(apply(S.TakeAlongDim(dim=d), self, indices), indices)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (or smallest) entries along dim, in order."""
+        d = self._one_dim(dim, None, "topk")
+        if not 0 <= k <= self.shape[d]:
+            raise ValueError(f"topk: k={k} is out of range for dim {d} of size {self.shape[d]}")
+        indices = apply(X.ArgSort(dim=d, descending=bool(largest), k=int(k)), self)
+        return ValuesIndices(apply(S.TakeAlongDim(dim=d), self, indices), indices)
+
+    def tril(self, diagonal=0):
+        if self.ndim < 2:
+            raise ValueError(f"tril: needs at least 2 dims, got shape {self.shape}")
+        return apply(M.Triangular(diagonal=int(diagonal), upper=False), self)
+
+    def triu(self, diagonal=0):
+        if self.ndim < 2:
+            raise ValueError(f"triu: needs at least 2 dims, got shape {self.shape}")
+        return apply(M.Triangular(diagonal=int(diagonal), upper=True), self)
+
+    def roll(self, shifts, dims=None):
+        if dims is None:
+            return apply(M.Roll(shifts=int(shifts), dims=None), self)
+        shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+        dims_t = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shifts) != len(dims_t):
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims_t)} dims")
+        dims_t = tuple(self._one_dim(d, None, "roll") for d in dims_t)
+        return apply(M.Roll(shifts=tuple(int(s) for s in shifts), dims=dims_t), self)
+
+    def flip(self, *dims):
+        dims = self._shape(dims)
+        return apply(M.Flip(dims=tuple(self._one_dim(d, None, "flip") for d in dims)), self)
+
+    def movedim(self, source, destination):
+        """Move dims `source` to positions `destination` (ints or tuples); the rest keep order."""
+        src = source if isinstance(source, (tuple, list)) else (source,)
+        dst = destination if isinstance(destination, (tuple, list)) else (destination,)
+        if len(src) != len(dst):
+            raise ValueError(f"movedim: {len(src)} source dims but {len(dst)} destinations")
+        src = [self._one_dim(d, None, "movedim") for d in src]
+        dst = [self._one_dim(d, None, "movedim") for d in dst]
+        rest = iter(d for d in range(self.ndim) if d not in src)
+        placed = dict(zip(dst, src))
+        return self.permute(tuple(placed[i] if i in placed else next(rest)
+                                  for i in range(self.ndim)))
+
+    moveaxis = movedim
+
+    def unbind(self, dim=0):
+        """The slices along dim, as a tuple of tensors with that dim removed."""
+        d = self._one_dim(dim, None, "unbind")
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    def unfold(self, dimension, size, step):
+        """Windows of `size` entries every `step` along `dimension` (torch.Tensor.unfold)."""
+        if step < 1:
+            raise ValueError(f"unfold: step must be positive, got {step}")
+        return apply(M.Unfold(dim=self._one_dim(dimension, None, "unfold"), size=int(size),
+                              step=int(step)), self)
+
+    def repeat_interleave(self, repeats, dim=None):
+        """Repeat each entry `repeats` times (an int or one count per entry) along dim
+        (None: of the flattened tensor)."""
+        if dim is None:
+            return self.flatten().repeat_interleave(repeats, 0)
+        d = self._one_dim(dim, None, "repeat_interleave")
+        reps = np.asarray(getattr(repeats, "data", repeats))
+        if reps.ndim > 1 or reps.dtype.kind not in "iu" or (reps.ndim == 1 and
+                                                           len(reps) != self.shape[d]):
+            raise ValueError(f"repeat_interleave: repeats must be an int or {self.shape[d]} "
+                             f"ints, got {reps.tolist()}")
+        reps = int(reps) if reps.ndim == 0 else tuple(int(r) for r in reps)
+        return apply(X.RepeatInterleave(repeats=reps, dim=d), self)
+
+    def nonzero(self, as_tuple=False):
+        """Coordinates of the nonzero entries, (count, ndim) int64; eager only (the count
+        depends on the values, so no Model can hold it)."""
+        if self._symbolic:
+            raise RuntimeError("nonzero: its output size depends on the values, so it cannot be "
+                               "part of a Model; use it eagerly, or masked_fill/where instead")
+        out = apply(X.Nonzero(), self)
+        if as_tuple:
+            return tuple(out[:, i] for i in range(self.ndim))
+        return out
+
+    def sign(self):
+        return apply(F.Sign(), self)
+
+    def floor(self):
+        return apply(F.Floor(), self)
+
+    def ceil(self):
+        return apply(F.Ceil(), self)
+
+    def round(self, decimals=0):
+        return apply(F.Round(decimals=int(decimals)), self)
+
+    def trunc(self):
+        return apply(F.Trunc(), self)
+
+    def fmod(self, other):
+        return apply(F.Fmod(), self, self._other(other))
+
+    def remainder(self, other):
+        return apply(F.Remainder(), self, self._other(other))
+
+    def __mod__(self, other):
+        return apply(F.Remainder(), self, self._other(other))
+
+    def __rmod__(self, other):
+        return apply(F.Remainder(), self._other(other), self)
+
+    def log1p(self):
+        return apply(F.Log1p(), self)
+
+    def expm1(self):
+        return apply(F.Expm1(), self)
+
+    def erf(self):
+        return apply(F.Erf(), self)
+
+    def square(self):
+        return apply(F.Square(), self)
+
+    def rsqrt(self):
+        return apply(F.Rsqrt(), self)
+
+    def _logical(self, fn, *others):
+        others = [o if isinstance(o, Tensor) else Tensor(np.asarray(o)) for o in others]
+        return apply(F.Logical(fn=fn), self, *others)
+
+    def logical_and(self, other):
+        return self._logical("logical_and", other)
+
+    def logical_or(self, other):
+        return self._logical("logical_or", other)
+
+    def logical_xor(self, other):
+        return self._logical("logical_xor", other)
+
+    def logical_not(self):
+        return self._logical("logical_not")
+
+    @classmethod
+    def randint(cls, low, high=None, size=None, *, dtype=np.int64):
+        """Integers drawn uniformly from [low, high) (torch.randint(low, high, size), or
+        torch.randint(high, size))."""
+        if size is None:
+            if not isinstance(high, (tuple, list)):
+                raise TypeError("randint: give a size, e.g. Tensor.randint(0, 10, (3, 4))")
+            low, high, size = 0, low, high
+        elif high is None:
+            low, high = 0, low
+        size = (size,) if isinstance(size, int) else tuple(size)
+        return cls(rng().integers(low, high, size=size), dtype=dtype)
+
+    @classmethod
+    def normal(cls, mean=0.0, std=1.0, size=None, requires_grad=False, dtype=np.float32):
+        """Normal samples with the given mean and std (numbers or arrays that broadcast)."""
+        mean, std = getattr(mean, "data", mean), getattr(std, "data", std)
+        shape = size if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        data = mean + std * rng().standard_normal(shape)
+        return cls(np.asarray(data, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @classmethod
+    def empty(cls, *shape, requires_grad=False, dtype=np.float32):
+        """An uninitialised tensor (its values are whatever the memory held)."""
+        return cls(np.empty(cls._shape(shape), dtype), requires_grad=requires_grad, dtype=dtype)
+    # == end of issue-13 ops ==
 
 
 def _numpy_names(dim, keepdim, axis, keepdims, name):

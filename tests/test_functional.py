@@ -28,6 +28,9 @@ from pynn.losses import mse
 from pynn.optimizers import SGD
 
 RTOL, ATOL = 1e-6, 1e-12
+#: the graph-record ops this module checks (see tests/test_op_coverage.py)
+TORCH_CHECKED_OPS = {"Take", "Identity"}
+GRADCHECKED_OPS = {"Take", "Identity"}
 
 
 def rand(*shape, seed=0):
@@ -422,3 +425,26 @@ def test_weight_changed_between_a_model_forward_and_its_backward_is_an_error():
         model.layers[0].weight -= 1.0          # in place, between forward and backward
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+# -- the ops the record adds: Take (indices as data) and Identity ------------------------------
+def test_take_and_identity_against_torch_and_finite_differences():
+    from pynn.ops.shape import Identity
+    from pynn.tensor import apply
+    from test_gradcheck import gradcheck
+    x = rand(5, 3)
+    idx = np.array([[4, 0], [0, 2]])
+    xt = torch.tensor(x, requires_grad=True)
+    xp = Tensor(x, requires_grad=True, dtype=np.float64)
+    seed = rand(2, 2, 3, seed=1)
+    out, ref = xp[Tensor(idx)], xt[torch.tensor(idx)]
+    np.testing.assert_array_equal(out.data, ref.detach().numpy())
+    out.backward(seed)
+    ref.backward(torch.tensor(seed))
+    np.testing.assert_allclose(xp.grad.data, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
+    ident = apply(Identity(), Tensor(x, requires_grad=True, dtype=np.float64))
+    np.testing.assert_array_equal(ident.data, torch.nn.Identity()(torch.tensor(x)).numpy())
+    gradcheck(lambda a: a[Tensor(idx)], x)
+    gradcheck(lambda a: apply(Identity(), a) * a, x)
+    with pytest.raises(IndexError, match="out of range for dim 0 of size 5"):
+        xp[Tensor(np.array([5]))]

@@ -36,6 +36,10 @@ from pynn.layers import (
     Tanh,
 )
 
+# op classes this module checks against torch.nn through the layers built on them
+# (tests/test_op_coverage.py reads it; Dropout is checked in test_nn_ops_checks.py)
+TORCH_CHECKED_OPS = {"Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm"}
+
 WB = ["weight", "bias"]
 
 

@@ -26,6 +26,9 @@ from pynn.losses import (
     nll_loss,
 )
 
+# op classes this module checks against torch.nn.functional (tests/test_op_coverage.py reads it)
+TORCH_CHECKED_OPS = {"SoftmaxCrossEntropy", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits"}
+
 REDUCTIONS = ["mean", "sum", "none"]
 N, C = 6, 4
 

@@ -8,6 +8,16 @@ from helpers import check_op
 import pynn
 from pynn import Tensor
 
+# op classes this module checks against torch (forward, and backward where differentiable);
+# tests/test_op_coverage.py requires every differentiable op to be in one such set
+TORCH_CHECKED_OPS = {
+    "Add", "Sub", "Mul", "Div", "Pow", "Neg", "MatMul", "Exp", "Log", "Sqrt", "Abs", "Sin", "Cos",
+    "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Gelu", "Softplus", "Clip", "Maximum", "Minimum",
+    "Where", "Cast", "Sum", "Mean", "Max", "Min", "TakeAlongDim", "Var", "LogSumExp", "Softmax",
+    "LogSoftmax", "Reshape", "Flatten", "Permute", "Squeeze", "Unsqueeze", "BroadcastTo",
+    "Repeat", "Pad", "Stack", "Concat", "GetItem", "ArgReduce", "Compare",
+}
+
 # a few shapes for elementwise ops: scalar, vector, matrix, with size-1 dims, 4-d
 UNARY_SHAPES = [(), (5,), (3, 4), (2, 1, 3), (2, 3, 1, 4)]
 # pairs that broadcast: equal, trailing, size-1 stretching on both sides, scalar

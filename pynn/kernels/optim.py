@@ -176,6 +176,161 @@ def adagrad_step(p, g, ssum, step, hp):
 
 
 @njit(**_JIT)
+def _lerp(m, d, lw, one_m_lw, small_w):
+    """torch.lerp(m, d, w)'s two-branch formula."""
+    if small_w:
+        return m + lw * (d - m)
+    return d - (d - m) * one_m_lw
+
+
+@njit(**_JIT)
+def adamax_step(p, g, m, u, step, hp):
+    """Adamax: Adam with an infinity-norm second moment (torch.optim.Adamax).
+
+    ``hp = [lr, beta1, beta2, eps, weight_decay]``; ``step`` is 1-based.
+    """
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    T = p.dtype.type
+    nclr = T(-(lr / (1.0 - beta1 ** step)))
+    b2 = T(beta2)
+    e = T(eps)
+    w1 = 1.0 - beta1
+    small_w = abs(w1) < 0.5
+    lw = T(w1)
+    one_m_lw = T(1.0 - w1)
+    wd = T(weight_decay)
+    use_wd = weight_decay != 0.0
+    for i in range(p.size):
+        d = g[i]
+        if use_wd:
+            d = d + wd * p[i]
+        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        m[i] = mi
+        a = u[i] * b2
+        b = abs(d) + e
+        ui = a if a > b or a != a else b          # torch.maximum propagates NaN
+        u[i] = ui
+        p[i] = p[i] + nclr * (mi / ui)
+
+
+@njit(**_JIT)
+def nadam_step(p, g, m, v, step, mu_product, hp):
+    """NAdam: Adam with Nesterov momentum and the momentum-decay schedule (torch.optim.NAdam).
+
+    ``hp = [lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled]``; ``step`` is
+    1-based; ``mu_product`` is this parameter's running product of the mu_t (kept in float32,
+    as torch keeps it in its default float dtype). Returns the new mu_product.
+    """
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    momentum_decay, decoupled = hp[5], hp[6] != 0.0
+    T = p.dtype.type
+    bc2 = 1.0 - beta2 ** step
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    mu_product = float(np.float32(mu_product) * np.float32(mu))
+    c_grad = T(-lr * (1.0 - mu) / (1.0 - mu_product))
+    c_avg = T((-lr * mu_next) / (1.0 - mu_product * mu_next))
+    b2 = T(beta2)
+    one_m_b2 = T(1.0 - beta2)
+    tbc2 = T(bc2)
+    e = T(eps)
+    w1 = 1.0 - beta1
+    small_w = abs(w1) < 0.5
+    lw = T(w1)
+    one_m_lw = T(1.0 - w1)
+    wd = T(weight_decay)
+    decay = T(1.0 - lr * weight_decay)
+    l2 = weight_decay != 0.0 and not decoupled
+    dwd = weight_decay != 0.0 and decoupled
+    for i in range(p.size):
+        d = g[i]
+        if dwd:
+            p[i] = p[i] * decay
+        elif l2:
+            d = d + wd * p[i]
+        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        m[i] = mi
+        vi = v[i] * b2 + one_m_b2 * (d * d)
+        v[i] = vi
+        denom = np.sqrt(vi / tbc2) + e
+        p[i] = p[i] + c_grad * (d / denom)
+        p[i] = p[i] + c_avg * (mi / denom)
+    return mu_product
+
+
+@njit(**_JIT)
+def radam_step(p, g, m, v, step, hp):
+    """RAdam: Adam with the variance rectification term (torch.optim.RAdam); plain momentum
+    SGD steps while the rectification is undefined (rho_t <= 5).
+
+    ``hp = [lr, beta1, beta2, eps, weight_decay, decoupled]``; ``step`` is 1-based.
+    """
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    decoupled = hp[5] != 0.0
+    T = p.dtype.type
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * (beta2 ** step) / bc2
+    rectify = rho_t > 5.0
+    rect = 0.0
+    if rectify:
+        rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+    tbc1 = T(bc1)
+    tlr = T(lr)
+    trect = T(rect)
+    sbc2 = T(bc2 ** 0.5)
+    b2 = T(beta2)
+    one_m_b2 = T(1.0 - beta2)
+    e = T(eps)
+    w1 = 1.0 - beta1
+    small_w = abs(w1) < 0.5
+    lw = T(w1)
+    one_m_lw = T(1.0 - w1)
+    wd = T(weight_decay)
+    decay = T(1.0 - lr * weight_decay)
+    l2 = weight_decay != 0.0 and not decoupled
+    dwd = weight_decay != 0.0 and decoupled
+    for i in range(p.size):
+        d = g[i]
+        if dwd:
+            p[i] = p[i] * decay
+        elif l2:
+            d = d + wd * p[i]
+        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        m[i] = mi
+        vi = v[i] * b2 + one_m_b2 * (d * d)
+        v[i] = vi
+        update = (mi / tbc1) * tlr
+        if rectify:
+            update = update * (sbc2 / (np.sqrt(vi) + e)) * trect
+        p[i] = p[i] - update
+
+
+@njit(**_JIT)
+def adadelta_step(p, g, sq, acc, hp):
+    """Adadelta (torch.optim.Adadelta). ``hp = [lr, rho, eps, weight_decay]``."""
+    lr, rho, eps, weight_decay = hp[0], hp[1], hp[2], hp[3]
+    T = p.dtype.type
+    nlr = T(-lr)
+    r = T(rho)
+    one_m_r = T(1.0 - rho)
+    e = T(eps)
+    wd = T(weight_decay)
+    use_wd = weight_decay != 0.0
+    for i in range(p.size):
+        d = g[i]
+        if use_wd:
+            d = d + wd * p[i]
+        s = sq[i] * r + one_m_r * (d * d)
+        sq[i] = s
+        delta = np.sqrt(acc[i] + e) / np.sqrt(s + e) * d
+        acc[i] = acc[i] * r + one_m_r * (delta * delta)
+        p[i] = p[i] + nlr * delta
+
+
+@njit(**_JIT)
 def norm_pow_sum(g, norm_type):
     """Return sum(|g|**norm_type) accumulated in float64 (max |g| for inf,
     the count of non-zeros for 0)."""

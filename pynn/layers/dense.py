@@ -1,6 +1,7 @@
 """Dense: a fully connected layer, y = activation(x @ W.T + b)."""
 import numpy as np
 
+from .. import init
 from ..activations import ACTIVATIONS, FUSED, activation_name
 from ..ops import nn
 from ..tensor import Tensor, apply
@@ -22,6 +23,8 @@ class Dense(Layer):
         activation: None, a function of pynn.activations or its name. relu/sigmoid/tanh are
             fused with the bias into one kernel pass.
         bias: learn an additive bias.
+        kernel_initializer, bias_initializer: None (PyTorch's default), or an initializer of
+            pynn.init or its name ("glorot_uniform", "he_normal", "zeros", ...).
 
     Shape:
         Input (N, *, in_features), output (N, *, out_features).
@@ -33,7 +36,8 @@ class Dense(Layer):
     """
     param_names = ("weight", "bias")
 
-    def __init__(self, in_features, out_features=None, activation=None, bias=True):
+    def __init__(self, in_features, out_features=None, activation=None, bias=True,
+                 kernel_initializer=None, bias_initializer=None):
         super().__init__()
         if out_features is not None and not isinstance(out_features, (int, np.integer)):
             activation, out_features = out_features, None        # Dense(10, softmax)
@@ -46,6 +50,7 @@ class Dense(Layer):
         self.out_features = int(out_features)
         self.activation = activation_name(activation)
         self.use_bias = bool(bias)
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.in_features = None
         self.weight = self.bias = None
         if in_features is not None:
@@ -58,6 +63,7 @@ class Dense(Layer):
         self.weight = Tensor(uniform_((self.out_features, in_features), bound), requires_grad=True)
         self.bias = Tensor(uniform_((self.out_features,), bound), requires_grad=True) \
             if self.use_bias else None
+        init.initialize_(self.weight, self.kernel_initializer, self.bias, self.bias_initializer)
 
     def build(self, x):
         if x.ndim < 1:
@@ -78,7 +84,10 @@ class Dense(Layer):
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
-                "activation": self.activation, "bias": self.use_bias}
+                "activation": self.activation, "bias": self.use_bias,
+                **{k: v for k, v in (("kernel_initializer", self.kernel_initializer),
+                                     ("bias_initializer", self.bias_initializer))
+                   if isinstance(v, str)}}
 
     def __repr__(self):
         if self.in_features is None:

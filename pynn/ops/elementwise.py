@@ -25,6 +25,8 @@ def promote(a, b):
 
 
 class Add(Op):
+    """Derivative: d/da = g, d/db = g (each summed back over its broadcast dims)"""
+
     def forward(self, a, b):
         a, b = promote(a, b)
         return a + b
@@ -34,6 +36,8 @@ class Add(Op):
 
 
 class Sub(Op):
+    """Derivative: d/da = g, d/db = -g"""
+
     def forward(self, a, b):
         a, b = promote(a, b)
         return a - b
@@ -43,6 +47,8 @@ class Sub(Op):
 
 
 class Mul(Op):
+    """Derivative: d/da = g * b, d/db = g * a"""
+
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
         return a * b
@@ -53,6 +59,8 @@ class Mul(Op):
 
 
 class Div(Op):
+    """Derivative: d/da = g / b, d/db = -g * a / b^2"""
+
     def forward(self, a, b):
         if a.dtype.kind in "biu" and b.dtype.kind in "biu":   # true division, as in PyTorch
             a, b = a.astype(np.float32), b.astype(np.float32)
@@ -66,7 +74,8 @@ class Div(Op):
 
 
 class Pow(Op):
-    """a ** b for tensors a and b (either may be a constant)."""
+    """a ** b for tensors a and b (either may be a constant).
+    Derivative: d/da = g * b * a^(b-1), d/db = g * a^b * log(a) (0 where a = 0)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
@@ -88,6 +97,8 @@ class Pow(Op):
 
 
 class Neg(Op):
+    """Derivative: d/dx = -g"""
+
     def forward(self, x):
         return -x
 
@@ -96,6 +107,8 @@ class Neg(Op):
 
 
 class Exp(Op):
+    """Derivative: d/dx = g * y"""
+
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -105,6 +118,8 @@ class Exp(Op):
 
 
 class Log(Op):
+    """Derivative: d/dx = g / x"""
+
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -114,6 +129,8 @@ class Log(Op):
 
 
 class Sqrt(Op):
+    """Derivative: d/dx = g / (2 y)"""
+
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -123,6 +140,8 @@ class Sqrt(Op):
 
 
 class Abs(Op):
+    """Derivative: d/dx = g * sign(x) (0 at x = 0, as torch)"""
+
     def forward(self, x):
         self.x = x
         return np.abs(x)
@@ -132,6 +151,8 @@ class Abs(Op):
 
 
 class Sin(Op):
+    """Derivative: d/dx = g * cos(x)"""
+
     def forward(self, x):
         self.x = x
         return np.sin(x)
@@ -141,6 +162,8 @@ class Sin(Op):
 
 
 class Cos(Op):
+    """Derivative: d/dx = -g * sin(x)"""
+
     def forward(self, x):
         self.x = x
         return np.cos(x)
@@ -150,6 +173,8 @@ class Cos(Op):
 
 
 class Tanh(Op):
+    """Derivative: d/dx = g * (1 - y^2)"""
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -165,6 +190,8 @@ def stable_sigmoid(x):
 
 
 class Sigmoid(Op):
+    """Derivative: d/dx = g * y * (1 - y)"""
+
     def forward(self, x):
         self.out = stable_sigmoid(x)
         return self.out
@@ -174,6 +201,8 @@ class Sigmoid(Op):
 
 
 class Relu(Op):
+    """Derivative: d/dx = g * (x > 0)"""
+
     def forward(self, x):
         self.out = np.maximum(x, 0)
         return self.out
@@ -183,7 +212,8 @@ class Relu(Op):
 
 
 class LeakyRelu(Op):
-    """attrs: negative_slope"""
+    """attrs: negative_slope.
+    Derivative: d/dx = g where x > 0, g * negative_slope elsewhere"""
 
     def forward(self, x):
         self.x = x
@@ -198,7 +228,8 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 class Gelu(Op):
-    """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default."""
+    """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default.
+    Derivative: d/dx = g * (Phi(x) + x * phi(x)), Phi/phi the normal CDF/density"""
 
     def forward(self, x):
         self.x = x
@@ -212,8 +243,8 @@ class Gelu(Op):
 
 
 class Softplus(Op):
-    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch.
-    attrs: beta, threshold"""
+    """log(1 + exp(beta x)) / beta, linear above `threshold` as in PyTorch. attrs: beta, threshold.
+    Derivative: d/dx = g * sigmoid(beta x) (g where beta x > threshold)"""
 
     def forward(self, x):
         self.x = x
@@ -226,7 +257,8 @@ class Softplus(Op):
 
 
 class Clip(Op):
-    """attrs: min, max (either may be None). Gradient passes where min <= x <= max."""
+    """attrs: min, max (either may be None). Gradient passes where min <= x <= max.
+    Derivative: d/dx = g where min <= x <= max, 0 elsewhere"""
 
     def forward(self, x):
         self.x = x
@@ -242,7 +274,8 @@ class Clip(Op):
 
 
 class Maximum(Op):
-    """Elementwise max; on ties the gradient is split evenly, as in PyTorch."""
+    """Elementwise max; on ties the gradient is split evenly, as in PyTorch.
+    Derivative: d/da = g where a > b, d/db = g where b > a, g / 2 to each on ties"""
 
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
@@ -254,6 +287,8 @@ class Maximum(Op):
 
 
 class Minimum(Op):
+    """Derivative: d/da = g where a < b, d/db = g where b < a, g / 2 to each on ties"""
+
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
         return np.minimum(a, b)
@@ -264,7 +299,8 @@ class Minimum(Op):
 
 
 class Where(Op):
-    """where(cond, a, b); cond (boolean) gets no gradient."""
+    """where(cond, a, b); cond (boolean) gets no gradient.
+    Derivative: d/da = g where cond, d/db = g where not cond; none for cond"""
 
     def forward(self, cond, a, b):
         self.cond = cond.astype(bool, copy=False)
@@ -276,7 +312,8 @@ class Where(Op):
 
 
 class Compare(Op):
-    """a == b, a < b, ...: boolean results, no gradient. attrs: fn (a NumPy ufunc name)."""
+    """a == b, a < b, ...: boolean results, no gradient. attrs: fn (a NumPy ufunc name).
+    Derivative: none (not differentiable)"""
     differentiable = False
 
     def forward(self, a, b):
@@ -284,7 +321,8 @@ class Compare(Op):
 
 
 class Detach(Op):
-    """The identity, passing no gradient (x.detach() inside a model being built)."""
+    """The identity, passing no gradient (x.detach() inside a model being built).
+    Derivative: none (not differentiable)"""
     differentiable = False
 
     def forward(self, x):
@@ -292,7 +330,8 @@ class Detach(Op):
 
 
 class Cast(Op):
-    """attrs: dtype. The gradient is cast back to the input's dtype."""
+    """attrs: dtype. The gradient is cast back to the input's dtype.
+    Derivative: d/dx = g cast back to x's dtype"""
 
     def forward(self, x):
         self.in_dtype = x.dtype

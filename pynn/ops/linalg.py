@@ -5,7 +5,8 @@ from .base import Op, unbroadcast
 
 
 class MatMul(Op):
-    """a @ b with NumPy/PyTorch semantics: vectors, matrices, and batched stacks that broadcast."""
+    """a @ b with NumPy/PyTorch semantics: vectors, matrices, and batched stacks that broadcast.
+    Derivative: d/da = g @ b^T, d/db = a^T @ g (batch dims summed back where they broadcast)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b

@@ -35,7 +35,10 @@ class Linear(Op):
     """y = act(x @ W.T + b), bias and activation fused in one pass.
 
     Inputs x (..., in), W (out, in) and optionally b (out,). attrs: activation (None, "relu",
-    "sigmoid" or "tanh"). Other activations are separate ops after this one."""
+    "sigmoid" or "tanh"). Other activations are separate ops after this one.
+    Derivative: with gz = g * act'(z), z = x W^T + b: d/dx = gz W, d/dW = gz^T x,
+    d/db = sum of gz over rows
+    """
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
@@ -73,7 +76,10 @@ class Conv2d(Op):
     The products run a block of images at a time, sized so that the block's slice of cols and
     its z (or gz, gcols) stay in cache: z and gz never exist for the whole batch. Training keeps
     the whole batch's cols for the weight gradient; forward-only calls (inference) unfold each
-    block on its own and keep nothing."""
+    block on its own and keep nothing.
+    Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
+    d/db = sum of gz over N, H, W
+    """
 
     #: Blocks of images are sized to about this many bytes of cols + z.
     BLOCK_BYTES = 1 << 20
@@ -167,7 +173,8 @@ def _pool_out_shape(op, x):
 
 
 class MaxPool2d(Op):
-    """attrs: kernel_size, stride, padding (pairs). Remembers the argmax of each window."""
+    """attrs: kernel_size, stride, padding (pairs). Remembers the argmax of each window.
+    Derivative: d/dx = g routed to the argmax of each window (added where windows overlap)"""
 
     def forward(self, x):
         x = _contiguous(x)
@@ -188,6 +195,8 @@ class MaxPool2d(Op):
 
 
 class AvgPool2d(Op):
+    """Derivative: d/dx = g / window size, spread over each window"""
+
     def forward(self, x):
         x = _contiguous(x)
         y = self.buffer("y", _pool_out_shape(self, x), x.dtype)
@@ -203,7 +212,9 @@ class AvgPool2d(Op):
 
 class Dropout(Op):
     """Zero each element with probability p and scale the rest by 1/(1-p), while
-    `module.training` is true; the identity otherwise. attrs: p, module."""
+    `module.training` is true; the identity otherwise. attrs: p, module.
+    Derivative: d/dx = g * mask / (1 - p) in training, g in eval
+    """
 
     def forward(self, x):
         self.active = self.module.training and self.p > 0
@@ -227,7 +238,11 @@ class BatchNorm(Op):
     """Batch normalisation over every axis but 1 (features/channels), as BatchNorm1d/2d.
 
     Inputs x, gamma, beta. attrs: module (holds .training, .eps, .momentum and the running_mean /
-    running_var arrays it updates in training mode). Full-size arrays live in buffers."""
+    running_var arrays it updates in training mode). Full-size arrays live in buffers.
+    Derivative: with gxhat = g * gamma, d/dx = inv_std / n * (n gxhat - sum(gxhat)
+    - xhat sum(gxhat xhat)) in training (gxhat * inv_std in eval), d/dgamma = sum(g xhat),
+    d/dbeta = sum(g)
+    """
 
     def forward(self, x, gamma, beta):
         m = self.module

@@ -19,7 +19,8 @@ def _keep(g, dim, keepdim, ndim):
 
 
 class Sum(Op):
-    """attrs: dim, keepdim"""
+    """attrs: dim, keepdim.
+    Derivative: d/dx = g broadcast back over the reduced dims"""
 
     def forward(self, x):
         self.shape = x.shape
@@ -31,6 +32,9 @@ class Sum(Op):
 
 
 class Mean(Op):
+    """
+    Derivative: d/dx = g / count broadcast back over the reduced dims"""
+
     def forward(self, x):
         self.shape = x.shape
         total = np.add.reduce(x, axis=self.dim, keepdims=self.keepdim)   # what np.mean runs
@@ -44,7 +48,8 @@ class Mean(Op):
 
 
 class _Extreme(Op):
-    """max/min over dim; the gradient is shared evenly between tied extremes."""
+    """max/min over dim; the gradient is shared evenly between tied extremes.
+    Derivative: d/dx = g shared evenly among the entries equal to the extreme"""
     reduce = None
 
     def forward(self, x):
@@ -60,16 +65,24 @@ class _Extreme(Op):
 
 
 class Max(_Extreme):
+    """
+    Derivative: d/dx = g shared evenly among the entries equal to the max"""
+
     reduce = staticmethod(np.max)
 
 
 class Min(_Extreme):
+    """
+    Derivative: d/dx = g shared evenly among the entries equal to the min"""
+
     reduce = staticmethod(np.min)
 
 
 class ArgReduce(Op):
     """argmax / argmin over one dim (or the flattened tensor): int64, no gradient.
-    attrs: fn ("argmax" or "argmin"), dim (an int or None), keepdim."""
+    attrs: fn ("argmax" or "argmin"), dim (an int or None), keepdim.
+    Derivative: none (not differentiable)
+    """
     differentiable = False
 
     def forward(self, x):
@@ -80,7 +93,8 @@ class ArgReduce(Op):
 
 
 class Var(Op):
-    """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default)"""
+    """attrs: dim, keepdim, correction (1 = unbiased, as torch.var's default).
+    Derivative: d/dx = g * 2 (x - mean) / (n - correction)"""
 
     def forward(self, x):
         self.x = x
@@ -117,7 +131,8 @@ class Std(Var):
 
 
 class LogSumExp(Op):
-    """log(sum(exp(x))) over dim, shifted by the max so it never overflows."""
+    """log(sum(exp(x))) over dim, shifted by the max so it never overflows.
+    Derivative: d/dx = g * exp(x - y) (g times softmax(x))"""
 
     def forward(self, x):
         self.x = x
@@ -132,7 +147,8 @@ class LogSumExp(Op):
 
 
 class Softmax(Op):
-    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000."""
+    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000.
+    Derivative: d/dx = y * (g - sum(g * y)) over dim"""
 
     def forward(self, x):
         e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
@@ -149,6 +165,9 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
+    """
+    Derivative: d/dx = g - softmax(x) * sum(g) over dim"""
+
     def forward(self, x):
         shifted = x - np.max(x, axis=self.dim, keepdims=True)
         self.out = shifted - np.log(np.sum(np.exp(shifted), axis=self.dim, keepdims=True))
@@ -156,3 +175,85 @@ class LogSoftmax(Op):
 
     def backward(self, g):
         return (g - np.exp(self.out) * np.sum(g, axis=self.dim, keepdims=True),)
+
+
+def _exclusive_products(x, axis):
+    """prod of every entry but the one at i, along axis, without dividing (exact with zeros)."""
+    ones = np.ones_like(np.take(x, [0], axis=axis))
+    left = np.cumprod(np.concatenate([ones, np.delete(x, -1, axis=axis)], axis=axis), axis=axis)
+    flipped = np.flip(x, axis)
+    right = np.cumprod(np.concatenate([ones, np.delete(flipped, -1, axis=axis)], axis=axis),
+                       axis=axis)
+    return left * np.flip(right, axis)
+
+
+class Prod(Op):
+    """Product over one dim (an int) or all elements (None). attrs: dim, keepdim.
+    Derivative: d/dx_i = g * prod_{j != i} x_j (computed without division, so zeros are exact)"""
+
+    def forward(self, x):
+        self.x = x
+        dtype = np.int64 if x.dtype.kind in "biu" else x.dtype
+        return np.prod(x, axis=self.dim, keepdims=self.keepdim, dtype=dtype)
+
+    def backward(self, g):
+        x = self.x
+        if self.dim is None:
+            others = _exclusive_products(x.reshape(-1), 0).reshape(x.shape)
+        else:
+            others = _exclusive_products(x, self.dim)
+        return (_keep(g, self.dim, self.keepdim, x.ndim) * others,)
+
+
+class Norm(Op):
+    """The vector p-norm over dim (None: all elements): (sum |x|^p)^(1/p); p may be inf, -inf
+    (max/min |x|) or 0 (count of nonzeros). attrs: p, dim, keepdim.
+    Derivative: d/dx = g * sign(x) * |x|^(p-1) / y^(p-1) (p = 2: g * x / y, 0 where y = 0;
+    p = +-inf: g * sign(x) shared among the extreme |x|; p = 0: 0)"""
+
+    def forward(self, x):
+        self.x, p = x, self.p
+        a = np.abs(x)
+        if p == np.inf:
+            out = np.max(a, axis=self.dim, keepdims=True)
+        elif p == -np.inf:
+            out = np.min(a, axis=self.dim, keepdims=True)
+        elif p == 0:
+            out = np.sum(a != 0, axis=self.dim, keepdims=True).astype(x.dtype)
+        elif p == 1:
+            out = np.sum(a, axis=self.dim, keepdims=True)
+        elif p == 2:
+            out = np.sqrt(np.sum(a * a, axis=self.dim, keepdims=True))
+        else:
+            out = np.sum(a ** p, axis=self.dim, keepdims=True) ** (1.0 / p)
+        self.out = out
+        return out if self.keepdim else np.squeeze(out, axis=self.dim)
+
+    def backward(self, g):
+        x, out, p = self.x, self.out, self.p
+        g = _keep(g, self.dim, self.keepdim, x.ndim)
+        if p == 0:
+            return (np.zeros(x.shape, dtype=g.dtype),)
+        if p == 1:
+            return (g * np.sign(x),)
+        if p in (np.inf, -np.inf):
+            mask = np.abs(x) == out
+            count = mask.sum(axis=self.dim, keepdims=True).astype(g.dtype)
+            return (g * np.sign(x) * mask / count,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scale = np.where(out == 0, 0, g / out)
+                return ((scale * x).astype(x.dtype, copy=False),)
+            a = np.abs(x)
+            grad = g * np.sign(x) * a ** (p - 1) / out ** (p - 1)
+        return (np.where(out == 0, 0, grad).astype(x.dtype, copy=False),)
+
+
+class BoolReduce(Op):
+    """any / all over dim (None: all elements): a boolean result. attrs: fn ("any" or "all"),
+    dim, keepdim.
+    Derivative: none (not differentiable)."""
+    differentiable = False
+
+    def forward(self, x):
+        return getattr(np, self.fn)(x, axis=self.dim, keepdims=self.keepdim)

@@ -5,7 +5,8 @@ from .base import Op
 
 
 class Reshape(Op):
-    """attrs: shape (may hold one -1)"""
+    """attrs: shape (may hold one -1).
+    Derivative: d/dx = g reshaped back to x's shape"""
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -17,7 +18,9 @@ class Reshape(Op):
 
 class Flatten(Op):
     """attrs: start_dim, end_dim (non-negative, already normalised). Keeps other dims as they
-    come, so a batch dimension stays free."""
+    come, so a batch dimension stays free.
+    Derivative: d/dx = g reshaped back to x's shape
+    """
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -29,7 +32,8 @@ class Flatten(Op):
 
 
 class Permute(Op):
-    """attrs: dims (a full permutation). transpose(a, b) is the permutation that swaps a and b."""
+    """attrs: dims (a full permutation). transpose(a, b) is the permutation that swaps a and b.
+    Derivative: d/dx = g permuted by the inverse permutation"""
 
     def forward(self, x):
         return np.transpose(x, self.dims)
@@ -39,7 +43,8 @@ class Permute(Op):
 
 
 class Squeeze(Op):
-    """attrs: dim (tuple of axes of size 1 to drop, or None for all)"""
+    """attrs: dim (tuple of axes of size 1 to drop, or None for all).
+    Derivative: d/dx = g reshaped back to x's shape"""
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -50,7 +55,8 @@ class Squeeze(Op):
 
 
 class Unsqueeze(Op):
-    """attrs: dim (position of the new axis in the output)"""
+    """attrs: dim (position of the new axis in the output).
+    Derivative: d/dx = g with the new axis squeezed out"""
 
     def forward(self, x):
         return np.expand_dims(x, self.dim)
@@ -60,7 +66,8 @@ class Unsqueeze(Op):
 
 
 class BroadcastTo(Op):
-    """attrs: shape. The executor sums the gradient back to the input's shape."""
+    """attrs: shape. The executor sums the gradient back to the input's shape.
+    Derivative: d/dx = g summed over the broadcast dims"""
 
     def forward(self, x):
         return np.broadcast_to(x, self.shape)
@@ -70,7 +77,8 @@ class BroadcastTo(Op):
 
 
 class Repeat(Op):
-    """torch.Tensor.repeat: tile the tensor `repeats` times along each dim."""
+    """torch.Tensor.repeat: tile the tensor `repeats` times along each dim.
+    Derivative: d/dx = sum of g over the tiles"""
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -89,7 +97,9 @@ class Repeat(Op):
 
 class Pad(Op):
     """Constant padding, torch.nn.functional.pad style: attrs pad=(left, right, top, bottom, ...)
-    from the last dim backwards, value."""
+    from the last dim backwards, value.
+    Derivative: d/dx = g with the padding cut off
+    """
 
     def forward(self, x):
         widths = [(0, 0)] * x.ndim
@@ -103,7 +113,8 @@ class Pad(Op):
 
 
 class Stack(Op):
-    """attrs: dim. Any number of inputs of one shape."""
+    """attrs: dim. Any number of inputs of one shape.
+    Derivative: d/dx_i = the i-th slice of g along dim"""
 
     def forward(self, *xs):
         return np.stack(xs, axis=self.dim)
@@ -113,7 +124,8 @@ class Stack(Op):
 
 
 class Concat(Op):
-    """attrs: dim"""
+    """attrs: dim.
+    Derivative: d/dx_i = g's piece at x_i's place along dim"""
 
     def forward(self, *xs):
         self.bounds = np.cumsum([x.shape[self.dim] for x in xs])[:-1]
@@ -125,8 +137,10 @@ class Concat(Op):
 
 class TakeAlongDim(Op):
     """np.take_along_axis(x, idx, dim): picks one entry of x per position of idx along `dim`
-    (idx has x's shape except along dim). The gradient goes to the picked entries only,
-    accumulating where idx repeats. attrs: dim. idx is an integer input with no gradient."""
+    (idx has x's shape except along dim, or the two broadcast there). The gradient goes to the
+    picked entries only, accumulating where idx repeats. attrs: dim. idx is an integer input with
+    no gradient.
+    Derivative: d/dx = zeros with g scatter-added at the picked entries"""
 
     def forward(self, x, idx):
         self.in_shape, self.idx = x.shape, idx
@@ -134,8 +148,10 @@ class TakeAlongDim(Op):
 
     def backward(self, g):
         gx = np.zeros(self.in_shape, dtype=g.dtype)
-        index = list(np.ix_(*(np.arange(n) for n in self.idx.shape)))
-        index[self.dim] = self.idx
+        # x and idx broadcast against each other (outside dim): a size-1 dim of x is read at 0
+        index = list(np.ix_(*(np.arange(n) if m == n else np.zeros(n, dtype=np.intp)
+                              for n, m in zip(g.shape, self.in_shape))))
+        index[self.dim] = np.broadcast_to(self.idx, g.shape)
         np.add.at(gx, tuple(index), g)
         return gx, None
 
@@ -147,7 +163,9 @@ def _is_basic(index):
 
 class GetItem(Op):
     """x[index] for ints, slices, None, ..., integer arrays and boolean masks. The backward
-    scatter-adds, so an index repeated in an integer array accumulates its gradient."""
+    scatter-adds, so an index repeated in an integer array accumulates its gradient.
+    Derivative: d/dx = zeros with g scatter-added at the indexed entries
+    """
 
     def forward(self, x):
         self.in_shape, self.dtype = x.shape, x.dtype

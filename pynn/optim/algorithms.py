@@ -1,4 +1,5 @@
-"""SGD, Adam, AdamW, RMSprop and Adagrad (same math as ``torch.optim``).
+"""SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax and Adadelta (same math as
+``torch.optim``).
 
 The step loop is shared (``Optimizer.update``); each class names its hyper-parameters
 (``_hyper``) and the fused kernel that updates one parameter (``_step``).
@@ -112,3 +113,85 @@ class Adagrad(Optimizer):
 
     def _step(self, s, g, hp):
         _k.adagrad_step(s.flat, g, s.b0, s.step, hp)
+
+
+class _AdamFamily(Optimizer):
+    """Shared checks of the Adam variants below."""
+
+    def _validate(self):
+        super()._validate()
+        if not self.eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {self.eps}")
+        b1, b2 = self.betas
+        if not 0.0 <= b1 < 1.0 or not 0.0 <= b2 < 1.0:
+            raise ValueError(f"Invalid betas: {self.betas}")
+
+
+class NAdam(_AdamFamily):
+    """Adam with Nesterov momentum and momentum decay (torch.optim.NAdam); L2 weight decay, or
+    decoupled (AdamW-style) with ``decoupled_weight_decay=True``."""
+    _spec = (("lr", 2e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0.0),
+             ("momentum_decay", 4e-3), ("decoupled_weight_decay", False))
+    _buffers = ("exp_avg", "exp_avg_sq")
+    _scalar_state = "mu_product"
+
+    def _validate(self):
+        super()._validate()
+        if not self.momentum_decay >= 0.0:
+            raise ValueError(f"Invalid momentum_decay value: {self.momentum_decay}")
+
+    def _hyper(self):
+        b1, b2 = self.betas
+        return (self.lr, b1, b2, self.eps, self.weight_decay, self.momentum_decay,
+                self.decoupled_weight_decay)
+
+    def _step(self, s, g, hp):
+        s.scalar = _k.nadam_step(s.flat, g, s.b0, s.b1, s.step, s.scalar, hp)
+
+
+class RAdam(_AdamFamily):
+    """Rectified Adam (torch.optim.RAdam); L2 weight decay, or decoupled with
+    ``decoupled_weight_decay=True``."""
+    _spec = (("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0.0),
+             ("decoupled_weight_decay", False))
+    _buffers = ("exp_avg", "exp_avg_sq")
+
+    def _hyper(self):
+        b1, b2 = self.betas
+        return (self.lr, b1, b2, self.eps, self.weight_decay, self.decoupled_weight_decay)
+
+    def _step(self, s, g, hp):
+        _k.radam_step(s.flat, g, s.b0, s.b1, s.step, hp)
+
+
+class Adamax(_AdamFamily):
+    """Adam with the infinity norm in place of the second moment (torch.optim.Adamax)."""
+    _spec = (("lr", 2e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0.0))
+    _buffers = ("exp_avg", "exp_inf")
+
+    def _hyper(self):
+        b1, b2 = self.betas
+        return (self.lr, b1, b2, self.eps, self.weight_decay)
+
+    def _step(self, s, g, hp):
+        _k.adamax_step(s.flat, g, s.b0, s.b1, s.step, hp)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (torch.optim.Adadelta): steps scaled by the ratio of running RMS of updates
+    and of gradients; L2 weight decay."""
+    _spec = (("lr", 1.0), ("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0.0))
+    _buffers = ("square_avg", "acc_delta")
+
+    def _validate(self):
+        super()._validate()
+        if not 0.0 <= self.rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {self.rho}")
+        if not self.eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {self.eps}")
+
+    def _hyper(self):
+        return (self.lr, self.rho, self.eps, self.weight_decay)
+
+    def _step(self, s, g, hp):
+        _k.adadelta_step(s.flat, g, s.b0, s.b1, hp)

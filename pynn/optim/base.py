@@ -3,6 +3,7 @@ state bookkeeping, zero_grad and state_dict.  The concrete optimizers are in
 :mod:`pynn.optim.algorithms`; the public module is :mod:`pynn.optimizers`."""
 import inspect
 import numbers
+from collections.abc import MutableMapping
 
 import numpy as np
 
@@ -13,18 +14,60 @@ _BUF = ("b0", "b1", "b2")
 
 class _State:
     """Per-parameter state: a flat view of ``param.data`` plus state buffers."""
-    __slots__ = ("param", "data", "flat", "n", "step", "fresh", "b0", "b1", "b2")
+    __slots__ = ("param", "data", "flat", "n", "step", "fresh", "b0", "b1", "b2", "group",
+                 "scalar")
 
-    def __init__(self, param):
+    def __init__(self, param, group=0):
         self.param = param
         self.data = self.flat = self.n = None
         self.step = 0
         self.fresh = True
         self.b0 = self.b1 = self.b2 = None
+        self.group = group      # 0: the optimizer's own hyper-parameters; i: param_groups[i-1]
+        self.scalar = 1.0       # one scalar of state for optimizers that keep one (NAdam)
+
+
+class _DefaultGroup(MutableMapping):
+    """``param_groups[0]`` of an optimizer made without parameter groups: a live view of its
+    hyper-parameter attributes (``opt.param_groups[0]["lr"] = 0.1`` sets ``opt.lr``)."""
+
+    def __init__(self, opt):
+        self._opt = opt
+
+    def _keys(self):
+        return ["params"] + [k for k, _ in self._opt._spec]
+
+    def __getitem__(self, key):
+        opt = self._opt
+        if key == "params":
+            return list(opt._params if opt._params is not None else [s.param for s in opt._last])
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(opt, key)
+
+    def __setitem__(self, key, value):
+        if key not in self._keys() or key == "params":
+            raise KeyError(f"{key!r} is not a hyper-parameter of {type(self._opt).__name__}")
+        setattr(self._opt, key, value)
+
+    def __delitem__(self, key):
+        raise KeyError("hyper-parameters cannot be deleted")
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self):
+        return len(self._keys())
 
 
 def _is_number(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_group_list(params):
+    """True for torch.optim's list of parameter-group dicts."""
+    return isinstance(params, (list, tuple)) and bool(params) and all(
+        isinstance(g, dict) for g in params)
 
 
 def _grad_array(g):
@@ -36,6 +79,8 @@ class Optimizer:
     ``_buffers`` (state names), ``_required()``, ``_validate()`` and ``update()``."""
     _spec = ()
     _buffers = ()
+    #: name of the one scalar of per-parameter state (in ``_State.scalar``), if any
+    _scalar_state = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -74,6 +119,13 @@ class Optimizer:
         self._req = self._required()
         self._hp_key = self._hp_arr = None
         self._params = None
+        self._groups = []        # explicit parameter groups (dicts), as torch.optim's
+        self._group_of = {}      # id(param) -> 1-based group index
+        self._group_cache = []   # per group: (hyper-parameter values, hp array, required)
+        if params is not None and _is_group_list(params):
+            for group in params:
+                self.add_param_group(group)
+            return
         if params is not None:
             params = self._as_list(params)
             if not params:
@@ -82,6 +134,68 @@ class Optimizer:
                 raise ValueError(f"{name}: a parameter appears more than once in the list")
             self._params = params
             self._rebuild(params)
+
+    # ---- parameter groups ----
+    @property
+    def param_groups(self):
+        """torch.optim's list of groups: dicts of "params" and hyper-parameters. Without
+        explicit groups, one group that reads and writes the optimizer's own attributes."""
+        return list(self._groups) if self._groups else [_DefaultGroup(self)]
+
+    def add_param_group(self, group):
+        """Add a group ``{"params": [...], "lr": ..., ...}``: keys it leaves out take the
+        optimizer's values (given to the constructor)."""
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}: a parameter group is a dict with a 'params' entry, got "
+                            f"{type(group).__name__}")
+        unknown = set(group) - {"params"} - set(self.hyperparams)
+        if unknown:
+            raise TypeError(f"{name}: parameter group has unknown keys {sorted(unknown)}; "
+                            f"expected 'params' and some of {sorted(self.hyperparams)}")
+        params = self._as_list(group["params"])
+        if not params:
+            raise ValueError(f"{name}: parameter group #{len(self._groups)} has no parameters")
+        for p in params:
+            if id(p) in self._group_of or (self._params and any(p is q for q in self._params)):
+                raise ValueError(f"{name}: a parameter appears in more than one group")
+        full = {"params": params, **self.hyperparams,
+                **{k: v for k, v in group.items() if k != "params"}}
+        self._view(full)._validate()
+        self._groups.append(full)
+        self._group_cache.append(None)
+        index = len(self._groups)
+        for p in params:
+            self._group_of[id(p)] = index
+            s = self._index.get(id(p))
+            if s is not None:
+                s.group = index
+        self._params = [p for g in self._groups for p in g["params"]]
+        self._rebuild(self._params)
+
+    def _view(self, group):
+        """A shallow stand-in optimizer whose hyper-parameters are the group's, so the
+        subclasses' _validate/_hyper/_required read them as attributes."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.__dict__.update({k: v for k, v in group.items() if k != "params"})
+        return view
+
+    def _group_hps(self):
+        """One hp array per group index (0: the optimizer's attributes), rebuilt only for a
+        group whose values changed (a scheduler setting its lr)."""
+        hps = [self._hp(self._hyper())]
+        keys = [k for k, _ in self._spec]
+        for i, group in enumerate(self._groups):
+            values = tuple(group[k] for k in keys)
+            cached = self._group_cache[i]
+            if cached is None or cached[0] != values:
+                view = self._view(group)
+                view._validate()
+                cached = self._group_cache[i] = (values, np.array(view._hyper(), np.float64),
+                                                 view._required())
+            hps.append(cached[1])
+        return hps
 
     # ---- hyper-parameter checks / buffer layout (overridden) ----
     def _validate(self):
@@ -105,8 +219,8 @@ class Optimizer:
         params = list(params)
         for p in params:
             if isinstance(p, dict):
-                raise TypeError("parameter groups (dicts) are not supported; "
-                                "pass a list of Tensors")
+                raise TypeError("parameter groups (dicts) are given when the optimizer is made "
+                                "(Adam([{'params': ...}, ...])); update() takes Tensors")
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(f"expected Tensors with .data/.grad, got {type(p).__name__}")
         return params
@@ -136,9 +250,11 @@ class Optimizer:
         for p in params:
             s = self._index.get(id(p))
             if s is None or s.param is not p:
+                if isinstance(p, dict):
+                    self._as_list([p])              # raises the parameter-group message
                 if not (hasattr(p, "data") and hasattr(p, "grad")):
                     raise TypeError(f"expected Tensors with .data/.grad, got {type(p).__name__}")
-                s = self._index[id(p)] = _State(p)
+                s = self._index[id(p)] = _State(p, self._group_of.get(id(p), 0))
                 self._order.append(s)
                 if self._pending:
                     self._load_entry(s, self._pending.pop(0))
@@ -191,6 +307,9 @@ class Optimizer:
 
     def _check_layout(self):
         req = self._required()
+        for cached in self._group_cache:      # a buffer any group needs is kept for all
+            if cached is not None:
+                req = tuple(a or b for a, b in zip(req, cached[2]))
         if req != self._req:               # e.g. amsgrad/momentum switched on mid-training
             self._req = req
             for s in self._order:
@@ -208,8 +327,8 @@ class Optimizer:
         This loop is the per-step hot path: about 1.5 us per parameter, most of it the
         Numba dispatch of the subclass's `_step` kernel."""
         states = self._states_for(params)
+        hps = self._group_hps()
         self._check_layout()
-        hp = self._hp(self._hyper())
         step = self._step
         for s in states:
             p = s.param
@@ -225,7 +344,7 @@ class Optimizer:
             if g.ndim != 1:
                 g = g.reshape(-1)
             s.step += 1
-            step(s, g, hp)
+            step(s, g, hps[s.group])
             p._version += 1      # changed in place: a graph that saved it can't backprop now
 
     def _hyper(self):
@@ -268,11 +387,17 @@ class Optimizer:
                 state.append(None)
                 continue
             e = {"step": s.step}
+            if self._scalar_state:
+                e[self._scalar_state] = s.scalar
             for j, n in enumerate(self._buffers):
                 if n in names:
                     e[n] = getattr(s, _BUF[j]).reshape(s.data.shape).copy()
             state.append(e)
-        return {"optimizer": type(self).__name__, "hyperparams": self.hyperparams, "state": state}
+        sd = {"optimizer": type(self).__name__, "hyperparams": self.hyperparams, "state": state}
+        if self._groups:        # the groups' hyper-parameters (their params are matched by order)
+            sd["param_groups"] = [{k: v for k, v in g.items() if k != "params"}
+                                  for g in self._groups]
+        return sd
 
     def load_state_dict(self, sd):
         """Restore hyper-parameters and state.  States are matched to parameters
@@ -283,6 +408,12 @@ class Optimizer:
         for k, v in sd.get("hyperparams", {}).items():
             setattr(self, k, v)
         self._validate()
+        groups = sd.get("param_groups", [])
+        if len(groups) != len(self._groups):
+            raise ValueError(f"state dict has {len(groups)} parameter groups, optimizer has "
+                             f"{len(self._groups)}")
+        for group, saved in zip(self._groups, groups):
+            group.update(saved)
         self._req = self._required()
         entries = list(sd.get("state", []))
         if not self._order:
@@ -300,6 +431,8 @@ class Optimizer:
         self._bind(s)
         s.step = int(e.get("step", 0))
         s.fresh = False
+        if self._scalar_state:
+            s.scalar = float(e.get(self._scalar_state, 1.0))
         for j, n in enumerate(self._buffers):
             if n in e:
                 b = np.array(e[n], dtype=s.flat.dtype).reshape(-1)
