@@ -1,8 +1,8 @@
 """Functions in the style of torch.nn.functional, for what has no Tensor method."""
 import numpy as np
 
-from .tensor import Tensor, apply
 from .ops.attention import ScaledDotProductAttention
+from .tensor import Tensor, apply
 
 
 def _t(x):

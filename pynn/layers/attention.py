@@ -3,9 +3,11 @@ import math
 
 import numpy as np
 
+from ..ops import attention as A
+from ..ops import nn
+from ..ops import recurrent as R
 from ..tensor import Tensor, apply
-from ..ops import nn, recurrent as R, attention as A
-from .base import Layer, uniform_, kaiming_uniform_bound
+from .base import Layer, kaiming_uniform_bound, uniform_
 
 
 class MultiHeadAttention(Layer):

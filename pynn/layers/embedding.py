@@ -1,9 +1,9 @@
 """Embedding: a lookup table of learned vectors, indexed by integer ids."""
 import numpy as np
 
-from ..tensor import Tensor, apply
 from ..ops import recurrent as R
 from ..random import rng
+from ..tensor import Tensor, apply
 from .base import Layer
 
 

@@ -2,8 +2,8 @@
 regularization.py, beside Dropout, as the layers whose behaviour depends on train/eval mode)."""
 import numpy as np
 
-from ..tensor import Tensor, apply
 from ..ops import norm
+from ..tensor import Tensor, apply
 from .base import Layer
 
 

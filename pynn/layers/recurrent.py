@@ -31,8 +31,9 @@ zero. Weights have torch's names, layouts and init (U(-1/sqrt(H), 1/sqrt(H))):
 """
 import math
 
+from ..ops import nn
+from ..ops import recurrent as R
 from ..tensor import Tensor, apply
-from ..ops import nn, recurrent as R
 from .base import Layer, uniform_
 
 
@@ -70,7 +71,8 @@ class _RNNBase(Layer):
             raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout}")
         self.input_size = None if input_size is None else int(input_size)
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
-        self.bias, self.dropout, self.bidirectional = bool(bias), float(dropout), bool(bidirectional)
+        self.bias, self.dropout = bool(bias), float(dropout)
+        self.bidirectional = bool(bidirectional)
         self.return_sequences = (not keras) if return_sequences is None else bool(return_sequences)
         self.return_state = bool(return_state)
         self.op_options = op_options

@@ -7,8 +7,8 @@ built. Batched matrix products go to BLAS through np.matmul into reused buffers.
 """
 import numpy as np
 
-from .base import Op, unbroadcast
 from ..random import rng
+from .base import Op, unbroadcast
 
 
 class ScaledDotProductAttention(Op):
@@ -45,7 +45,7 @@ class ScaledDotProductAttention(Op):
         s *= scale
         layouts = self.attrs.get("mask_layouts") or ("attn",) * len(masks)
         self.mask_shapes = []
-        for m, layout in zip(masks, layouts):
+        for m, layout in zip(masks, layouts, strict=True):
             m = self._mask(m, layout, s.shape)
             if m.dtype == np.bool_:
                 drop = m if self.attrs.get("bool_masks_drop", False) else ~m

@@ -1,9 +1,9 @@
 """Recurrent ops: a whole sequence through one RNN / LSTM / GRU direction as ONE op, plus the
 embedding lookup and a buffered slice.
 
-Each recurrent op runs the whole sequence (batch-first x of shape (N, T, I)):
+Each recurrent op runs the whole sequence (batch-first x of shape (N, T, F)):
 
-* one BLAS product projects every time step at once: XW = x.reshape(N*T, I) @ W_ih.T (+ biases);
+* one BLAS product projects every time step at once: XW = x.reshape(N*T, F) @ W_ih.T (+ biases);
 * per step, the recurrent product h_{t-1} @ W_hh.T goes to BLAS into a reused (N, G) buffer, and
   one fused Numba kernel (pynn.kernels.recurrent) applies the gates and writes h_t (and c_t);
 * backward through time runs the steps in reverse with the same buffers, and the weight
@@ -17,10 +17,16 @@ backward direction of a bidirectional layer); its outputs stay in time order.
 """
 import numpy as np
 
+from ..kernels.recurrent import (
+    embedding_backward,
+    gru_step_backward,
+    gru_step_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
 from .base import Op
-from ..kernels.recurrent import (lstm_step_forward, lstm_step_backward, gru_step_forward,
-                                 gru_step_backward, rnn_step_forward, rnn_step_backward,
-                                 embedding_backward)
 
 
 def _contiguous(a):
@@ -41,10 +47,10 @@ class _Recurrent(Op):
         if x.ndim != 3:
             raise ValueError(f"expected a batch-first sequence (batch, time, features), got "
                              f"shape {x.shape}")
-        N, T, I = x.shape
+        N, T, F = x.shape
         H = w_hh.shape[1]
-        if w_ih.shape != (self.gates * H, I):
-            raise ValueError(f"input has {I} features per step but W_ih has shape {w_ih.shape}")
+        if w_ih.shape != (self.gates * H, F):
+            raise ValueError(f"input has {F} features per step but W_ih has shape {w_ih.shape}")
         init = []
         for k in range(self.n_states):
             if self.attrs.get("initial", False):
@@ -56,13 +62,13 @@ class _Recurrent(Op):
                 z = self.buffer(f"zero{k}", (N, H), x.dtype)
                 z.fill(0)
                 init.append(z)
-        return b_ih, b_hh, init, N, T, I, H
+        return b_ih, b_hh, init, N, T, F, H
 
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
-    def _project(self, x, w_ih, N, T, I, G):
-        self.x2 = _contiguous(x).reshape(N * T, I)
+    def _project(self, x, w_ih, N, T, F, G):
+        self.x2 = _contiguous(x).reshape(N * T, F)
         xw = self.buffer("xw", (N, T, G), x.dtype)
         np.matmul(self.x2, w_ih.T, out=xw.reshape(N * T, G))
         return xw
@@ -79,12 +85,12 @@ class _Recurrent(Op):
         return hp.reshape(N * T, H)
 
     def forward(self, x, w_ih, w_hh, *rest):
-        b_ih, b_hh, init, N, T, I, H = self._unpack(x, w_ih, w_hh, rest)
-        self.w_ih, self.w_hh, self.has_bias, self.shape = w_ih, w_hh, b_ih is not None, (N, T, I, H)
+        b_ih, b_hh, init, N, T, F, H = self._unpack(x, w_ih, w_hh, rest)
+        self.w_ih, self.w_hh, self.has_bias, self.shape = w_ih, w_hh, b_ih is not None, (N, T, F, H)
         self.init = init
-        return self._steps(x, w_ih, w_hh, b_ih, b_hh, init, N, T, I, H)
+        return self._steps(x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H)
 
-    def _weight_grads(self, d_in, d_rec, N, T, I, H):
+    def _weight_grads(self, d_in, d_rec, N, T, F, H):
         """Gradients of x, W_ih, W_hh, b_ih, b_hh from dL/d(input projection) d_in and
         dL/d(recurrent projection) d_rec, both (N, T, G)."""
         G = self.gates * H
@@ -92,11 +98,11 @@ class _Recurrent(Op):
         d_in2, d_rec2 = d_in.reshape(N * T, G), d_rec.reshape(N * T, G)
         gx = gwi = gwh = gbi = gbh = None
         if self.needs(0):
-            gx = self.buffer("gx", (N * T, I), dt)
+            gx = self.buffer("gx", (N * T, F), dt)
             np.matmul(d_in2, self.w_ih, out=gx)
-            gx = gx.reshape(N, T, I)
+            gx = gx.reshape(N, T, F)
         if self.needs(1):
-            gwi = self.buffer("gw_ih", (G, I), dt)
+            gwi = self.buffer("gw_ih", (G, F), dt)
             np.matmul(d_in2.T, self.x2, out=gwi)
         if self.needs(2):
             gwh = self.buffer("gw_hh", (G, H), dt)
@@ -123,8 +129,8 @@ class LSTMSequence(_Recurrent):
     gates = 4
     n_states = 2
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, I, H):
-        xw = self._project(x, w_ih, N, T, I, 4 * H)
+    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
+        xw = self._project(x, w_ih, N, T, F, 4 * H)
         if b_ih is not None:
             xw += b_ih
             xw += b_hh
@@ -141,7 +147,7 @@ class LSTMSequence(_Recurrent):
         return out
 
     def backward(self, g):
-        N, T, I, H = self.shape
+        N, T, F, H = self.shape
         g = _contiguous(g)
         dt = g.dtype
         dA = self.buffer("dA", (N, T, 4 * H), dt)
@@ -158,7 +164,7 @@ class LSTMSequence(_Recurrent):
             c_prev = self.init[1] if k == 0 else out[:, order[k - 1], H:]
             lstm_step_backward(dh, dc, self.gates_seq[:, t], out[:, t, H:], c_prev, dA[:, t])
             np.matmul(dA[:, t], w_hh, out=dh)
-        grads = self._weight_grads(dA, dA, N, T, I, H)
+        grads = self._weight_grads(dA, dA, N, T, F, H)
         if self.attrs.get("initial", False):
             grads += [dh, dc]
         return tuple(grads)
@@ -175,8 +181,8 @@ class GRUSequence(_Recurrent):
     dW_ih = dX^T x, db_ih = sum dX, dW_hh = dH^T h_prev, db_hh = sum dH, dx = dX @ W_ih."""
     gates = 3
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, I, H):
-        xw = self._project(x, w_ih, N, T, I, 3 * H)
+    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
+        xw = self._project(x, w_ih, N, T, F, 3 * H)
         if b_ih is not None:
             xw += b_ih
         hw = self.buffer("hw", (N, 3 * H), x.dtype)
@@ -194,7 +200,7 @@ class GRUSequence(_Recurrent):
         return out
 
     def backward(self, g):
-        N, T, I, H = self.shape
+        N, T, F, H = self.shape
         g = _contiguous(g)
         dt = g.dtype
         dX = self.buffer("dX", (N, T, 3 * H), dt)
@@ -210,7 +216,7 @@ class GRUSequence(_Recurrent):
             gru_step_backward(dh, self.gates_seq[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
             np.matmul(dH[:, t], self.w_hh, out=dh)
             dh += dhz
-        grads = self._weight_grads(dX, dH, N, T, I, H)
+        grads = self._weight_grads(dX, dH, N, T, F, H)
         if self.attrs.get("initial", False):
             grads += [dh]
         return tuple(grads)
@@ -225,8 +231,8 @@ class RNNSequence(_Recurrent):
     dh_{t-1} += dA_t @ W_hh; dW_ih = dA^T x, dW_hh = dA^T h_prev, db_ih = db_hh = sum dA,
     dx = dA @ W_ih, dh0 = the carried dh."""
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, I, H):
-        xw = self._project(x, w_ih, N, T, I, H)
+    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
+        xw = self._project(x, w_ih, N, T, F, H)
         if b_ih is not None:
             xw += b_ih
             xw += b_hh
@@ -243,7 +249,7 @@ class RNNSequence(_Recurrent):
         return out
 
     def backward(self, g):
-        N, T, I, H = self.shape
+        N, T, F, H = self.shape
         g = _contiguous(g)
         dA = self.buffer("dA", (N, T, H), g.dtype)
         dh = self.buffer("dh", (N, H), g.dtype)
@@ -253,7 +259,7 @@ class RNNSequence(_Recurrent):
             dh += g[:, t]
             rnn_step_backward(dh, self.out[:, t], relu, dA[:, t])
             np.matmul(dA[:, t], self.w_hh, out=dh)
-        grads = self._weight_grads(dA, dA, N, T, I, H)
+        grads = self._weight_grads(dA, dA, N, T, F, H)
         if self.attrs.get("initial", False):
             grads += [dh]
         return tuple(grads)
@@ -302,7 +308,8 @@ class Embedding(Op):
                              f"[{flat.min()}, {flat.max()}]")
         y = self.buffer("y", (flat.shape[0], w.shape[1]), w.dtype)
         np.take(w, flat, axis=0, out=y)
-        self.flat, self.w_shape, self.out_shape = _contiguous(flat), w.shape, idx.shape + (w.shape[1],)
+        self.flat, self.w_shape = _contiguous(flat), w.shape
+        self.out_shape = idx.shape + (w.shape[1],)
         return y.reshape(self.out_shape)
 
     def backward(self, g):
