@@ -110,7 +110,7 @@ def build_model(block, embed, heads, layers):
     x = x + Embedding(block, embed)(Tensor(np.arange(block)))     # + position embedding
     for _ in range(layers):
         h = LayerNorm(embed)(x)
-        x = x + MultiHeadAttention(embed, heads)(h, is_causal=True)
+        x = x + MultiHeadAttention(embed, heads, causal=True)(h)
         h = LayerNorm(embed)(x)
         x = x + Dense(4 * embed, embed)(gelu(Dense(embed, 4 * embed)(h)))
     logits = Dense(embed, VOCAB)(LayerNorm(embed)(x))

@@ -201,11 +201,17 @@ def test_mha_dropout_only_in_training_and_errors():
 def test_mha_saves_and_loads(tmp_path):
     pynn.manual_seed(0)
     x_in = Input((4, 8))
-    model = Model(x_in, MultiHeadAttention(8, 2)(x_in, is_causal=True))
+    model = Model(x_in, MultiHeadAttention(8, 2, causal=True)(x_in))
     x = np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32)
     model.save(tmp_path / "m.pynn")
     loaded = pynn.load_model(tmp_path / "m.pynn")
-    assert loaded.predict(x).shape == (2, 4, 8)
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-5, atol=1e-6)
+    # causal=True is is_causal=True on every call
+    eager = MultiHeadAttention(8, 2)
+    for p, q in zip(eager.parameters, model.layers[0].parameters, strict=True):
+        p.data[...] = q.data
+    np.testing.assert_allclose(eager(x, is_causal=True).data, model.predict(x), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_gradcheck_sdpa():

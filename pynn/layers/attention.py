@@ -19,6 +19,8 @@ class MultiHeadAttention(Layer):
         dropout: dropout on the attention weights in training mode (default 0).
         bias: learn the projection biases (default True).
         batch_first: must be True (inputs (N, L, E)).
+        causal: apply the causal mask on every call (the default of ``is_causal``); unlike a
+            call's keyword, it is saved with a model.
 
     Call: ``mha(x)`` for self-attention, ``mha(query, key, value)`` (value defaults to key),
     with keyword masks as torch's:
@@ -26,8 +28,10 @@ class MultiHeadAttention(Layer):
     * ``key_padding_mask`` (N, S): boolean, True = a padding key that is ignored; or float,
       added to the scores (0 / -inf).
     * ``attn_mask`` (L, S) or (N * h, L, S): boolean, True = not allowed; or float, added.
-    * ``is_causal=True``: query i attends to keys j <= i only. The mask is made from the
-      lengths of each call, so it follows the real sequence length inside a compiled Model.
+    * ``is_causal=True`` (default: the layer's ``causal``): query i attends to keys j <= i
+      only. The mask is made from the lengths of each call, so it follows the real sequence
+      length inside a compiled Model. (Keywords of a call are not saved with a model: use
+      ``causal=True`` for a model you save.)
 
     Inside a compiled Model every input is passed in the model's float dtype: give masks there
     as float (0 = attend, -inf = masked).
@@ -49,7 +53,7 @@ class MultiHeadAttention(Layer):
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=True,
-                 name=None):
+                 causal=False, name=None):
         super().__init__(name=name)
         embed_dim, num_heads = int(embed_dim), int(num_heads)
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
@@ -61,7 +65,7 @@ class MultiHeadAttention(Layer):
             raise ValueError("MultiHeadAttention: inputs are batch-first (N, L, E); "
                              "batch_first=False is not supported")
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, float(dropout)
-        self.use_bias = bool(bias)
+        self.use_bias, self.causal = bool(bias), bool(causal)
         E = embed_dim
         self.in_proj_weight = Tensor(uniform_((3 * E, E), math.sqrt(6.0 / (4 * E))),
                                      requires_grad=True)
@@ -74,7 +78,7 @@ class MultiHeadAttention(Layer):
         self.param_names = ("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias")
 
     def __call__(self, query, key=None, value=None, key_padding_mask=None, attn_mask=None,
-                 is_causal=False):
+                 is_causal=None):
         qkv = (query,) if key is None else (query, key, key if value is None else value)
         masks, layouts = [], []
         # a float64 NumPy mask keeps its precision here (Layer.__call__ would make it float32);
@@ -90,7 +94,7 @@ class MultiHeadAttention(Layer):
                            else "attn")
         self._n_qkv = len(qkv)
         return super().__call__(*qkv, *masks, n_qkv=len(qkv), layouts=tuple(layouts),
-                                is_causal=bool(is_causal))
+                                is_causal=self.causal if is_causal is None else bool(is_causal))
 
     def check_input(self, *xs):
         qkv = xs[:self._n_qkv]
@@ -133,7 +137,7 @@ class MultiHeadAttention(Layer):
 
     def config(self):
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "dropout": self.dropout, "bias": self.use_bias}
+                "dropout": self.dropout, "bias": self.use_bias, "causal": self.causal}
 
     def __repr__(self):
         return f"MultiHeadAttention({self.embed_dim}, num_heads={self.num_heads})"
