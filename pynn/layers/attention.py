@@ -36,7 +36,8 @@ class MultiHeadAttention(Layer):
     Inside a compiled Model every input is passed in the model's float dtype: give masks there
     as float (0 = attend, -inf = masked).
 
-    Returns the attention output (N, L, E) only (torch also returns the averaged weights).
+    Returns the attention output (N, L, E) only (torch also returns the averaged weights;
+    ``need_weights=False`` is accepted, True is refused).
 
     Parameters and their torch names: ``in_proj_weight`` (3E, E) and ``in_proj_bias`` (3E,)
     (query, key, value rows in that order; torch's own names), ``out_proj_weight`` (E, E) and
@@ -78,7 +79,10 @@ class MultiHeadAttention(Layer):
         self.param_names = ("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias")
 
     def __call__(self, query, key=None, value=None, key_padding_mask=None, attn_mask=None,
-                 is_causal=None):
+                 is_causal=None, need_weights=False):
+        if need_weights:
+            raise ValueError(f"{self!r}: need_weights=True is not supported; the layer returns "
+                             f"the attention output only")
         qkv = (query,) if key is None else (query, key, key if value is None else value)
         masks, layouts = [], []
         # a float64 NumPy mask keeps its precision here (Layer.__call__ would make it float32);

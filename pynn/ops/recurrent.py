@@ -36,7 +36,9 @@ def _contiguous(a):
 class _Recurrent(Op):
     """What the three recurrent ops share: unpacking inputs, the input projection, the shifted
     previous-hidden sequence and the weight gradients. Subclasses set `gates` (G = gates * H),
-    and define `_steps` and `_steps_backward`."""
+    and define `_steps` and `backward`.
+
+    Derivative: backpropagation through time, stated by each subclass."""
     gates = 1
     n_states = 1
 
