@@ -535,8 +535,347 @@ def mnist_cnn():
         '''),
     ]
 
+# ------------------------------------------------------------------------------- sequences
+def seq_mnist_lstm():
+    return [
+        md("""
+        # MNIST read row by row by an LSTM
 
-NOTEBOOKS = {"moons_mlp.ipynb": moons, "mnist_mlp.ipynb": mnist_mlp, "mnist_cnn.ipynb": mnist_cnn}
+        A recurrent network reads each digit as a sequence: 28 time steps, one image row of 28
+        pixels per step. An `LSTM` carries a memory (its cell state) from row to row; its last
+        output, after the bottom row, goes to a `Dense` softmax classifier. With 128 units it
+        passes 98% test accuracy in 5 epochs.
+
+        The whole sequence runs as one op: one matrix product projects all 28 rows at once,
+        then each step is a matrix product for the recurrent part and one fused kernel for the
+        gates. Set `LIMIT` to try things quickly.
+        """),
+        parameters(5, extra="BATCH_SIZE = 64\nLR = 2e-3\nHIDDEN = 128"),
+        code("""
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from tqdm import tqdm
+
+        import pynn
+        from pynn import Input, Model
+        from pynn.activations import softmax
+        from pynn.data import DataLoader
+        from pynn.datasets import mnist
+        from pynn.layers import LSTM, Dense
+        from pynn.losses import categorical_cross_entropy
+        from pynn.optimizers import Adam, CosineAnnealingLR
+
+        pynn.manual_seed(SEED)
+        """),
+        md("""
+        ## The data
+
+        The images come as `(n, 1, 28, 28)`; the LSTM wants `(n, time, features)`, so the
+        channel axis goes: `(n, 28, 28)`, 28 steps of 28 pixels.
+        """),
+        code(LOAD_MNIST.format(flatten=False) + """
+    train_x, test_x = train_x.reshape(-1, 28, 28), test_x.reshape(-1, 28, 28)
+    print("as sequences:", train_x.shape)
+"""),
+        code(SHOW_DIGITS),
+        md("""
+        ## The model
+
+        `LSTM(HIDDEN)` is the Keras form (one size given: the number of units; the input size,
+        28, is read from the input). It returns the last step's output, `(None, HIDDEN)`.
+        `LSTM(28, HIDDEN)` would be the PyTorch form, which returns the whole sequence.
+        """),
+        code("""
+        x_in = Input((28, 28))                 # 28 steps of 28 pixels
+        h = LSTM(HIDDEN)(x_in)                 # (None, HIDDEN): the output after the last row
+        y = Dense(HIDDEN, 10, softmax)(h)
+        model = Model(x_in, y)
+        model.summary()
+        """),
+        md("""
+        ## Training
+        """),
+        code(ACCURACY_FN),
+        code(TRAIN_LOOP),
+        md("""
+        ## Loss and accuracy curves
+        """),
+        code(CURVES),
+        md("""
+        ## What the LSTM sees, row by row
+
+        The same LSTM, in the PyTorch form with `return_sequences` (the default there), gives
+        its output after every row. Fed the trained weights, the Dense layer then tells how the
+        prediction firms up as the rows come in.
+        """),
+        code("""
+        lstm, dense = model.layers
+        every_step = LSTM(28, HIDDEN)          # PyTorch form: the whole sequence
+        for name in lstm.param_names:
+            getattr(every_step, name).data[...] = getattr(lstm, name).data
+        with pynn.no_grad():
+            steps = every_step(test_x[:1])                       # (1, 28, HIDDEN)
+            probs = dense(steps.reshape(28, HIDDEN)).numpy()     # (28, 10)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        ax1.imshow(test_x[0], cmap="gray_r")
+        ax1.set_title(f"test digit ({test_y[0]})")
+        ax1.axis("off")
+        ax2.imshow(probs.T, aspect="auto", cmap="viridis")
+        ax2.set_xlabel("rows read")
+        ax2.set_ylabel("digit")
+        ax2.set_yticks(range(10))
+        ax2.set_title("predicted probabilities after each row")
+        plt.show()
+        """),
+        md("""
+        ## Where it goes wrong
+        """),
+        code(MISTAKES),
+        md("""
+        ## Save and load
+        """),
+        code(SAVE_LOAD.format(name="seq_mnist_lstm")),
+        md("""
+        ## Try it
+
+        * `GRU(HIDDEN)` or `SimpleRNN(HIDDEN)` instead of the LSTM (`from pynn.layers import
+          GRU, SimpleRNN`): the plain RNN struggles with 28 steps.
+        * `LSTM(HIDDEN, bidirectional=True)` reads the rows both ways (output `2 * HIDDEN`).
+        * The same as a script: `python examples/seq_mnist_lstm.py`.
+        """),
+    ]
+
+
+def words_transformer():
+    return [
+        md("""
+        # Inventing English words with a small transformer
+
+        A character-level language model: it reads a word one letter at a time and predicts
+        the next letter. Trained on an English word list, it can then make up new words that
+        look English. The model is a small GPT-style transformer: token and position
+        embeddings, blocks of causal multi-head self-attention and an MLP, each behind a
+        `LayerNorm` and with a residual connection.
+
+        Data: `words/american-english` (a Debian word list, see `../shared/data/README.md`),
+        filtered to lowercase a-z words of 3 or more letters. `EPOCHS` passes over the
+        training words; set `LIMIT` to use fewer words.
+        """),
+        parameters(3, extra="BATCH_SIZE = 64\nLR = 2e-3\nEMBED, HEADS, LAYERS = 64, 4, 2"),
+        code("""
+        from pathlib import Path
+
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from tqdm import tqdm
+
+        import pynn
+        from pynn import Input, Model, Tensor
+        from pynn.activations import gelu
+        from pynn.layers import Dense, Embedding, LayerNorm, MultiHeadAttention
+        from pynn.optimizers import AdamW
+
+        pynn.manual_seed(SEED)
+        rng = np.random.default_rng(SEED)
+        """),
+        md("""
+        ## The data
+
+        Each word becomes a sequence of character ids, with `.` (id 0) marking both ends:
+        the model reads `.` `c` `a` `t` and must predict `c` `a` `t` `.`. Words are padded
+        to the longest one; a mask says which positions hold a real next character, and only
+        those count in the loss. 10% of the words are held out for validation.
+        """),
+        code("""
+        ALPHABET = ".abcdefghijklmnopqrstuvwxyz"
+        VOCAB = len(ALPHABET)
+        # DATA_DIR, else the shared data folder beside the repository (from notebooks/)
+        folder = Path(DATA_DIR or "../../shared/data")
+        lines = (folder / "words" / "american-english").read_text(encoding="utf-8").split()
+        words = sorted({w for w in lines if len(w) >= 3 and w.isascii() and w.isalpha()
+                        and w.islower()})
+        words = [words[i] for i in rng.permutation(len(words))][:LIMIT]
+        n_val = len(words) // 10
+        train_words, val_words = words[n_val:], words[:n_val]
+        BLOCK = max(map(len, words)) + 1
+        print(f"{len(train_words)} training and {len(val_words)} validation words, e.g.",
+              ", ".join(train_words[:8]), f"; block {BLOCK}")
+
+        def encode(words):
+            x = np.zeros((len(words), BLOCK), np.int64)
+            y = np.zeros((len(words), BLOCK), np.int64)
+            mask = np.zeros((len(words), BLOCK), np.float32)
+            for i, w in enumerate(words):
+                ids = [ALPHABET.index(c) for c in w]
+                x[i, 1:len(ids) + 1] = ids
+                y[i, :len(ids)] = ids
+                mask[i, :len(ids) + 1] = 1
+            return x, y, mask
+
+        train, val = encode(train_words), encode(val_words)
+        print("input ", train[0][0], "\\ntarget", train[1][0], "\\nmask  ", train[2][0])
+
+        plt.figure(figsize=(6, 2.5))
+        plt.hist([len(w) for w in words], bins=range(3, BLOCK + 1))
+        plt.xlabel("letters")
+        plt.ylabel("words")
+        plt.title("word lengths")
+        plt.show()
+        """),
+        md("""
+        ## The model
+
+        `MultiHeadAttention(..., causal=True)` lets position t attend to positions up to t
+        only, so the prediction of the next letter never peeks at it. The position embedding
+        is an `Embedding` of the positions 0 .. BLOCK-1, added to every word's token vectors.
+        """),
+        code("""
+        ids = Input((BLOCK,))                        # character ids
+        x = Embedding(VOCAB, EMBED)(ids)
+        x = x + Embedding(BLOCK, EMBED)(Tensor(np.arange(BLOCK)))    # + position
+        for _ in range(LAYERS):
+            h = LayerNorm(EMBED)(x)
+            x = x + MultiHeadAttention(EMBED, HEADS, causal=True)(h)
+            h = LayerNorm(EMBED)(x)
+            x = x + Dense(4 * EMBED, EMBED)(gelu(Dense(EMBED, 4 * EMBED)(h)))
+        logits = Dense(EMBED, VOCAB)(LayerNorm(EMBED)(x))
+        model = Model(ids, logits)
+        model.summary()
+        """),
+        md("""
+        ## Training
+
+        The loss is the cross-entropy of the real next characters, in nats per character
+        (log 27 = 3.30 for a uniform guess). AdamW, with a short warm-up and a cosine decay.
+        """),
+        code("""
+        def masked_cross_entropy(logits, targets, mask):
+            onehot = np.zeros(logits.shape, logits.dtype)
+            np.put_along_axis(onehot, targets[..., None], 1.0, axis=-1)
+            weights = onehot * (mask / mask.sum())[..., None]
+            return -(logits.log_softmax(-1) * Tensor(weights)).sum()
+
+        def val_loss():
+            with pynn.no_grad():
+                model.eval()
+                losses = [masked_cross_entropy(model(val[0][i:i + 500]), val[1][i:i + 500],
+                                               val[2][i:i + 500]).item() * val[2][i:i + 500].sum()
+                          for i in range(0, len(val[0]), 500)]
+                model.train()
+            return sum(losses) / val[2].sum()
+
+        steps = EPOCHS * len(train[0]) // BATCH_SIZE
+        warm = min(100, steps // 10 or 1)
+        opt = AdamW(LR, weight_decay=0.01)
+        history = {"step": [], "train": [], "val_step": [], "val": []}
+        order = np.empty(0, np.int64)
+        for step in tqdm(range(steps)):
+            if len(order) < BATCH_SIZE:
+                order = np.concatenate([order, rng.permutation(len(train[0]))])
+            idx, order = order[:BATCH_SIZE], order[BATCH_SIZE:]
+            opt.lr = LR * (step + 1) / warm if step < warm else \\
+                0.5 * LR * (1 + np.cos(np.pi * (step - warm) / max(1, steps - warm)))
+            loss = masked_cross_entropy(model(train[0][idx]), train[1][idx], train[2][idx])
+            loss.zero_grad()
+            loss.backward()
+            opt.update(model.parameters)
+            history["step"].append(step + 1)
+            history["train"].append(loss.item())
+            if (step + 1) % max(1, steps // 10) == 0 or step + 1 == steps:
+                history["val_step"].append(step + 1)
+                history["val"].append(val_loss())
+        print(f"validation loss after {steps} steps: {history['val'][-1]:.4f} nats/char")
+        """),
+        md("""
+        ## Loss curve
+        """),
+        code("""
+        window = max(1, min(50, len(history["train"]) // 10))
+        smooth = np.convolve(history["train"], np.ones(window) / window, mode="valid")
+        plt.figure(figsize=(8, 4))
+        plt.plot(history["step"], history["train"], alpha=0.3, label="training batch")
+        plt.plot(history["step"][window - 1:], smooth, label=f"mean of {window} steps")
+        plt.plot(history["val_step"], history["val"], "o-", label="validation")
+        plt.axhline(np.log(VOCAB), color="gray", ls=":", label="uniform guess")
+        plt.xlabel("step")
+        plt.ylabel("nats per character")
+        plt.legend()
+        plt.show()
+        """),
+        md("""
+        ## New words
+
+        Sampling: start from `.`, draw the next letter from the model's predicted
+        distribution, append it, and repeat until the model writes the closing `.`.
+        """),
+        code("""
+        def sample(n):
+            seq = np.zeros((n, BLOCK), np.int64)
+            done = np.zeros(n, bool)
+            with pynn.no_grad():
+                model.eval()
+                for t in range(BLOCK - 1):
+                    p = model(seq).numpy()[:, t].astype(np.float64)
+                    p = np.exp(p - p.max(-1, keepdims=True))
+                    p /= p.sum(-1, keepdims=True)
+                    nxt = np.array([rng.choice(VOCAB, p=row) for row in p])
+                    nxt[done] = 0
+                    seq[:, t + 1] = nxt
+                    done |= nxt == 0
+                    if done.all():
+                        break
+                model.train()
+            return ["".join(ALPHABET[i] for i in row[1:]).split(".")[0] for row in seq]
+
+        new = sample(20)
+        known = set(words)
+        print("sampled words:", " ".join(f"{w}{'' if w in known else '*'}" for w in new))
+        print("(* = not in the word list)")
+        """),
+        md("""
+        What does the model expect as a first letter? Its prediction after the opening `.`,
+        beside the first letters of the training words:
+        """),
+        code("""
+        with pynn.no_grad():
+            model.eval()
+            first = model(np.zeros((1, BLOCK), np.int64)).numpy()[0, 0].astype(np.float64)
+            model.train()
+        first = np.exp(first - first.max())
+        first /= first.sum()
+        counts = np.bincount([ALPHABET.index(w[0]) for w in train_words], minlength=VOCAB)
+        letters = np.arange(1, VOCAB)
+        plt.figure(figsize=(10, 3))
+        plt.bar(letters - 0.2, first[1:], 0.4, label="model")
+        plt.bar(letters + 0.2, counts[1:] / counts.sum(), 0.4, label="training words")
+        plt.xticks(letters, list(ALPHABET[1:]))
+        plt.legend()
+        plt.title("first letter")
+        plt.show()
+        """),
+        md("""
+        ## Save and load
+        """),
+        code("""
+        model.save("words_transformer.pynn")
+        restored = pynn.load_model("words_transformer.pynn")
+        same = np.allclose(restored.predict(val[0][:100]), model.predict(val[0][:100]),
+                           atol=1e-5)
+        print(restored, "- same predictions as the trained model:", same)
+        """),
+        md("""
+        ## Try it
+
+        * More `LAYERS`, a wider `EMBED`, more `EPOCHS`: the validation loss keeps falling for
+          a while, then the model starts to memorise the training words.
+        * The same as a script: `python examples/words_transformer.py`; the same model in
+          PyTorch, from the same initial weights: `python benchmarks/words_transformer_torch.py`.
+        """),
+    ]
+
+
+NOTEBOOKS = {"moons_mlp.ipynb": moons, "mnist_mlp.ipynb": mnist_mlp, "mnist_cnn.ipynb": mnist_cnn,
+             "seq_mnist_lstm.ipynb": seq_mnist_lstm, "words_transformer.ipynb": words_transformer}
 
 
 def build(name):

@@ -42,4 +42,4 @@ einsum = Tensor.einsum
 randint = Tensor.randint
 normal = Tensor.normal
 empty = Tensor.empty
-from . import init  # noqa: E402  (pynn.init.xavier_uniform_ ...)
+from . import functional, init  # noqa: E402  (pynn.init.xavier_uniform_ ...)

@@ -154,3 +154,20 @@ def test_free_batch_settings_survive_saving(tmp_path):
 def test_register_refuses_a_taken_name():
     with pytest.raises(ValueError, match="taken"):
         register(name="Dense")(Scale)
+
+
+def test_multi_output_layers_and_sequence_layers_round_trip(tmp_path):
+    from pynn.layers import LSTM, Embedding, LayerNorm, MultiHeadAttention
+    pynn.manual_seed(2)
+    ids = Input((7,), dtype=np.int64)
+    h = Embedding(20, 8)(ids)
+    out, h_n, c_n = LSTM(8, return_sequences=True, return_state=True)(h)
+    y = LayerNorm(8)(out + MultiHeadAttention(8, num_heads=2, causal=True)(out))
+    model = Model(ids, [y.mean(dim=1), h_n + c_n])
+    x = np.random.default_rng(0).integers(0, 20, size=(3, 7))
+    model.save(tmp_path / "seq.pynn")
+    loaded = load_model(tmp_path / "seq.pynn")
+    for a, b in zip(model.predict(x), loaded.predict(x)):
+        np.testing.assert_array_equal(a, b)
+    text = model.summary(print_fn=None)
+    assert text.count("(LSTM)") == 1

@@ -429,9 +429,10 @@ def test_weight_changed_between_a_model_forward_and_its_backward_is_an_error():
 
 # -- the ops the record adds: Take (indices as data) and Identity ------------------------------
 def test_take_and_identity_against_torch_and_finite_differences():
+    from test_gradcheck import gradcheck
+
     from pynn.ops.shape import Identity
     from pynn.tensor import apply
-    from test_gradcheck import gradcheck
     x = rand(5, 3)
     idx = np.array([[4, 0], [0, 2]])
     xt = torch.tensor(x, requires_grad=True)

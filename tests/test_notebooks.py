@@ -24,6 +24,8 @@ RUNS = {
     "moons_mlp.ipynb": (200, 0, False),
     "mnist_mlp.ipynb": (2, 512, True),
     "mnist_cnn.ipynb": (1, 256, True),
+    "seq_mnist_lstm.ipynb": (1, 256, True),
+    "words_transformer.ipynb": (1, 1500, False),      # reads words/, not MNIST
 }
 
 

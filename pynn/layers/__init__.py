@@ -1,4 +1,5 @@
 """Layers: callables that own parameters. Call them on tensors (symbolic Inputs or real data)."""
+from .attention import MultiHeadAttention, MultiheadAttention
 from .base import (
     FUNCTIONS,
     GELU,
@@ -15,8 +16,11 @@ from .base import (
 from .conv import Conv2d
 from .core import Lambda
 from .dense import Dense, Linear
+from .embedding import Embedding
 from .merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .normalization import GroupNorm, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN, SimpleRNN
 from .regularization import BatchNorm1d, BatchNorm2d, Dropout
 from .shape import Flatten, Reshape
 from .sync_batchnorm import SyncBatchNorm
@@ -25,4 +29,5 @@ from .sync_batchnorm import SyncBatchNorm
 LAYERS.update({cls.__name__: cls for cls in (
     Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Reshape, Dropout, BatchNorm1d, BatchNorm2d,
     SyncBatchNorm, ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LeakyReLU,
-    Lambda, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot)})
+    Lambda, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot,
+    LayerNorm, GroupNorm, Embedding, RNN, SimpleRNN, LSTM, GRU, MultiHeadAttention)})

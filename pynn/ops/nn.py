@@ -237,37 +237,44 @@ class Dropout(Op):
 class BatchNorm(Op):
     """Batch normalisation over every axis but 1 (features/channels), as BatchNorm1d/2d.
 
-    Inputs x, gamma, beta. attrs: module (holds .training, .eps, .momentum and the running_mean /
-    running_var arrays it updates in training mode). Full-size arrays live in buffers.
-    Derivative: with gxhat = g * gamma, d/dx = inv_std / n * (n gxhat - sum(gxhat)
-    - xhat sum(gxhat xhat)) in training (gxhat * inv_std in eval), d/dgamma = sum(g xhat),
-    d/dbeta = sum(g)
-    """
+    Inputs x, and gamma, beta when the layer is affine. attrs: module (holds .training, .eps,
+    .momentum and the running_mean / running_var arrays it updates in training mode; running_mean
+    None means no running statistics: batch statistics in both modes). Full-size arrays live in
+    buffers.
 
-    def forward(self, x, gamma, beta):
+    Derivative: with batch statistics, gxhat = g * gamma and
+    d/dx = inv_std / n * (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)); with running
+    statistics d/dx = gxhat * inv_std; d/dgamma = sum(g * xhat), d/dbeta = sum(g)."""
+
+    def forward(self, x, gamma=None, beta=None):
         m = self.module
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         C = x.shape[1]
-        self.train_mode = m.training
+        track = m.running_mean is not None
+        self.train_mode = m.training or not track
         xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
-        if m.training:
+        if self.train_mode:
             mean = np.mean(x, axis=axes, out=self.buffer("mean", (C,), x.dtype))
             np.subtract(x, mean.reshape(shape), out=xhat)
             # the biased variance as np.var computes it: the mean of squared deviations
             var = np.mean(np.square(xhat, out=y), axis=axes, out=self.buffer("var", (C,), x.dtype))
             n = x.size // C
-            m.running_mean *= 1 - m.momentum
-            m.running_mean += m.momentum * mean
-            m.running_var *= 1 - m.momentum
-            m.running_var += m.momentum * var * (n / max(n - 1, 1))
+            if track and m.training:
+                m.running_mean *= 1 - m.momentum
+                m.running_mean += m.momentum * mean
+                m.running_var *= 1 - m.momentum
+                m.running_var += m.momentum * var * (n / max(n - 1, 1))
         else:
             mean, var = m.running_mean, m.running_var
             np.subtract(x, mean.astype(x.dtype).reshape(shape), out=xhat)
         self.inv_std = (1.0 / np.sqrt(var + m.eps)).astype(x.dtype).reshape(shape)
         xhat *= self.inv_std
-        self.xhat, self.gamma, self.axes = xhat, gamma.reshape(shape), axes
+        self.xhat, self.axes, self.affine = xhat, axes, gamma is not None
+        if not self.affine:
+            return xhat
+        self.gamma = gamma.reshape(shape)
         np.multiply(xhat, self.gamma, out=y)
         y += beta.reshape(shape)
         return y
@@ -276,10 +283,14 @@ class BatchNorm(Op):
         axes, xhat, shape = self.axes, self.xhat, self.inv_std.shape
         C = g.shape[1]
         tmp = self.buffer("tmp", g.shape, g.dtype)
-        ggamma = np.sum(np.multiply(g, xhat, out=tmp), axis=axes,
-                        out=self.buffer("ggamma", (C,), g.dtype))
-        gbeta = np.sum(g, axis=axes, out=self.buffer("gbeta", (C,), g.dtype))
-        gxhat = np.multiply(g, self.gamma, out=tmp)
+        if self.affine:
+            ggamma = np.sum(np.multiply(g, xhat, out=tmp), axis=axes,
+                            out=self.buffer("ggamma", (C,), g.dtype))
+            gbeta = np.sum(g, axis=axes, out=self.buffer("gbeta", (C,), g.dtype))
+            gxhat = np.multiply(g, self.gamma, out=tmp)
+        else:
+            np.copyto(tmp, g)
+            gxhat = tmp
         gx = self.buffer("gx", g.shape, g.dtype)
         if self.train_mode:
             # gx = inv_std / n * (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat))
@@ -293,4 +304,4 @@ class BatchNorm(Op):
             np.multiply(gxhat, self.inv_std / n, out=gx)
         else:
             np.multiply(gxhat, self.inv_std, out=gx)
-        return gx, ggamma, gbeta
+        return (gx, ggamma, gbeta) if self.affine else (gx,)

@@ -1,0 +1,146 @@
+"""Attention ops: scaled dot-product attention as one fused op, and the head split/merge of
+multi-head attention.
+
+Masks are read at run time from the arrays' shapes (the causal mask follows the real query and
+key lengths of each call), so nothing about the sequence length is captured when a Model is
+built. Batched matrix products go to BLAS through np.matmul into reused buffers.
+"""
+import numpy as np
+
+from ..random import rng
+from .base import Op, unbroadcast
+
+
+class ScaledDotProductAttention(Op):
+    """softmax(q @ k^T * scale + mask) @ v over the last two dims, batched over the leading ones.
+
+    Inputs q (..., L, E), k (..., S, E), v (..., S, Ev), then any number of masks, each
+    broadcastable to (..., L, S): a boolean mask keeps the scores where it is True (torch's
+    scaled_dot_product_attention) unless attr ``bool_masks_drop`` is true (torch.nn.
+    MultiheadAttention: True = not allowed); a float mask is added to the scores. attrs: causal
+    (mask out key j > query i, top-left aligned as torch's is_causal), scale (None: 1/sqrt(E)),
+    dropout_p and module (dropout on the attention weights while module.training, or always
+    when module is None, as the functional form), mask_layouts (per mask: "attn" broadcasts as
+    is; "padding" is a (N, S) key padding mask, read as (N, 1, 1, S); "heads" is (N*h, L, S)
+    read as (N, h, L, S)).
+
+    Derivative: with p = softmax(s) and pd = p * dropout mask, d/dv = pd^T @ g,
+    dp = (g @ v^T) * dropout mask, ds = p * (dp - sum(dp * p, -1)), d/dq = ds @ k * scale,
+    d/dk = ds^T @ q * scale, d/d(float mask) = ds (summed to the mask's shape); boolean masks
+    have no gradient."""
+
+    def _mask(self, m, layout, shape):
+        if layout == "padding":
+            return m.reshape(m.shape[0], *([1] * (len(shape) - 2)), m.shape[-1])
+        if layout == "heads" and m.ndim == 3 and len(shape) == 4:
+            return m.reshape(shape[0], -1, m.shape[1], m.shape[2])
+        return m
+
+    def forward(self, q, k, v, *masks):
+        E, L, S = q.shape[-1], q.shape[-2], k.shape[-2]
+        scale = 1.0 / np.sqrt(E) if self.attrs.get("scale") is None else self.scale
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        s = self.buffer("s", lead + (L, S), q.dtype)
+        np.matmul(q, np.swapaxes(k, -1, -2), out=s)
+        s *= scale
+        layouts = self.attrs.get("mask_layouts") or ("attn",) * len(masks)
+        self.mask_shapes = []
+        for m, layout in zip(masks, layouts, strict=True):
+            m = self._mask(m, layout, s.shape)
+            if m.dtype == np.bool_:
+                drop = m if self.attrs.get("bool_masks_drop", False) else ~m
+                np.copyto(s, -np.inf, where=np.broadcast_to(drop, s.shape))
+                self.mask_shapes.append(None)
+            else:
+                s += m
+                self.mask_shapes.append(m.shape)
+        if self.attrs.get("causal", False):
+            key = f"causal{L}x{S}"
+            if key not in self._buffers:       # built once per (L, S), never rewritten
+                self._buffers[key] = np.triu(np.ones((L, S), bool), k=1)
+            np.copyto(s, -np.inf, where=self._buffers[key])
+        # softmax in place over the last axis
+        mx = np.max(s, axis=-1, keepdims=True, out=self.buffer("mx", lead + (L, 1), q.dtype))
+        s -= mx
+        np.exp(s, out=s)
+        s /= np.sum(s, axis=-1, keepdims=True, out=mx)
+        p = s
+        self.drop = None
+        dropout_p = self.attrs.get("dropout_p", 0.0)
+        module = self.attrs.get("module")
+        if dropout_p > 0 and (module is None or module.training):
+            u = self.buffer("u", p.shape, p.dtype)
+            rng().random(out=u, dtype=u.dtype)
+            self.drop = self.buffer("drop", p.shape, p.dtype)
+            np.greater_equal(u, dropout_p, out=self.drop, casting="unsafe")
+            self.drop *= 1.0 / (1.0 - dropout_p)
+            pd = np.multiply(p, self.drop, out=u)
+        else:
+            pd = p
+        out = self.buffer("out", lead + (L, v.shape[-1]), q.dtype)
+        np.matmul(pd, v, out=out)
+        self.q, self.k, self.v, self.p, self.pd, self.scale_used = q, k, v, p, pd, scale
+        return out
+
+    def backward(self, g):
+        q, k, v, p, pd = self.q, self.k, self.v, self.p, self.pd
+        gv = unbroadcast(np.matmul(np.swapaxes(pd, -1, -2), g), v.shape) if self.needs(2) \
+            else None
+        dp = self.buffer("dp", p.shape, g.dtype)
+        np.matmul(g, np.swapaxes(v, -1, -2), out=dp)
+        if self.drop is not None:
+            dp *= self.drop
+        tmp = self.buffer("tmp", p.shape[:-1] + (1,), g.dtype)
+        prod = self.buffer("prod", p.shape, g.dtype)
+        np.sum(np.multiply(dp, p, out=prod), axis=-1, keepdims=True, out=tmp)
+        dp -= tmp
+        ds = np.multiply(dp, p, out=dp)
+        # masked entries have p = 0, so ds is 0 there (no NaN from -inf: p is exactly 0)
+        grads_masks = [None if shape is None else unbroadcast(ds, shape).reshape(shape)
+                       for shape in self.mask_shapes]
+        grads_masks = [gm if gm is None else gm.copy() for gm in grads_masks]
+        gq = gk = None
+        if self.needs(0):
+            gq = unbroadcast(np.matmul(ds, k) * self.scale_used, q.shape)
+        if self.needs(1):
+            gk = unbroadcast(np.matmul(np.swapaxes(ds, -1, -2), q) * self.scale_used, k.shape)
+        return (gq, gk, gv, *grads_masks)
+
+
+class SplitHeads(Op):
+    """(N, L, h*d) -> (N, h, L, d): the heads of multi-head attention as a batch dim, copied
+    contiguous. attrs: num_heads.
+
+    Derivative: d/dx = g moved back from (N, h, L, d) to (N, L, h*d)."""
+
+    def forward(self, x):
+        N, L, E = x.shape
+        h = self.num_heads
+        y = self.buffer("y", (N, h, L, E // h), x.dtype)
+        np.copyto(y, x.reshape(N, L, h, E // h).transpose(0, 2, 1, 3))
+        return y
+
+    def backward(self, g):
+        N, h, L, d = g.shape
+        gx = self.buffer("gx", (N, L, h * d), g.dtype)
+        np.copyto(gx.reshape(N, L, h, d), g.transpose(0, 2, 1, 3))
+        return (gx,)
+
+
+class MergeHeads(Op):
+    """(N, h, L, d) -> (N, L, h*d), the inverse of SplitHeads.
+
+    Derivative: d/dx = g moved back from (N, L, h*d) to (N, h, L, d)."""
+
+    def forward(self, x):
+        N, h, L, d = x.shape
+        y = self.buffer("y", (N, L, h * d), x.dtype)
+        np.copyto(y.reshape(N, L, h, d), x.transpose(0, 2, 1, 3))
+        return y
+
+    def backward(self, g):
+        N, L, E = g.shape
+        h = self.attrs["num_heads"]
+        gx = self.buffer("gx", (N, h, L, E // h), g.dtype)
+        np.copyto(gx, g.reshape(N, L, h, E // h).transpose(0, 2, 1, 3))
+        return (gx,)

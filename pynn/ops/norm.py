@@ -1,0 +1,108 @@
+"""Normalisation ops over groups of features of one sample: LayerNorm and GroupNorm.
+
+Both normalise rows of a 2-D view (LayerNorm: one row per position, over the trailing
+`normalized_shape`; GroupNorm: one row per (sample, group)) to zero mean and unit (biased)
+variance, then apply a per-feature affine map. They share `_normalize` / `_normalize_backward`,
+the row-wise math; full-size arrays live in reused buffers.
+"""
+import numpy as np
+
+from .base import Op
+
+
+def _normalize(op, x2, eps):
+    """xhat = (x - mean) / sqrt(var + eps) over each row of x2 (M, K); saves inv_std (M, 1)."""
+    M = x2.shape[0]
+    mean = np.mean(x2, axis=1, keepdims=True, out=op.buffer("mean", (M, 1), x2.dtype))
+    xhat = np.subtract(x2, mean, out=op.buffer("xhat", x2.shape, x2.dtype))
+    sq = op.buffer("sq", x2.shape, x2.dtype)
+    var = np.mean(np.square(xhat, out=sq), axis=1, keepdims=True,
+                  out=op.buffer("var", (M, 1), x2.dtype))
+    var += eps
+    inv_std = np.sqrt(var, out=var)
+    np.divide(1.0, inv_std, out=inv_std)
+    xhat *= inv_std
+    op.xhat, op.inv_std = xhat, inv_std
+    return xhat
+
+
+def _normalize_backward(op, gxhat):
+    """dL/dx from dL/dxhat (M, K): inv_std * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))."""
+    xhat, M = op.xhat, gxhat.shape[0]
+    gx = op.buffer("gx", gxhat.shape, gxhat.dtype)
+    m1 = np.mean(gxhat, axis=1, keepdims=True, out=op.buffer("m1", (M, 1), gxhat.dtype))
+    m2 = np.mean(np.multiply(gxhat, xhat, out=gx), axis=1, keepdims=True,
+                 out=op.buffer("m2", (M, 1), gxhat.dtype))
+    np.multiply(xhat, m2, out=gx)
+    np.subtract(gxhat, gx, out=gx)
+    gx -= m1
+    gx *= op.inv_std
+    return gx
+
+
+class LayerNorm(Op):
+    """Normalise over the last `ndim` dims of x, then y = xhat * gamma + beta (gamma, beta of
+    those dims' shape, given only when elementwise_affine). attrs: ndim, eps.
+
+    Derivative: with gxhat = g * gamma, d/dx = inv_std * (gxhat - mean(gxhat) - xhat *
+    mean(gxhat * xhat)) over each normalised group, d/dgamma = sum(g * xhat), d/dbeta = sum(g)
+    over the leading dims."""
+
+    def forward(self, x, gamma=None, beta=None):
+        K = int(np.prod(x.shape[x.ndim - self.ndim:]))
+        x2 = x.reshape(-1, K)
+        xhat = _normalize(self, x2, self.eps)
+        self.shape, self.affine = x.shape, gamma is not None
+        if not self.affine:
+            return xhat.reshape(x.shape)
+        self.gamma = gamma.reshape(K)
+        y = np.multiply(xhat, self.gamma, out=self.buffer("y", x2.shape, x.dtype))
+        y += beta.reshape(K)
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        K = self.xhat.shape[1]
+        g2 = g.reshape(-1, K)
+        if not self.affine:
+            return (_normalize_backward(self, g2).reshape(self.shape),)
+        pshape = self.shape[len(self.shape) - self.ndim:]
+        tmp = np.multiply(g2, self.xhat, out=self.buffer("tmp", g2.shape, g.dtype))
+        ggamma = np.sum(tmp, axis=0, out=self.buffer("ggamma", (K,), g.dtype)).reshape(pshape)
+        gbeta = np.sum(g2, axis=0, out=self.buffer("gbeta", (K,), g.dtype)).reshape(pshape)
+        gxhat = np.multiply(g2, self.gamma, out=tmp)
+        return _normalize_backward(self, gxhat).reshape(self.shape), ggamma, gbeta
+
+
+class GroupNorm(Op):
+    """Normalise x (N, C, *) over each group of C // num_groups channels (and all positions),
+    then y = xhat * gamma[c] + beta[c] per channel (when affine). attrs: num_groups, eps.
+
+    Derivative: with gxhat = g * gamma[c], d/dx = inv_std * (gxhat - mean(gxhat) - xhat *
+    mean(gxhat * xhat)) over each (sample, group), d/dgamma[c] = sum(g * xhat) and
+    d/dbeta[c] = sum(g) over the batch and the positions of channel c."""
+
+    def forward(self, x, gamma=None, beta=None):
+        N, C = x.shape[:2]
+        G = self.num_groups
+        x2 = x.reshape(N * G, -1)
+        xhat = _normalize(self, x2, self.eps)
+        self.shape, self.affine = x.shape, gamma is not None
+        if not self.affine:
+            return xhat.reshape(x.shape)
+        cshape = (1, C) + (1,) * (x.ndim - 2)
+        self.gamma = gamma.reshape(cshape)
+        y = np.multiply(xhat.reshape(x.shape), self.gamma, out=self.buffer("y", x.shape, x.dtype))
+        y += beta.reshape(cshape)
+        return y
+
+    def backward(self, g):
+        N, C = self.shape[:2]
+        axes = (0,) + tuple(range(2, len(self.shape)))
+        if not self.affine:
+            return (_normalize_backward(self, g.reshape(self.xhat.shape)).reshape(self.shape),)
+        xhat = self.xhat.reshape(self.shape)
+        tmp = np.multiply(g, xhat, out=self.buffer("tmp", self.shape, g.dtype))
+        ggamma = np.sum(tmp, axis=axes, out=self.buffer("ggamma", (C,), g.dtype))
+        gbeta = np.sum(g, axis=axes, out=self.buffer("gbeta", (C,), g.dtype))
+        gxhat = np.multiply(g, self.gamma, out=tmp).reshape(self.xhat.shape)
+        return _normalize_backward(self, gxhat).reshape(self.shape), ggamma, gbeta

@@ -1,0 +1,266 @@
+"""RNN / LSTM / GRU against torch.nn.RNN / LSTM / GRU in float64: outputs, final states and every
+gradient (input, initial states, all weights), one- and two-layer, uni- and bidirectional,
+eagerly and inside a compiled Model; the Keras form; finite differences on the ops; and the
+compiled plan reusing its buffers across steps."""
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from test_gradcheck import gradcheck
+from torch_helpers import as_float64, close
+
+import pynn
+from pynn import Input, Model, Tensor
+from pynn.layers import GRU, LSTM, RNN, Dense, SimpleRNN
+from pynn.ops import recurrent as R
+from pynn.tensor import apply
+
+TORCH_CHECKED_OPS = {"LSTMSequence", "GRUSequence", "RNNSequence", "Narrow"}
+GRADCHECKED_OPS = {"LSTMSequence", "GRUSequence", "RNNSequence", "Narrow"}
+
+N, T, IN, H = 3, 5, 4, 6
+KINDS = {"LSTM": (LSTM, torch.nn.LSTM, 2), "GRU": (GRU, torch.nn.GRU, 1),
+         "RNN": (RNN, torch.nn.RNN, 1)}
+CONFIGS = [  # num_layers, bidirectional, initial states, options
+    (1, False, False, {}),
+    (1, False, True, {}),
+    (1, True, False, {}),
+    (2, False, True, {}),
+    (2, True, True, {}),
+    (1, False, True, {"bias": False}),
+]
+
+
+def ours_state(s, k):
+    """torch's (L*D, N, H) state -> ours: (N, H) when L*D == 1, else (N, L*D, H)."""
+    s = np.swapaxes(s, 0, 1)
+    return s[:, 0] if k == 1 else s
+
+
+def make_pair(kind, layers, bidirectional, options, seed=0):
+    cls, tcls, n_states = KINDS[kind]
+    pynn.manual_seed(seed)
+    layer = as_float64(cls(IN, H, num_layers=layers, bidirectional=bidirectional,
+                           return_state=True, **options))
+    module = tcls(IN, H, num_layers=layers, bidirectional=bidirectional, batch_first=True,
+                  **options).double()
+    with torch.no_grad():
+        for name in layer.param_names:
+            getattr(module, name).copy_(torch.from_numpy(getattr(layer, name).data.copy()))
+    return layer, module, n_states
+
+
+def torch_run(module, x, states, n_states, seeds):
+    xt = torch.tensor(x, requires_grad=True)
+    st = [torch.tensor(s, requires_grad=True) for s in states]
+    if st:
+        out, hs = module(xt, tuple(st) if n_states == 2 else st[0])
+    else:
+        out, hs = module(xt)
+    hs = list(hs) if n_states == 2 else [hs]
+    loss = sum((o * torch.from_numpy(s)).sum() for o, s in zip([out] + hs, seeds, strict=True))
+    loss.backward()
+    return xt, st, out, hs
+
+
+@pytest.mark.parametrize("mode", ["eager", "model"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"L{c[0]}-bi{int(c[1])}-h0{int(c[2])}"
+                         f"{''.join(f'-{k}{v}' for k, v in c[3].items())}")
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_against_torch(kind, config, mode):
+    layers, bidirectional, initial, options = config
+    layer, module, n_states = make_pair(kind, layers, bidirectional, options)
+    k = layers * (2 if bidirectional else 1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, T, IN))
+    states = [rng.standard_normal((k, N, H)) for _ in range(n_states)] if initial else []
+    out_shape = (N, T, H * (2 if bidirectional else 1))
+    seeds = [rng.standard_normal(out_shape)] + [rng.standard_normal((k, N, H))
+                                                for _ in range(n_states)]
+    xt, st, out_t, hs_t = torch_run(module, x, states, n_states, seeds)
+
+    xp = Tensor(x, requires_grad=True, dtype=np.float64)
+    sp = [Tensor(ours_state(s, k), requires_grad=True, dtype=np.float64) for s in states]
+    if mode == "eager":
+        res = layer(xp, *sp)
+    else:
+        ins = [Input((T, IN), dtype=np.float64)] + [Input(s.shape[1:], dtype=np.float64)
+                                                   for s in sp]
+        model = Model(ins, list(layer(*ins)))
+        res = model(xp, *sp)
+    out, hs = res[0], res[1:]
+    loss = (out * Tensor(seeds[0], dtype=np.float64)).sum()
+    for h, s in zip(hs, seeds[1:], strict=True):
+        loss = loss + (h * Tensor(ours_state(s, k), dtype=np.float64)).sum()
+    loss.backward()
+    close("output", out, out_t)
+    for i, (h, ht) in enumerate(zip(hs, hs_t, strict=True)):
+        close(f"state {i}", h, ours_state(ht.detach().numpy(), k))
+    close("input grad", xp.grad, xt.grad)
+    for i, (s, t) in enumerate(zip(sp, st, strict=True)):
+        close(f"initial state {i} grad", s.grad, ours_state(t.grad.numpy(), k))
+    for name in layer.param_names:
+        close(f"grad of {name}", getattr(layer, name).grad, getattr(module, name).grad)
+
+
+def test_rnn_relu_against_torch():
+    layer, module, _ = make_pair("RNN", 2, True, {"nonlinearity": "relu"})
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, T, IN))
+    g = [rng.standard_normal((N, T, 2 * H)), rng.standard_normal((4, N, H))]
+    xt, _, out_t, hs_t = torch_run(module, x, [], 1, g)
+    xp = Tensor(x, requires_grad=True, dtype=np.float64)
+    out, h = layer(xp)
+    ((out * Tensor(g[0], dtype=np.float64)).sum() +
+     (h * Tensor(ours_state(g[1], 4), dtype=np.float64)).sum()).backward()
+    close("output", out, out_t)
+    close("h_n", h, ours_state(hs_t[0].detach().numpy(), 4))
+    close("input grad", xp.grad, xt.grad)
+    for name in layer.param_names:
+        close(f"grad of {name}", getattr(layer, name).grad, getattr(module, name).grad)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_keras_form_infers_the_input_size_and_returns_the_last_step(kind):
+    cls, tcls, _ = KINDS[kind]
+    pynn.manual_seed(0)
+    keras = cls(H)
+    assert keras.param_names == () and keras.return_sequences is False
+    x = np.random.default_rng(0).standard_normal((N, T, IN))
+    x_in = Input((T, IN), dtype=np.float64)
+    model = Model(x_in, keras(x_in))
+    as_float64(keras)
+    assert keras.input_size == IN and keras.weight_ih_l0.shape == (KINDS[kind][0].gates
+                                                                              * H, IN)
+    module = tcls(IN, H, batch_first=True).double()
+    with torch.no_grad():
+        for name in keras.param_names:
+            getattr(module, name).copy_(torch.from_numpy(getattr(keras, name).data))
+    close("last output", model(x), module(torch.tensor(x))[0][:, -1])
+    torch_form = cls(IN, H)
+    assert torch_form.return_sequences is True
+
+
+def test_the_two_forms_and_their_errors():
+    assert LSTM(8).hidden_size == 8 and LSTM(8).input_size is None
+    assert LSTM(units=8).hidden_size == 8
+    assert LSTM(4, 8).input_size == 4 and LSTM(input_size=4, hidden_size=8).hidden_size == 8
+    assert SimpleRNN(5, activation="relu").op_options == {"nonlinearity": "relu"}
+    with pytest.raises(ValueError, match="batch-first"):
+        LSTM(4, 8, batch_first=False)
+    with pytest.raises(ValueError, match="not both"):
+        LSTM(4, 8, units=8)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        RNN(4, 8, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match=r"LSTM\(4->8\).*\(2, 5, 3\)"):
+        LSTM(4, 8)(Tensor.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="initial state of shape"):
+        LSTM(4, 8)(Tensor.randn(2, 5, 4), Tensor.randn(2, 7), Tensor.randn(2, 8))
+
+
+def test_initial_state_spellings_agree():
+    pynn.manual_seed(0)
+    lstm = LSTM(4, 3)
+    x, h0, c0 = Tensor.randn(2, 5, 4), Tensor.randn(2, 3), Tensor.randn(2, 3)
+    a = lstm(x, h0, c0).data
+    np.testing.assert_array_equal(lstm(x, (h0, c0)).data, a)
+    np.testing.assert_array_equal(lstm(x, initial_state=[h0, c0]).data, a)
+    np.testing.assert_array_equal(lstm([x, h0, c0]).data, a)
+
+
+def test_float32_by_default_and_dropout_between_layers():
+    lstm = LSTM(4, 3, num_layers=2, dropout=0.5)
+    x = Tensor.randn(2, 5, 4)
+    y = lstm(x)
+    assert y.dtype == np.float32 and y.shape == (2, 5, 3)
+    lstm.eval()
+    np.testing.assert_array_equal(lstm(x).data, lstm(x).data)   # no dropout in eval mode
+
+
+def test_save_and_load_a_model_with_an_lstm(tmp_path):
+    pynn.manual_seed(0)
+    x_in = Input((6, 3))
+    y = Dense(5, 2)(GRU(5, bidirectional=False)(LSTM(3, 4, bidirectional=True)(x_in)))
+    model = Model(x_in, y)
+    model.save(tmp_path / "m.pynn")
+    loaded = pynn.load_model(tmp_path / "m.pynn")
+    x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-6)
+
+
+# -- finite differences on the ops ------------------------------------------------------------
+def _op(cls, reverse, initial, **attrs):
+    def fn(*xs):
+        return apply(cls(reverse=reverse, bias=True, initial=initial, **attrs), *xs)
+    return fn
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name", ["LSTMSequence", "GRUSequence", "RNNSequence"])
+def test_gradcheck_recurrent_ops(name, reverse):
+    rng = np.random.default_rng(3)
+    n, t, i, h = 2, 3, 2, 2
+    cls = getattr(R, name)
+    g = cls.gates * h
+    arrays = [rng.standard_normal((n, t, i)), rng.uniform(-0.8, 0.8, (g, i)),
+              rng.uniform(-0.8, 0.8, (g, h)), rng.uniform(-0.5, 0.5, g),
+              rng.uniform(-0.5, 0.5, g)] + [rng.standard_normal((n, h))
+                                            for _ in range(cls.n_states)]
+    gradcheck(_op(cls, reverse, True), *arrays)
+    gradcheck(_op(cls, reverse, False), *arrays[:5])
+
+
+def test_gradcheck_narrow():
+    rng = np.random.default_rng(4)
+    gradcheck(lambda x: apply(R.Narrow(index=(slice(None), -1, slice(1, 3))), x),
+              rng.standard_normal((2, 3, 4)))
+
+
+def test_narrow_against_torch():
+    x = np.random.default_rng(5).standard_normal((2, 3, 4))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = xt[:, -1, 1:3]
+    g = np.random.default_rng(6).standard_normal(yt.shape)
+    yt.backward(torch.from_numpy(g))
+    xp = Tensor(x, requires_grad=True, dtype=np.float64)
+    y = apply(R.Narrow(index=(slice(None), -1, slice(1, 3))), xp)
+    y.backward(g)
+    close("narrow", y, yt)
+    close("narrow grad", xp.grad, xt.grad)
+
+
+# -- the compiled plan reuses its buffers -----------------------------------------------------
+def _train_step(model, opt, xb, yb):
+    from pynn.losses import categorical_cross_entropy
+    loss = categorical_cross_entropy(model(xb), yb)
+    loss.zero_grad()
+    loss.backward()
+    opt.update(model.parameters)
+
+
+def test_an_lstm_step_allocates_less_than_one_sequence_activation():
+    from pynn.optimizers import Adam
+    pynn.manual_seed(0)
+    n, t, i, h = 64, 28, 28, 32
+    x_in = Input((t, i))
+    model = Model(x_in, Dense(h, 10, "softmax")(LSTM(h)(x_in)))
+    opt = Adam(1e-3)
+    rng = np.random.default_rng(0)
+    data = [(rng.random((n, t, i), dtype=np.float32), rng.integers(0, 10, n)) for _ in range(6)]
+    for xb, yb in data[:2]:
+        _train_step(model, opt, xb, yb)
+    (plan,) = model._plans.values()
+    first = [(id(b), b.shape) for b in plan.buffers()]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for xb, yb in data[2:]:
+            _train_step(model, opt, xb, yb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(id(b), b.shape) for b in plan.buffers()] == first
+    one_sequence = n * t * h * 4          # the (N, T, H) hidden sequence in float32
+    assert peak - base < one_sequence, (peak - base, one_sequence)
