@@ -6,6 +6,7 @@ forward and backward passes are compiled once into a plan of steps on preallocat
 from .tensor import Tensor, tensor
 from .autograd import no_grad, enable_grad, retain_grads, is_grad_enabled
 from .random import manual_seed
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .model import Input, Model, Sequential, load_model, model_from_json
 
 stack = Tensor.stack

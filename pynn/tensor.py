@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from . import autograd
+from . import anomaly, autograd
 from .random import rng
 from .ops.base import FreeDim, normalize_dim
 from .ops import elementwise as E, reduce as R, shape as S, linalg as L
@@ -45,6 +45,8 @@ def apply(op, *inputs):
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(a.shape) for a in arrays)
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None
+    if anomaly.enabled and not symbolic:
+        anomaly.check_forward(op, out, arrays)
     t = Tensor._wrap(out, record and grad)
     if record:
         t.grad_fn = autograd.Node(op, inputs)
