@@ -548,13 +548,19 @@ class Sequential(Model):
 def load_model(path):
     """Rebuild a Model saved with `model.save(path)`: same architecture, same weights."""
     arch, arrays = serialization.load_arrays(path, kind="model")
+    where = f"load_model: {path}"
     try:
         config = json.loads(arch)
     except ValueError as e:
-        raise ValueError(f"load_model: {path} holds an architecture that is not JSON: {e}") \
-            from None
-    model = architecture.build_model(config, Input, Model, where=f"load_model: {path}")
-    architecture.load_exact(model, arrays, where=f"load_model: {path}")
+        raise ValueError(f"{where} holds an architecture that is not JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{where} holds an architecture nested too deeply to read") from None
+    # the file's weights are checked against the architecture while it is built, before any
+    # weight is allocated (see architecture.build_model)
+    weights = {k: v for k, v in arrays.items() if not k.startswith("c/")}
+    model = architecture.build_model(config, Input, Model, arrays=arrays, where=where,
+                                     weights=weights)
+    architecture.load_exact(model, arrays, where=where)
     return model
 
 
