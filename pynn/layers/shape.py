@@ -58,6 +58,8 @@ class Reshape(Layer):
                              f"sample), which cannot be reshaped to {self.shape}")
 
     def forward(self, x):
+        if -1 in self.shape:        # the batch size as a size (a FreeDim in a model being built)
+            return x.reshape((x.shape[0],) + self.shape)
         return x.reshape((-1,) + self.shape)
 
     def config(self):
