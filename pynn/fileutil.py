@@ -114,6 +114,11 @@ def read_regular(path, where, max_bytes=None):
         fd = os.open(path, flags)        # O_NONBLOCK: opening a FIFO does not wait for a writer
     except IsADirectoryError:
         raise ValueError(f"{where}: {path} is a directory, not a file") from None
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as e:      # e.g. ENXIO: a unix socket; ENODEV: a device without a driver
+        raise ValueError(f"{where}: {path} is not a regular file ({e.strerror}); pynn only "
+                         f"reads regular files") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
