@@ -62,7 +62,9 @@ def _writer_gone(name, prefix, suffix):
     """True if `name` was made by create_temp on this host by a process that has exited."""
     core = name[len(prefix):len(name) - len(suffix)]
     parts = core.rsplit("-", 2)
-    if len(parts) != 3 or parts[0] != _host() or not parts[1].isdigit():
+    host = _host()
+    if len(parts) != 3 or not parts[1].isdigit() or \
+            not (parts[0] == host or parts[0].endswith("." + host)):     # ".<name>.<host>"
         return False
     pid = int(parts[1])
     if pid == os.getpid():
