@@ -337,6 +337,18 @@ class Model(Layer):
             return [np.concatenate([c[k].data for c in chunks]) for k in range(len(self.outputs))]
         return np.concatenate([c.data for c in chunks])
 
+    def __getstate__(self):
+        """copy.deepcopy / pickle: everything but the compiled plans (made again on use) and
+        the lock guarding them."""
+        state = self.__dict__.copy()
+        state["_plans"] = collections.OrderedDict()
+        state.pop("_plans_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._plans_lock = threading.Lock()
+
     def release_buffers(self):
         """Free every compiled plan and its buffers (they are rebuilt at the next call)."""
         with self._plans_lock:

@@ -113,6 +113,17 @@ def test_plan_cache_is_an_lru_of_max_plans():
     assert model(x[:2]).shape == (2, 10)
 
 
+def test_a_model_can_be_deep_copied_and_its_copy_compiles_its_own_plans():
+    import copy
+    model = _readme_cnn()
+    x = np.random.default_rng(7).random((3, 1, 28, 28), dtype=np.float32)
+    want = model(x).data.copy()
+    twin = copy.deepcopy(model)
+    assert len(twin._plans) == 0
+    np.testing.assert_array_equal(twin(x).data, want)
+    assert twin.layers[0].weight is not model.layers[0].weight
+
+
 # -- predict's edge cases ----------------------------------------------------------------------
 def test_predict_zero_rows_and_bad_batch_sizes():
     model = _readme_cnn()
