@@ -170,8 +170,10 @@ def build_model(config, input_fn, model_cls, arrays=None, where="from_config", w
 def _build(config, input_fn, model_cls, arrays, where, weights=None):
     inputs = [input_fn(tuple(i["shape"]), dtype=np.dtype(i["dtype"]), name=i.get("name"))
               for i in config["inputs"]]
-    layers = [_make_layer(entry, input_fn, model_cls, where, weights)
-              for entry in config["layers"]]
+    names = _default_names(config["layers"]) if weights is not None else None
+    layers = [_make_layer(entry, input_fn, model_cls, where, weights,
+                          names[i] if names else None)
+              for i, entry in enumerate(config["layers"])]
     free = {}
     for p in config.get("free_params", []):
         if isinstance(p, str):         # pynn 0.1: the name alone, the array in the file
@@ -204,14 +206,14 @@ def _build(config, input_fn, model_cls, arrays, where, weights=None):
     for node in config["nodes"]:
         args = [deref(r) for r in node["inputs"]]
         if "layer" in node:
-            layer, entry = layers[node["layer"]], config["layers"][node["layer"]]
+            layer = layers[node["layer"]]
             if weights is not None and not layer.built:
                 # a layer whose sizes come from its input (Dense(units)): build it here, with
                 # placeholders, so that its weights are checked before any is allocated
                 with placeholder_weights():
                     layer.build(*args)
                 layer.built = True
-                _take_weights(layer, entry.get("name"), weights, where)
+                _take_weights(layer, layer.name, weights, where)
             outs.append(layer(*args))
         else:
             if ops is None:
@@ -225,9 +227,26 @@ def _build(config, input_fn, model_cls, arrays, where, weights=None):
                      outputs if config["multi_out"] else outputs[0], name=config.get("name"))
 
 
-def _make_layer(entry, input_fn, model_cls, where, weights=None):
+def _default_names(entries):
+    """The names Model gives layers saved without one (pynn 0.1 files), in their saved order:
+    "<class>_1", "<class>_2", ... skipping the names other layers have."""
+    taken = {e.get("name") for e in entries if e.get("name") is not None}
+    counts, out = {}, []
+    for e in entries:
+        name = e.get("name")
+        if name is None:
+            base = str(e["class"]).lower()
+            while name is None or name in taken:
+                counts[base] = counts.get(base, 0) + 1
+                name = f"{base}_{counts[base]}"
+            taken.add(name)
+        out.append(name)
+    return out
+
+
+def _make_layer(entry, input_fn, model_cls, where, weights=None, name=None):
     cls_name = entry["class"]
-    name = entry.get("name")
+    name = entry.get("name") if name is None else name
     if cls_name == "Model":
         inner = None
         if weights is not None:

@@ -309,6 +309,8 @@ class Model(Layer):
         The model's own train/eval flag is left alone (eval mode holds for this call, in this
         thread only), and a last batch shorter than `batch_size` runs on a plan that is not
         kept, so predicting on many sizes keeps at most one plan per batch size."""
+        if not self.built:                  # a Sequential without an input shape yet
+            self(x if isinstance(x, Tensor) else np.asarray(x)[:1])
         xs = list(x) if self._multi_in else [x]
         xs = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in xs]
         if len(xs) != len(self.inputs):

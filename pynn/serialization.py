@@ -189,7 +189,7 @@ def load_arrays(path, kind):
         header = json.loads(first)
     except ValueError:
         header = None
-    if not isinstance(header, dict) or "format" not in header:
+    if not isinstance(header, dict) or "format" not in header or "layers" in header:
         # pynn 0.1 files: the architecture JSON alone, format and version inside it
         try:
             old = json.loads(text)

@@ -266,6 +266,20 @@ def test_a_file_without_checksum_is_named_as_older_pynn(tmp_path):
         assert "truncated" in _refused(tmp_path / "cut.npz", "load_model")
 
 
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def test_a_format_version_1_file_still_loads():
+    """tests/data/pynn_v1_cnn.npz was saved by pynn at commit 35b65d6 (format version 1, layers
+    without names) with the predictions beside it, on np.linspace(0, 1, 72) as 2x1x6x6."""
+    model = load_model(os.path.join(DATA, "pynn_v1_cnn.npz"))
+    x = np.linspace(0, 1, 72, dtype=np.float32).reshape(2, 1, 6, 6)
+    want = np.load(os.path.join(DATA, "pynn_v1_cnn_predictions.npy"))
+    np.testing.assert_array_equal(model.predict(x), want)
+    assert model.layer_names == ["conv2d_1", "maxpool2d_1", "flatten_1", "batchnorm1d_1",
+                                 "dense_1"]
+
+
 def test_newer_format_versions_are_named(tmp_path):
     model = _dense_model()
     text = json.dumps(model.get_config())
