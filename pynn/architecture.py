@@ -151,7 +151,8 @@ def build_model(config, input_fn, model_cls, arrays=None, where="from_config", w
 
     With `weights` (name -> array, as in a state dict: what `load_model` passes), the sizes the
     layers claim must be in proportion to those arrays, each layer is made with placeholder
-    weights (no memory, no random draws), and each weight's shape and dtype is checked against
+    weights (zeros: no random draws, pages left untouched), and each weight's shape and dtype
+    is checked against
     the file's array before that array takes its place: nothing is allocated for a weight the
     file does not hold."""
     arrays = arrays or {}
@@ -265,9 +266,9 @@ def _make_layer(entry, input_fn, model_cls, where, weights=None, name=None):
             else:
                 with placeholder_weights():
                     layer = cls(**kwargs)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, MemoryError) as e:
             raise ValueError(f"{where}: layer {name!r} ({cls_name}) cannot be made from its "
-                             f"saved settings: {e}") from None
+                             f"saved settings: {type(e).__name__}: {e}") from None
         if weights is not None and getattr(layer, "built", True):
             _take_weights(layer, name, weights, where)
     if name is not None:

@@ -9,7 +9,7 @@ models and of values), input shapes and dtypes, integer settings and the geometr
 when the weights come from a file, that the sizes a layer's settings claim are in proportion to
 the weights the file holds (a Dense(10**6, 10**6) in a small file is refused before 4 TB are
 asked for). The exact shape and dtype of each weight is checked by `architecture.build_model`
-once a layer is made with placeholder weights (no memory, no random draws).
+once a layer is made with placeholder weights (zeros, no random draws).
 """
 import numpy as np
 

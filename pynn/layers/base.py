@@ -29,17 +29,17 @@ _local = threading.local()
 def uniform_(shape, bound, dtype=np.float32):
     """U(-bound, bound), PyTorch's default init for Linear/Conv weights and biases.
 
-    Inside `placeholder_weights()` it draws nothing and allocates nothing: a read-only view of
-    one zero with the shape (what `load_model` builds layers with before it has checked the
-    file's weights against them)."""
+    Inside `placeholder_weights()` it draws nothing: zeros, whose pages the OS does not even
+    commit until they are written (what `load_model` builds layers with before it has checked
+    the file's weights against them, and then replaces)."""
     if getattr(_local, "placeholders", False):
-        return np.broadcast_to(np.zeros((), dtype), tuple(int(n) for n in shape))
+        return np.zeros(tuple(int(n) for n in shape), dtype)
     return rng().uniform(-bound, bound, size=shape).astype(dtype)
 
 
 @contextlib.contextmanager
 def placeholder_weights():
-    """In this thread, layers made inside get zero-memory placeholder weights (see uniform_)."""
+    """In this thread, layers made inside get placeholder weights, not random ones (uniform_)."""
     prev = getattr(_local, "placeholders", False)
     _local.placeholders = True
     try:
