@@ -78,6 +78,8 @@ def is_anomaly_enabled():
 
 def _bad(array):
     """'nan', 'inf' or None for an output array (non-float arrays are never anomalous)."""
+    if isinstance(array, np.generic):
+        array = np.asarray(array)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fc":
         return None
     if np.isfinite(array).all():

@@ -12,9 +12,9 @@ import time
 import pytest
 
 import pynn
-from pynn.datasets import DownloadError, ChecksumError
+from pynn.datasets import ChecksumError, DownloadError
 from pynn.datasets import download as dl
-from pynn.datasets.mnist import mnist, fashion_mnist
+from pynn.datasets.mnist import fashion_mnist, mnist
 
 PAYLOAD = bytes(range(256)) * 40        # 10240 bytes
 
@@ -81,7 +81,7 @@ def _bounded(fn, seconds=120):
     def run():
         try:
             box["value"] = fn()
-        except BaseException as e:      # noqa: B902 - handed back to the test
+        except BaseException as e:      # handed back to the test
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)

@@ -172,7 +172,7 @@ def _run_threads(target, n):
     def wrapped(i):
         try:
             target(i)
-        except BaseException as e:      # noqa: B902 - reported below, with the thread
+        except BaseException as e:      # reported below, with the thread
             errors.append((i, e))
 
     start = threading.Barrier(n)
@@ -238,7 +238,7 @@ def test_threads_sharing_a_model_get_correct_gradients(fast_switching):
 
     _run_threads(work, 4)
     assert not wrong
-    for p, want in zip(model.weights, want_p):
+    for p, want in zip(model.weights, want_p, strict=True):
         # the same 40 contributions added in another order: float64 rounding only
         np.testing.assert_allclose(p.grad.data, want, rtol=1e-10, atol=1e-12)
 

@@ -176,7 +176,7 @@ def _run_bounded(fn, seconds=60):
     def run():
         try:
             box["value"] = fn()
-        except BaseException as e:      # noqa: B902 - handed back to the test
+        except BaseException as e:      # handed back to the test
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)
@@ -375,7 +375,7 @@ def test_concurrent_saves_into_one_folder_all_succeed(tmp_path):
         try:
             for _ in range(5):
                 _dense_model().save(tmp_path / f"m{i}.npz")
-        except BaseException as e:       # noqa: B902 - reported below
+        except BaseException as e:       # reported below
             errors.append(e)
 
     threads = [threading.Thread(target=save, args=(i,)) for i in range(4)]
