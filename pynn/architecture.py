@@ -163,9 +163,15 @@ def build_model(config, input_fn, model_cls, arrays=None, where="from_config", w
                               file_elements=file_elements)
     try:
         return _build(config, input_fn, model_cls, arrays, where, weights)
-    except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError, RecursionError, ArithmeticError,
+            MemoryError) as e:
         raise ValueError(f"{where}: the architecture is malformed ({type(e).__name__}: {e})") \
             from None
+    except ValueError as e:
+        if str(e).startswith(where):
+            raise
+        # a layer refusing its input: the layers and calls of the config do not fit together
+        raise ValueError(f"{where}: the architecture does not fit together: {e}") from None
 
 
 def _build(config, input_fn, model_cls, arrays, where, weights=None):
@@ -292,10 +298,10 @@ def _check_array(label, what, weights, key, shape, where):
         raise ValueError(f"{where}: {label} has {what or 'a value'} of shape {tuple(shape)}, "
                          f"which the file does not hold (no array {key!r})")
     a = weights[key]
-    if a.dtype.kind != "f" or a.shape != tuple(shape):
+    if a.dtype not in (np.float32, np.float64) or a.shape != tuple(shape):
         raise ValueError(f"{where}: {label}: {what or 'the array'} has shape {a.shape} and dtype "
                          f"{a.dtype} in the file, but the architecture implies shape "
-                         f"{tuple(shape)} and a float dtype")
+                         f"{tuple(shape)} and float32 or float64")
     return a
 
 

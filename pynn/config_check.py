@@ -73,7 +73,8 @@ class _Checker:
         for i, entry in enumerate(layers):
             self.layer(entry, depth, f"{what}'s layer #{i}")
         params = set()
-        for i, p in enumerate(config.get("free_params", [])):
+        for i, p in enumerate(self.expect(config.get("free_params", []), (list,),
+                                          f"{what}'s 'free_params'")):
             if isinstance(p, str):      # pynn 0.1: the name alone
                 params.add(p)
                 continue
@@ -222,7 +223,10 @@ def check_config(config, where, layer_classes, op_names, file_elements=None):
     `file_elements` (the weight elements a file holds), also if its layers claim sizes out of
     proportion to them."""
     checker = _Checker(where, layer_classes, op_names)
-    checker.model(config, 0)
+    try:
+        checker.model(config, 0)
+    except (TypeError, KeyError, IndexError, AttributeError) as e:   # a case not foreseen above
+        checker.fail(f"{type(e).__name__}: {e}")
     if file_elements is not None:
         limit = CLAIM_RATIO * file_elements + CLAIM_SLACK
         if checker.claim > limit:

@@ -71,13 +71,14 @@ def test_a_huge_claimed_layer_is_refused_before_allocating(tmp_path):
     (np.zeros((3, 4), np.float32), r"shape \(3, 4\) and dtype float32"),
     (np.zeros((2, 4), np.int64), r"shape \(2, 4\) and dtype int64"),
     (np.array([["a"] * 4] * 2), r"shape \(2, 4\) and dtype <U1"),
+    (np.zeros((2, 4), np.float16), r"shape \(2, 4\) and dtype float16"),
 ])
 def test_weights_that_contradict_the_architecture_are_refused(tmp_path, weight, found):
     config, weights = _config_and_weights()
     weights["dense_1.weight"] = weight
     _write(tmp_path / "bad.npz", config, weights)
     _refused(tmp_path / "bad.npz", r"layer 'dense_1' \(Dense\(4->2\)\): weight has " + found
-             + r" in the file, but the architecture implies shape \(2, 4\) and a float dtype")
+             + r" in the file, but the architecture implies shape \(2, 4\) and float32 or float64")
 
 
 def test_a_missing_weight_is_refused_naming_it(tmp_path):
