@@ -388,3 +388,50 @@ def test_concurrent_saves_into_one_folder_all_succeed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [f"m{i}.npz" for i in range(4)]
     for i in range(4):
         load_model(tmp_path / f"m{i}.npz")
+
+
+def test_randomly_mutated_architectures_never_escape_as_raw_errors(tmp_path):
+    """300 configs with one or two values swapped for something else (fixed seed): each loads,
+    or is refused with a load_model: ValueError; no KeyError, TypeError, IndexError or a
+    layer's own unprefixed error gets out."""
+    import copy
+    import random
+
+    from pynn.layers import Add, BatchNorm1d, Dropout
+    pynn.manual_seed(0)
+    x_in = Input((1, 8, 8))
+    x = Flatten()(MaxPool2d(2)(Conv2d(1, 2, 3, padding=1, activation="relu")(x_in)))
+    a = Dense(32, 8)(x)
+    y = Dropout(0.2)(Add()([a, BatchNorm1d(8)(a)]))
+    model = Model(x_in, Dense(8, 3)(y * 2.0))
+    config, weights = model.get_config(), dict(model.state_dict())
+    paths = []
+
+    def collect(value, path):
+        paths.append(path)
+        items = value.items() if isinstance(value, dict) else \
+            enumerate(value) if isinstance(value, list) else ()
+        for k, v in items:
+            collect(v, path + [k])
+
+    collect(config, [])
+    values = [None, -1, 0, 10**9, "x", [], {}, 1.5, True, [1, 2, 3], {"node": 99},
+              {"input": 0}, 2, "Dense", [[[[1]]]], -10**12]
+    rng = random.Random(0)
+    path = tmp_path / "m.npz"
+    for _ in range(300):
+        c = copy.deepcopy(config)
+        for _ in range(rng.choice([1, 1, 2])):
+            where = rng.choice(paths[1:])
+            target = c
+            try:
+                for k in where[:-1]:
+                    target = target[k]
+                target[where[-1]] = copy.deepcopy(rng.choice(values))
+            except (KeyError, IndexError, TypeError):
+                pass             # the path went away with an earlier change
+        _write(path, c, weights)
+        try:
+            load_model(path)
+        except ValueError as e:
+            assert str(e).startswith("load_model:"), str(e)
