@@ -389,6 +389,9 @@ class Model(Layer):
             if key not in state:
                 continue
             value = np.asarray(getattr(state[key], "data", state[key]))
+            if value.dtype.kind not in "fiub":
+                raise ValueError(f"load_state_dict: {key} holds {value.dtype} values; expected "
+                                 f"numbers (the model's is {target.dtype})")
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model but "
                                  f"{value.shape} in the state dict")

@@ -81,6 +81,15 @@ def test_weights_that_contradict_the_architecture_are_refused(tmp_path, weight, 
              + r" in the file, but the architecture implies shape \(2, 4\) and float32 or float64")
 
 
+def test_load_weights_refuses_non_number_arrays(tmp_path):
+    model = _dense_model()
+    state = dict(model.state_dict())
+    state["dense_1.weight"] = np.array([["a"] * 4] * 2)
+    serialization.save_arrays(tmp_path / "w.npz", state, kind="weights")
+    with pytest.raises(ValueError, match=r"load_state_dict: dense_1.weight holds <U1 values"):
+        model.load_weights(tmp_path / "w.npz")
+
+
 def test_a_missing_weight_is_refused_naming_it(tmp_path):
     config, weights = _config_and_weights()
     del weights["dense_1.bias"]
