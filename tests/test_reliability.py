@@ -277,6 +277,7 @@ def test_training_keyword_is_per_call():
 
 
 # -- detect_anomaly ----------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_detect_anomaly_is_exported_and_off_by_default():
     assert pynn.detect_anomaly is pynn.anomaly.detect_anomaly
     assert not pynn.is_anomaly_enabled()
