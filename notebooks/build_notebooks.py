@@ -590,7 +590,7 @@ def seq_mnist_lstm():
         h = LSTM(HIDDEN)(x_in)                 # (None, HIDDEN): the output after the last row
         y = Dense(HIDDEN, 10, softmax)(h)
         model = Model(x_in, y)
-        model.summary()
+        model.summary();   # the ";" stops Jupyter from echoing the returned table
         """),
         md("""
         ## Training
@@ -740,7 +740,7 @@ def words_transformer():
             x = x + Dense(4 * EMBED, EMBED)(gelu(Dense(EMBED, 4 * EMBED)(h)))
         logits = Dense(EMBED, VOCAB)(LayerNorm(EMBED)(x))
         model = Model(ids, logits)
-        model.summary()
+        model.summary();   # the ";" stops Jupyter from echoing the returned table
         """),
         md("""
         ## Training

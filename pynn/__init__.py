@@ -3,6 +3,7 @@
 Eager, PyTorch-like tensors with reverse-mode autograd, and Keras-style functional models whose
 forward and backward passes are compiled once into a plan of steps on preallocated buffers.
 """
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import enable_grad, is_grad_enabled, no_grad, retain_grads
 from .interop import from_torch_state_dict
 from .model import Input, Model, Sequential, load_model, model_from_json

@@ -18,7 +18,8 @@ registered layers (`pynn.layers.register`) and ops.
 """
 import numpy as np
 
-from .layers.base import FUNCTIONS, LAYERS  # noqa: F401  (FUNCTIONS: for Lambda configs)
+from . import config_check
+from .layers.base import FUNCTIONS, LAYERS, placeholder_weights  # noqa: F401  (FUNCTIONS: Lambda)
 from .ops.base import FreeDim, Op
 from .tensor import Tensor, apply
 
@@ -145,27 +146,51 @@ def model_config(model):
 
 
 # -- config -> Model ---------------------------------------------------------------------------
-def build_model(config, input_fn, model_cls, arrays=None, where="from_config"):
-    """A new model of the architecture `config`. `arrays` (a loaded file's arrays) give pynn
-    0.1 files their constants and free parameters."""
+def build_model(config, input_fn, model_cls, arrays=None, where="from_config", weights=None):
+    """A new model of the architecture `config`, checked first (`pynn.config_check`). `arrays`
+    (a loaded file's arrays) give pynn 0.1 files their constants and free parameters.
+
+    With `weights` (name -> array, as in a state dict: what `load_model` passes), the sizes the
+    layers claim must be in proportion to those arrays, each layer is made with placeholder
+    weights (zeros: no random draws, pages left untouched), and each weight's shape and dtype
+    is checked against
+    the file's array before that array takes its place: nothing is allocated for a weight the
+    file does not hold."""
     arrays = arrays or {}
+    file_elements = None
+    if weights is not None:
+        file_elements = sum(int(a.size) for a in weights.values())
+    config_check.check_config(config, where, LAYERS, lambda: op_classes(),
+                              file_elements=file_elements)
     try:
-        return _build(config, input_fn, model_cls, arrays, where)
-    except (KeyError, IndexError, TypeError) as e:
+        return _build(config, input_fn, model_cls, arrays, where, weights)
+    except (KeyError, IndexError, TypeError, AttributeError, RecursionError, ArithmeticError,
+            MemoryError) as e:
         raise ValueError(f"{where}: the architecture is malformed ({type(e).__name__}: {e})") \
             from None
+    except ValueError as e:
+        if str(e).startswith(where):
+            raise
+        # a layer refusing its input: the layers and calls of the config do not fit together
+        raise ValueError(f"{where}: the architecture does not fit together: {e}") from None
 
 
-def _build(config, input_fn, model_cls, arrays, where):
+def _build(config, input_fn, model_cls, arrays, where, weights=None):
     inputs = [input_fn(tuple(i["shape"]), dtype=np.dtype(i["dtype"]), name=i.get("name"))
               for i in config["inputs"]]
-    layers = [_make_layer(entry, input_fn, model_cls, where) for entry in config["layers"]]
+    names = _default_names(config["layers"]) if weights is not None else None
+    layers = [_make_layer(entry, input_fn, model_cls, where, weights,
+                          names[i] if names else None)
+              for i, entry in enumerate(config["layers"])]
     free = {}
     for p in config.get("free_params", []):
         if isinstance(p, str):         # pynn 0.1: the name alone, the array in the file
             a = arrays[f"{p}"]
             free[p] = Tensor(np.array(a), requires_grad=True, dtype=a.dtype)
         else:
+            if weights is not None:
+                _check_array(f"free parameter {p['name']!r}", "", weights, p["name"],
+                             tuple(p["shape"]), where)
             free[p["name"]] = Tensor(np.zeros(p["shape"], np.dtype(p["dtype"])),
                                      requires_grad=True, dtype=np.dtype(p["dtype"]))
     outs = []
@@ -189,7 +214,15 @@ def _build(config, input_fn, model_cls, arrays, where):
     for node in config["nodes"]:
         args = [deref(r) for r in node["inputs"]]
         if "layer" in node:
-            outs.append(layers[node["layer"]](*args))
+            layer = layers[node["layer"]]
+            if weights is not None and not layer.built:
+                # a layer whose sizes come from its input (Dense(units)): build it here, with
+                # placeholders, so that its weights are checked before any is allocated
+                with placeholder_weights():
+                    layer.build(*args)
+                layer.built = True
+                _take_weights(layer, layer.name, weights, where)
+            outs.append(layer(*args))
         else:
             if ops is None:
                 ops = op_classes()
@@ -202,19 +235,75 @@ def _build(config, input_fn, model_cls, arrays, where):
                      outputs if config["multi_out"] else outputs[0], name=config.get("name"))
 
 
-def _make_layer(entry, input_fn, model_cls, where):
+def _default_names(entries):
+    """The names Model gives layers saved without one (pynn 0.1 files), in their saved order:
+    "<class>_1", "<class>_2", ... skipping the names other layers have."""
+    taken = {e.get("name") for e in entries if e.get("name") is not None}
+    counts, out = {}, []
+    for e in entries:
+        name = e.get("name")
+        if name is None:
+            base = str(e["class"]).lower()
+            while name is None or name in taken:
+                counts[base] = counts.get(base, 0) + 1
+                name = f"{base}_{counts[base]}"
+            taken.add(name)
+        out.append(name)
+    return out
+
+
+def _make_layer(entry, input_fn, model_cls, where, weights=None, name=None):
     cls_name = entry["class"]
+    name = entry.get("name") if name is None else name
     if cls_name == "Model":
-        layer = _build(entry["config"], input_fn, model_cls, {}, where)
+        inner = None
+        if weights is not None:
+            inner = {k[len(name) + 1:]: v for k, v in weights.items()
+                     if isinstance(name, str) and k.startswith(name + ".")}
+        layer = _build(entry["config"], input_fn, model_cls, {}, where, inner)
     else:
         cls = LAYERS.get(cls_name)
         if cls is None:
             raise ValueError(f"{where}: unknown layer class {cls_name!r}; if it is your own, "
                              f"decorate it with @pynn.layers.register before loading")
-        layer = cls(**{k: unjson(v) for k, v in entry["config"].items()})
-    if entry.get("name") is not None:
-        layer.name = entry["name"]
+        kwargs = {k: unjson(v) for k, v in entry["config"].items()}
+        try:
+            if weights is None:
+                layer = cls(**kwargs)
+            else:
+                with placeholder_weights():
+                    layer = cls(**kwargs)
+        except (ValueError, TypeError, MemoryError) as e:
+            raise ValueError(f"{where}: layer {name!r} ({cls_name}) cannot be made from its "
+                             f"saved settings: {type(e).__name__}: {e}") from None
+        if weights is not None and getattr(layer, "built", True):
+            _take_weights(layer, name, weights, where)
+    if name is not None:
+        layer.name = name
     return layer
+
+
+def _take_weights(layer, name, weights, where):
+    """Check each weight and buffer of a layer made with placeholders against the file's
+    array of that name (shape, float dtype), and put the file's array in its place."""
+    label = f"layer {name!r} ({layer!r})"
+    for pname, p in layer.named_weights():
+        p.data = _check_array(label, pname, weights, f"{name}.{pname}", p.data.shape, where)
+    for bname in layer.buffer_names:
+        setattr(layer, bname, _check_array(label, bname, weights, f"{name}.{bname}",
+                                           getattr(layer, bname).shape, where))
+
+
+def _check_array(label, what, weights, key, shape, where):
+    if key not in weights:
+        raise ValueError(f"{where}: {label} has {what or 'a value'} of shape {tuple(shape)}, "
+                         f"which the file does not hold (no array {key!r})")
+    a = weights[key]
+    if a.dtype not in (np.float32, np.float64) or a.shape != tuple(shape):
+        raise ValueError(f"{where}: {label}: {what or 'the array'} has shape {a.shape} and dtype "
+                         f"{a.dtype} in the file, but the architecture implies shape "
+                         f"{tuple(shape)} and float32 or float64")
+    return a
 
 
 def load_exact(model, arrays, where):

@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from . import anomaly
 from .graph import walk
 from .ops.base import unbroadcast
 
@@ -141,12 +142,18 @@ def leaves_and_nodes(root):
     return walk([root])
 
 
+#: held while a gradient is added into a leaf's .grad, so that threads running backward into
+#: the same parameters at once add up their contributions instead of losing some
+_grad_lock = threading.Lock()
+
+
 def _accumulate(tensor, grad):
     """Add `grad` (an array of tensor's shape) into tensor.grad."""
-    if tensor.grad is None:
-        tensor.grad = type(tensor)._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
-    else:
-        tensor.grad.data += grad
+    with _grad_lock:
+        if tensor.grad is None:
+            tensor.grad = type(tensor)._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
+        else:
+            tensor.grad.data += grad
 
 
 def backward(root, grad=None, retain_graph=False):
@@ -185,6 +192,9 @@ def backward(root, grad=None, retain_graph=False):
                 f"the first time")
         check_versions(t, node)
         input_grads = node.op.backward(g)
+        if anomaly.enabled:
+            anomaly.check_backward(node.op, input_grads,
+                                   lambda t=t: anomaly.layer_of(t, [root]))
         for parent, pg in zip(node.inputs, input_grads):
             if pg is None or not parent._requires_grad:
                 continue

@@ -10,12 +10,13 @@ A Model is a layer too: called on symbolic tensors it puts its own graph into th
 """
 import collections
 import json
+import threading
 
 import numpy as np
 
 from . import architecture, autograd, serialization
 from .graph import layer_walk, walk
-from .layers.base import Layer, ParameterList
+from .layers.base import Layer, ParameterList, forced_mode
 from .plan import Graph, ModelOp, Plan
 from .tensor import Tensor, apply
 
@@ -78,7 +79,10 @@ class Model(Layer):
         (64, 10)
     """
 
-    #: how many compiled plans (one per input signature) a model keeps; least recently used go
+    #: how many compiled plans a model keeps, least recently used dropped first. A plan is the
+    #: graph compiled for one input signature (shapes, dtypes, grad mode) in one thread, with its
+    #: own buffers (several MB for a CNN at batch 64): memory grows with max_plans, and a
+    #: call whose plan was dropped compiles it again. Set it on a model or on the class.
     max_plans = 8
     is_model = True
 
@@ -110,6 +114,7 @@ class Model(Layer):
         self.free_params = [t for t in self.graph.params if id(t) not in owned]
         self._plans = collections.OrderedDict()
         self._step_layers = None
+        self._plans_lock = threading.Lock()
         self.training = True
         self.built = True
         self._check_free_batch()
@@ -121,15 +126,12 @@ class Model(Layer):
         arrays = [np.zeros((2,) + t.data.shape[1:], self.dtype if t.dtype.kind == "f" else t.dtype)
                   for t in self.inputs]
         plan = Plan(self.graph, (False,) * len(arrays), False, batch=2)
-        training = self.training
-        self.train(False)
         try:
-            plan.forward(arrays)
+            with forced_mode(False):    # zeros: not data whose NaNs detect_anomaly() reports
+                plan.forward(arrays, check_anomalies=False)
         except (ValueError, IndexError, TypeError) as e:
             raise ValueError(f"{self._where()}: the graph does not follow the batch size (built "
                              f"at batch 1, it fails at batch 2): {e}") from None
-        finally:
-            self.train(training)
 
     # -- weights ------------------------------------------------------------------------------
     def named_weights(self):
@@ -242,27 +244,30 @@ class Model(Layer):
             return self._call_symbolic(xs)
         if training is None or bool(training) == self.training:
             return self._run(xs)
-        was = self.training
-        self.train(bool(training))
-        try:
+        with forced_mode(bool(training)):    # this call only: other threads keep the model's mode
             return self._run(xs)
-        finally:
-            self.train(was)
 
-    def _run(self, xs):
+    def _run(self, xs, keep=True):
+        """Run the plan for these inputs' signature, compiled at its first use. Plans are per
+        thread (two threads never share buffers) and the `max_plans` most recently used are
+        kept; with `keep=False` a plan not kept already is used for this call only."""
         arrays = [self._prepare(i, x) for i, x in enumerate(xs)]
         record = autograd.is_grad_enabled()
         in_rg = tuple(record and isinstance(x, Tensor) and x.requires_grad for x in xs)
         trained = tuple(p._requires_grad for p in self.graph.params)
-        key = (tuple((a.shape, a.dtype.str) for a in arrays), record, in_rg, trained)
-        plan = self._plans.get(key)
+        key = (tuple((a.shape, a.dtype.str) for a in arrays), record, in_rg, trained,
+               threading.get_ident())
+        with self._plans_lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
         if plan is None:
             plan = Plan(self.graph, in_rg, record, trained, batch=arrays[0].shape[0])
-            self._plans[key] = plan
-            while len(self._plans) > self.max_plans:
-                self._plans.popitem(last=False)
-        else:
-            self._plans.move_to_end(key)
+            if keep:
+                with self._plans_lock:
+                    self._plans[key] = plan
+                    while len(self._plans) > max(int(self.max_plans), 1):
+                        self._plans.popitem(last=False)
         outs = plan.forward(arrays)
         results = [self._output(plan, s, a, xs, record)
                    for s, a in zip(self.graph.output_slots, outs)]
@@ -316,36 +321,57 @@ class Model(Layer):
 
     def predict(self, x, batch_size=None, verbose=0):
         """Outputs as NumPy arrays, in eval mode and without recording a graph, `batch_size`
-        samples at a time (default: all at once); `verbose=1` shows a progress bar."""
+        samples at a time (default: all at once); `verbose=1` shows a progress bar.
+
+        The model's own train/eval flag is left alone (eval mode holds for this call, in this
+        thread only), and a last batch shorter than `batch_size` runs on a plan that is not
+        kept, so predicting on many sizes keeps at most one plan per batch size."""
+        if not self.built:                  # a Sequential without an input shape yet
+            self(x if isinstance(x, Tensor) else np.asarray(x)[:1])
         xs = list(x) if self._multi_in else [x]
         xs = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in xs]
-        n = len(xs[0])
-        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-            raise ValueError(f"{self._where()}.predict: batch_size must be >= 1, got {batch_size}")
+        if len(xs) != len(self.inputs):
+            raise TypeError(f"{self._where()}.predict takes {len(self.inputs)} input(s), "
+                            f"got {len(xs)}")
+        n = len(xs[0]) if xs[0].ndim else 0
+        if batch_size is not None and (isinstance(batch_size, bool) or
+                                       not isinstance(batch_size, (int, np.integer)) or
+                                       batch_size < 1):
+            raise ValueError(f"{self._where()}.predict: batch_size must be an int >= 1, got "
+                             f"{batch_size!r}")
         size = int(batch_size or max(n, 1))
-        was_training = self.training
-        self.eval()
-        try:
-            with autograd.no_grad():
-                if n == 0:       # shape of one sample's output, from a run on one row of zeros
-                    one = self(*[np.zeros((1,) + a.shape[1:], a.dtype) for a in xs])
-                    one = one if self._multi_out else [one]
-                    outs = [np.empty((0,) + o.shape[1:], o.dtype) for o in one]
-                    return outs if self._multi_out else outs[0]
-                starts = range(0, n, size)
-                if verbose:
-                    from tqdm import tqdm
-                    starts = tqdm(starts, desc="predict", mininterval=0.5)
-                chunks = [self(*[a[i:i + size] for a in xs]) for i in starts]
-        finally:
-            self.train(was_training)
+        with forced_mode(False), autograd.no_grad():
+            if n == 0:       # shape of one sample's output, from a run on one row of zeros
+                one = self._run([np.zeros((1,) + a.shape[1:], a.dtype) for a in xs], keep=False)
+                one = one if self._multi_out else [one]
+                outs = [np.empty((0,) + o.shape[1:], o.dtype) for o in one]
+                return outs if self._multi_out else outs[0]
+            starts = range(0, n, size)
+            if verbose:
+                from tqdm import tqdm
+                starts = tqdm(starts, desc="predict", mininterval=0.5)
+            chunks = [self._run([a[i:i + size] for a in xs], keep=i + size <= n)
+                      for i in starts]
         if self._multi_out:
             return [np.concatenate([c[k].data for c in chunks]) for k in range(len(self.outputs))]
         return np.concatenate([c.data for c in chunks])
 
+    def __getstate__(self):
+        """copy.deepcopy / pickle: everything but the compiled plans (made again on use) and
+        the lock guarding them."""
+        state = self.__dict__.copy()
+        state["_plans"] = collections.OrderedDict()
+        state.pop("_plans_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._plans_lock = threading.Lock()
+
     def release_buffers(self):
         """Free every compiled plan and its buffers (they are rebuilt at the next call)."""
-        self._plans.clear()
+        with self._plans_lock:
+            self._plans.clear()
 
     # -- weights in and out ---------------------------------------------------------------------
     def state_dict(self):
@@ -380,6 +406,9 @@ class Model(Layer):
             if key not in state:
                 continue
             value = np.asarray(getattr(state[key], "data", state[key]))
+            if value.dtype.kind not in "fiub":
+                raise ValueError(f"load_state_dict: {key} holds {value.dtype} values; expected "
+                                 f"numbers (the model's is {target.dtype})")
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {target.shape} in the model "
                                  f"but {value.shape} in the state dict")
@@ -567,13 +596,19 @@ class Sequential(Model):
 def load_model(path):
     """Rebuild a Model saved with `model.save(path)`: same architecture, same weights."""
     arch, arrays = serialization.load_arrays(path, kind="model")
+    where = f"load_model: {path}"
     try:
         config = json.loads(arch)
     except ValueError as e:
-        raise ValueError(f"load_model: {path} holds an architecture that is not JSON: {e}") \
-            from None
-    model = architecture.build_model(config, Input, Model, where=f"load_model: {path}")
-    architecture.load_exact(model, arrays, where=f"load_model: {path}")
+        raise ValueError(f"{where} holds an architecture that is not JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{where} holds an architecture nested too deeply to read") from None
+    # the file's weights are checked against the architecture while it is built, before any
+    # weight is allocated (see architecture.build_model)
+    weights = {k: v for k, v in arrays.items() if not k.startswith("c/")}
+    model = architecture.build_model(config, Input, Model, arrays=arrays, where=where,
+                                     weights=weights)
+    architecture.load_exact(model, arrays, where=where)
     return model
 
 

@@ -7,6 +7,7 @@ Forward runs the steps in order; backward runs them in reverse, adding up gradie
 """
 import numpy as np
 
+from . import anomaly
 from .graph import walk
 from .ops.base import Op, unbroadcast
 
@@ -37,6 +38,7 @@ class Graph:
                                  f"(shape {inputs[i].shape}); pass the tensor the layers were "
                                  f"called on")
         self.output_slots = [slot[id(t)] for t in outputs]
+        self.outputs = list(outputs)       # the record the steps came from (names layers)
         self.params, self.param_slots, self.consts, self.steps = [], [], [], []
         for t in tensors:
             s = slot[id(t)]
@@ -85,18 +87,21 @@ class Plan:
         self.sums = {}          # slot -> buffer where several gradient contributions are added
         self.generation = 0     # bumped by every forward: outputs of an older call can't backprop
 
-    def forward(self, inputs):
+    def forward(self, inputs, check_anomalies=True):
         values, graph = self.values, self.graph
         for s, array in zip(graph.input_slots, inputs):
             values[s] = array
         for s, p in zip(graph.param_slots, graph.params):
             values[s] = p.data
+        check = anomaly.enabled and check_anomalies
         for step, op in zip(graph.steps, self.ops):
             args = [values[i] for i in step.ins]
             try:
                 values[step.out] = op.forward(*args)
             except (ValueError, IndexError, TypeError) as e:
                 raise type(e)(_step_error(step, op, args, e)) from None
+            if check:
+                anomaly.check_forward(op, values[step.out], args, self._layer_finder(step))
         self.generation += 1
         return [values[s] for s in graph.output_slots]
 
@@ -107,12 +112,16 @@ class Plan:
         for i in range(len(grads)):
             grads[i] = None
         grads[seed_slot] = grad
+        check = anomaly.enabled
         for step, op in zip(reversed(self.graph.steps), reversed(self.ops)):
             g = grads[step.out]
             if g is None:
                 continue
             grads[step.out] = None
-            for s, gi in zip(step.ins, op.backward(g)):
+            step_grads = op.backward(g)
+            if check:
+                anomaly.check_backward(op, step_grads, self._layer_finder(step))
+            for s, gi in zip(step.ins, step_grads):
                 if gi is None or not needs[s]:
                     continue
                 if gi.shape != values[s].shape:
@@ -120,6 +129,9 @@ class Plan:
                 self._add(s, gi)
         graph = self.graph
         return ([grads[s] for s in graph.input_slots], [grads[s] for s in graph.param_slots])
+
+    def _layer_finder(self, step):
+        return lambda: anomaly.layer_of(step.tensor, self.graph.outputs)
 
     def _add(self, s, g):
         current = self.grads[s]

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from . import autograd
+from . import anomaly, autograd
 from .ops import einsum as N
 from .ops import elementwise as E
 from .ops import index as X
@@ -53,6 +53,8 @@ def apply(op, *inputs):
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(a.shape) for a in arrays)
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None
+    if anomaly.enabled and not symbolic:
+        anomaly.check_forward(op, out, arrays)
     t = Tensor._wrap(out, record and grad)
     if record:
         t.grad_fn = autograd.Node(op, inputs, tuple(x._version for x in inputs))

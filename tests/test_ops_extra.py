@@ -348,7 +348,14 @@ def test_in_a_model(c):
     x_in = Input(c.floats[0].shape[1:], dtype=np.float64)
     weights = [Tensor(a, dtype="float64", requires_grad=True) for a in c.floats[1:]]
     outs = _outs(c.fn(x_in, *weights, *ints))
-    model = Model(x_in, outs if len(outs) > 1 else outs[0])
+    try:
+        model = Model(x_in, outs if len(outs) > 1 else outs[0])
+    except ValueError as e:
+        # a graph that ties the batch to a weight's size is refused when the model is built (it
+        # is run once at batch 2), naming the op
+        assert c.model == "fixed" and "does not follow the batch size" in str(e), str(e)
+        assert "failed on inputs of shape" in str(e), str(e)      # the step is named
+        return
     n = c.floats[0].shape[0]
     for batch in ((n,) if c.model == "fixed" else (n, n + 2)):
         x = _batched(c.floats[0], batch)

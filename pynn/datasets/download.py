@@ -10,7 +10,14 @@ Guarantees of :func:`download`:
   so an interrupted, truncated or corrupt transfer never leaves a file with
   the final name (and the temporary file is removed on failure);
 * on any failure the next mirror is tried; when all fail a
-  :class:`DownloadError` lists every attempt and its error.
+  :class:`DownloadError` lists every attempt and its error;
+* a transfer is bounded in time and in size: ``timeout`` seconds without
+  progress on the socket, ``deadline`` seconds for the whole file (checked
+  between chunks, so at most ``timeout`` more), and never more bytes than the
+  known ``size`` (a server sending more is cut off at once, not after the fact);
+* temporary files orphaned by a killed download (``.<name>.*.part``) in the
+  destination folder are removed by the next download there (only those whose
+  writer process is gone, or untouched for 15 minutes: see ``pynn.fileutil``).
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .. import fileutil
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -39,6 +48,7 @@ DATA_DIR_ENV = "PYNN_DATA_DIR"
 _CHUNK = 1 << 20
 _USER_AGENT = "pynn-datasets/0.1 (+urllib)"
 _TIMEOUT = 30.0  # seconds without progress on the socket
+_DEADLINE = 1800.0  # seconds for one whole file
 
 
 class DownloadError(RuntimeError):
@@ -107,10 +117,20 @@ def verify_file(path, sha256: str | None = None, md5: str | None = None,
     _verified[key] = want
 
 
-def _fetch_to(url: str, fobj, hashers, desc: str, progress: bool, timeout: float) -> int:
-    """Stream ``url`` into ``fobj``; return the byte count. Raises on a short read."""
+def _fetch_to(url: str, fobj, hashers, desc: str, progress: bool, timeout: float,
+              deadline: float | None = None, max_bytes: int | None = None) -> int:
+    """Stream ``url`` into ``fobj``; return the byte count. Raises on a short read, on more
+    than ``max_bytes`` bytes and once ``deadline`` (a time.monotonic() value) has passed."""
     from tqdm import tqdm
 
+    def check_time():
+        if deadline is not None and time.monotonic() > deadline:
+            raise DownloadError(f"gave up after {n} bytes: the deadline for this file passed "
+                                f"(slow or stalled server)")
+
+    n = 0
+    if deadline is not None:
+        timeout = max(min(timeout, deadline - time.monotonic()), 0.01)
     req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         status = getattr(resp, "status", None)
@@ -118,17 +138,23 @@ def _fetch_to(url: str, fobj, hashers, desc: str, progress: bool, timeout: float
             raise DownloadError(f"HTTP status {status}")
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        n = 0
+        if total is not None and max_bytes is not None and total > max_bytes:
+            raise ChecksumError(f"the server announces {total} bytes, expected {max_bytes}")
+        read = getattr(resp, "read1", resp.read)     # read1: whatever has arrived, no waiting
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                   desc=desc, disable=not progress, leave=False) as bar:
             while True:
-                chunk = resp.read(_CHUNK)
+                check_time()
+                chunk = read(_CHUNK)
                 if not chunk:
                     break
+                n += len(chunk)
+                if max_bytes is not None and n > max_bytes:
+                    raise ChecksumError(f"the server sent more than the {max_bytes} bytes "
+                                        f"expected; stopped at {n}")
                 fobj.write(chunk)
                 for h in hashers:
                     h.update(chunk)
-                n += len(chunk)
                 bar.update(len(chunk))
     if total is not None and n != total:
         raise DownloadError(
@@ -139,7 +165,8 @@ def _fetch_to(url: str, fobj, hashers, desc: str, progress: bool, timeout: float
 
 def download(urls, dest, sha256: str | None = None, md5: str | None = None,
              size: int | None = None, progress: bool = True,
-             timeout: float = _TIMEOUT) -> Path:
+             timeout: float = _TIMEOUT, deadline: float | None = _DEADLINE,
+             max_bytes: int | None = None) -> Path:
     """Download the first of ``urls`` that yields a file with the right checksum.
 
     The file is written to a temporary file beside ``dest`` and atomically
@@ -147,14 +174,20 @@ def download(urls, dest, sha256: str | None = None, md5: str | None = None,
     tried in turn; on failure of all of them :class:`DownloadError` is raised
     listing each URL and its error (a :class:`ChecksumError` if every failure
     was a checksum mismatch). ``dest`` is never left half-written.
+
+    ``timeout``: seconds without progress on the socket; ``deadline``: seconds for one file
+    from one mirror (None: no limit); at most ``size`` bytes (else ``max_bytes``, if given) are
+    accepted.
     """
     if isinstance(urls, str):
         urls = [urls]
-    dest = Path(dest)
+    dest = Path(fileutil.resolve(dest))
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
+    fileutil.remove_stale(dest.parent, ".", ".part")
+    limit = size if size is not None else max_bytes
     try:
-        return _download_first(urls, dest, sha256, md5, size, progress, timeout)
+        return _download_first(urls, dest, sha256, md5, size, progress, timeout, deadline, limit)
     except BaseException:
         for d in created:               # leave no empty folders behind (deepest first)
             try:
@@ -164,7 +197,7 @@ def download(urls, dest, sha256: str | None = None, md5: str | None = None,
         raise
 
 
-def _download_first(urls, dest, sha256, md5, size, progress, timeout):
+def _download_first(urls, dest, sha256, md5, size, progress, timeout, deadline, limit):
     errors = []
     for url in urls:
         hashers = {}
@@ -172,10 +205,12 @@ def _download_first(urls, dest, sha256, md5, size, progress, timeout):
             hashers["sha256"] = hashlib.sha256()
         if md5:
             hashers["md5"] = hashlib.md5()
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        fd, tmp = fileutil.create_temp(dest, f".{dest.name}.", ".part")
         try:
             with os.fdopen(fd, "wb") as f:
-                n = _fetch_to(url, f, list(hashers.values()), dest.name, progress, timeout)
+                stop = None if deadline is None else time.monotonic() + deadline
+                n = _fetch_to(url, f, list(hashers.values()), dest.name, progress, timeout,
+                              deadline=stop, max_bytes=limit)
                 f.flush()
                 os.fsync(f.fileno())
             if size is not None and n != size:
@@ -188,7 +223,6 @@ def _download_first(urls, dest, sha256, md5, size, progress, timeout):
                             f"{algorithm} mismatch: got {got}, expected {expected} "
                             "(corrupt download or wrong file on the mirror)"
                         )
-            os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
             tmp = None
             key = _stat_key(dest)

@@ -124,13 +124,16 @@ def _instructions(spec: IDXDatasetSpec, folder: Path, missing=()) -> str:
 
 
 def fetch(spec: IDXDatasetSpec, data_dir=None, download: bool = True, mirrors=None,
-          progress: bool = True) -> dict:
+          progress: bool = True, timeout=None, deadline=None) -> dict:
     """Make sure the 4 files of ``spec`` are in the cache and verified.
 
     Returns ``{"train_images": Path, ...}``. Downloads missing files (and
     replaces corrupt ones) when ``download`` is true; otherwise raises
     :class:`DownloadError` / :class:`ChecksumError` with instructions.
+    ``timeout`` (seconds without progress) and ``deadline`` (seconds per file) bound each
+    download (None: the defaults of :func:`pynn.datasets.download.download`).
     """
+    limits = {k: v for k, v in (("timeout", timeout), ("deadline", deadline)) if v is not None}
     folder = cache_root(data_dir) / spec.folder
     mirror_list = _resolve_mirrors(spec, mirrors)
     paths = {}
@@ -157,7 +160,7 @@ def fetch(spec: IDXDatasetSpec, data_dir=None, download: bool = True, mirrors=No
             corrupt = None
         try:
             _download([_url(m, fs.filename) for m in mirror_list], path,
-                      sha256=fs.sha256, md5=fs.md5, size=fs.size, progress=progress)
+                      sha256=fs.sha256, md5=fs.md5, size=fs.size, progress=progress, **limits)
         except (DownloadError, OSError) as e:
             missing = [f.filename for f in spec.files.values()
                        if not (folder / f.filename).is_file()]
@@ -190,9 +193,10 @@ def _labels(arr: np.ndarray, spec: IDXDatasetSpec, path, n: int) -> np.ndarray:
 
 
 def load_idx_dataset(spec: IDXDatasetSpec, flatten: bool = False, data_dir=None,
-                     download: bool = True, mirrors=None, progress: bool = True):
+                     download: bool = True, mirrors=None, progress: bool = True,
+                     timeout=None, deadline=None):
     paths = fetch(spec, data_dir=data_dir, download=download, mirrors=mirrors,
-                  progress=progress)
+                  progress=progress, timeout=timeout, deadline=deadline)
     out = []
     for split in ("train", "test"):
         ip, lp = paths[f"{split}_images"], paths[f"{split}_labels"]
@@ -203,7 +207,7 @@ def load_idx_dataset(spec: IDXDatasetSpec, flatten: bool = False, data_dir=None,
 
 
 def mnist(flatten: bool = False, data_dir=None, download: bool = True, *, mirrors=None,
-          progress: bool = True):
+          progress: bool = True, timeout=None, deadline=None):
     """Load MNIST: ``(train_x, train_y), (test_x, test_y)``.
 
     Images are float32 in [0, 1] shaped ``(n, 1, 28, 28)`` (``(n, 784)`` with
@@ -212,15 +216,19 @@ def mnist(flatten: bool = False, data_dir=None, download: bool = True, *, mirror
     Files are read from ``<root>/mnist/`` where ``root`` is ``data_dir``, else
     ``$PYNN_DATA_DIR``, else ``~/.cache/pynn``. Missing files are downloaded
     (unless ``download=False``) from ``mirrors`` (default: ``$PYNN_MNIST_MIRROR``,
-    else the official mirrors) and checksum-verified.
+    else the official mirrors) and checksum-verified. Each download gives up after
+    ``timeout`` seconds without progress (default 30) or ``deadline`` seconds for the
+    whole file (default 1800), and never takes more bytes than the file's known size.
     """
     return load_idx_dataset(MNIST, flatten=flatten, data_dir=data_dir, download=download,
-                            mirrors=mirrors, progress=progress)
+                            mirrors=mirrors, progress=progress, timeout=timeout,
+                            deadline=deadline)
 
 
 def fashion_mnist(flatten: bool = False, data_dir=None, download: bool = True, *,
-                  mirrors=None, progress: bool = True):
-    """Load Fashion-MNIST, same layout as :func:`mnist` (folder ``fashion-mnist/``,
-    mirror env var ``$PYNN_FASHION_MNIST_MIRROR``)."""
+                  mirrors=None, progress: bool = True, timeout=None, deadline=None):
+    """Load Fashion-MNIST, same layout and download limits as :func:`mnist` (folder
+    ``fashion-mnist/``, mirror env var ``$PYNN_FASHION_MNIST_MIRROR``)."""
     return load_idx_dataset(FASHION_MNIST, flatten=flatten, data_dir=data_dir,
-                            download=download, mirrors=mirrors, progress=progress)
+                            download=download, mirrors=mirrors, progress=progress,
+                            timeout=timeout, deadline=deadline)

@@ -4,12 +4,15 @@ Calling a layer on tensors runs it eagerly (so it also works outside a Model) an
 call in the graph: the node of each output carries a `LayerCall` (layer, call index, inputs),
 which is what `Model` reads for its layer view (summary, saving, nesting, freezing, draw).
 """
+import contextlib
 import functools
 import inspect
 import math
+import threading
 
 import numpy as np
 
+from ..anomaly import AnomalyError
 from ..graph import LayerCall
 from ..ops.shape import Identity
 from ..random import rng
@@ -20,9 +23,42 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+_local = threading.local()
+
+
 def uniform_(shape, bound, dtype=np.float32):
-    """U(-bound, bound), PyTorch's default init for Linear/Conv weights and biases."""
+    """U(-bound, bound), PyTorch's default init for Linear/Conv weights and biases.
+
+    Inside `placeholder_weights()` it draws nothing: zeros, whose pages the OS does not even
+    commit until they are written (what `load_model` builds layers with before it has checked
+    the file's weights against them, and then replaces)."""
+    if getattr(_local, "placeholders", False):
+        return np.zeros(tuple(int(n) for n in shape), dtype)
     return rng().uniform(-bound, bound, size=shape).astype(dtype)
+
+
+@contextlib.contextmanager
+def placeholder_weights():
+    """In this thread, layers made inside get placeholder weights, not random ones (uniform_)."""
+    prev = getattr(_local, "placeholders", False)
+    _local.placeholders = True
+    try:
+        yield
+    finally:
+        _local.placeholders = prev
+
+
+@contextlib.contextmanager
+def forced_mode(training):
+    """In this thread, every layer reads `training` as given (None: its own flag), without
+    changing any layer: how `predict` and `model(x, training=...)` run a shared model in eval or
+    train mode while other threads use it."""
+    prev = getattr(_local, "training", None)
+    _local.training = training
+    try:
+        yield
+    finally:
+        _local.training = prev
 
 
 def kaiming_uniform_bound(fan_in):
@@ -110,7 +146,7 @@ class Layer:
             cls.__init__ = _accept_name(cls.__dict__["__init__"])
 
     def __init__(self, name=None):
-        self.training = True
+        self._training = True
         self.name = name
         self.built = False
         self._calls = 0
@@ -142,6 +178,16 @@ class Layer:
     def trainable(self, value):
         for p in self.weights:
             p.requires_grad = bool(value)
+
+    @property
+    def training(self):
+        """Train (True) or eval mode; `forced_mode` overrides it for one thread's calls."""
+        forced = getattr(_local, "training", None)
+        return self.__dict__.get("_training", True) if forced is None else forced
+
+    @training.setter
+    def training(self, mode):
+        self._training = mode
 
     def train(self, mode=True):
         self.training = mode
@@ -181,13 +227,14 @@ class Layer:
         self.check_input(*xs)
         symbolic = any(x._symbolic for x in xs)
         if symbolic:   # building a model: run in eval mode so no running stats or RNG are touched
-            training, self.training = self.training, False
+            with forced_mode(False):
+                out = self.forward(*xs, **kwargs)
+        else:
             try:
                 out = self.forward(*xs, **kwargs)
-            finally:
-                self.training = training
-        else:
-            out = self.forward(*xs, **kwargs)
+            except AnomalyError as e:      # pynn.detect_anomaly(): name the innermost layer
+                e.name_layer(self)
+                raise
         return self._record(xs, out)
 
     def _record(self, xs, out, retag=False):

@@ -47,8 +47,13 @@ class Dense(Layer):
             if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
                                   or n < 1):
                 raise ValueError(f"Dense: {what} must be a positive int, got {n!r}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"Dense: bias must be True or False, got {bias!r}")
         self.out_features = int(out_features)
-        self.activation = activation_name(activation)
+        try:
+            self.activation = activation_name(activation)
+        except ValueError as e:
+            raise ValueError(f"Dense: {e}") from None
         self.use_bias = bool(bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.in_features = None

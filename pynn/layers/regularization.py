@@ -1,4 +1,6 @@
 """Dropout and batch normalisation: layers that behave differently in train and eval mode."""
+import numbers
+
 import numpy as np
 
 from ..ops import nn
@@ -11,9 +13,9 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = p
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
 
     def forward(self, x):
         return apply(nn.Dropout(p=self.p, module=self), x)
