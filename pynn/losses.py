@@ -122,3 +122,28 @@ def hinge(pred, target, reduction="mean"):
     if t.size and t.min() >= 0:
         t = 2 * t - 1
     return _reduce((1 - Tensor(t, dtype=pred.dtype) * pred).relu(), reduction)
+
+
+def mae(pred, target, reduction="mean"):
+    """Mean absolute error (torch.nn.functional.l1_loss)."""
+    target = Tensor(_array(target, pred.data), dtype=pred.dtype)
+    _check_same("mae", pred, target)
+    return _reduce((pred - target).abs(), reduction)
+
+
+l1_loss = mean_absolute_error = mae
+
+
+def huber(pred, target, delta=1.0, reduction="mean"):
+    """Huber loss (torch.nn.functional.huber_loss): 0.5 d^2 where |d| <= delta, else
+    delta (|d| - 0.5 delta), for d = pred - target."""
+    if not delta > 0:
+        raise ValueError(f"huber: delta must be positive, got {delta}")
+    target = Tensor(_array(target, pred.data), dtype=pred.dtype)
+    _check_same("huber", pred, target)
+    a = (pred - target).abs()
+    q = a.minimum(delta)               # the quadratic part; the rest of |d| is linear
+    return _reduce(0.5 * q * q + delta * (a - q), reduction)
+
+
+huber_loss = huber

@@ -239,6 +239,35 @@ class Model:
     def __repr__(self):
         return f"Model({len(self.layers)} layers, {sum(p.data.size for p in self.parameters):,} params)"
 
+    # -- Keras training API (pynn/training.py) --------------------------------------------------
+    stop_training = False       # set by a callback to end fit() after the current batch
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, loss and metrics for fit/evaluate (see pynn.training.compile)."""
+        from . import training
+        return training.compile(self, optimizer, loss, metrics, loss_weights)
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Train Keras-style; returns a History (see pynn.training.fit for the arguments)."""
+        from . import training
+        return training.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """Loss and metrics on (x, y) in inference mode (see pynn.training.evaluate)."""
+        from . import training
+        return training.evaluate(self, x, y, **kwargs)
+
+    def train_on_batch(self, x, y, return_dict=False):
+        """One training step on one batch; its loss and metrics."""
+        from . import training
+        return training.train_on_batch(self, x, y, return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss and metrics of one batch in inference mode."""
+        from . import training
+        return training.test_on_batch(self, x, y, return_dict)
+    # -- end of the Keras training API ----------------------------------------------------------
+
 
 def _unique_names(layers):
     counts, names = {}, []
