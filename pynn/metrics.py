@@ -44,7 +44,7 @@ def _same_shape(name, pred, target):
 
 
 def binary_accuracy(pred, target, threshold=0.5):
-    """Fraction of `pred > threshold` equal to the 0/1 `target` (tf.keras.metrics.binary_accuracy)."""
+    """Fraction of `pred > threshold` equal to the 0/1 `target` (Keras binary_accuracy)."""
     pred, target = _array(pred), _array(target)
     target = _same_shape("binary_accuracy", pred, target)
     return float(np.mean((pred > threshold) == (target > 0.5)))

@@ -120,7 +120,7 @@ def get_optimizer(identifier):
     return identifier
 
 
-# -- compile -----------------------------------------------------------------------------------------
+# -- compile ---------------------------------------------------------------------------------------
 class Compiled:
     """What compile() decided: the optimizer, the loss(es) and the metrics, kept on the model as
     `model.compiled`."""
@@ -129,7 +129,7 @@ class Compiled:
         self.optimizer = optimizer
         self.loss = loss
         self.loss_weights = loss_weights
-        self.metrics = metrics            # [(name, fn)]
+        self.metrics = metrics            # [(name, fn)], or one such list per output
         self.distributed_optimizer = None
 
 
@@ -144,7 +144,7 @@ def compile(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=No
             function `loss(pred, target) -> scalar Tensor` (pynn's order, prediction first).
             For a model with several outputs, one loss for all or a list, one per output.
         metrics: names (see `pynn.metrics.get`) or functions `metric(pred, target) -> float`,
-            computed on every output.
+            computed on every output; or a list of such lists, one per output.
         loss_weights: for several outputs, the weight of each output's loss in the total.
     """
     if loss is None:
@@ -156,6 +156,20 @@ def compile(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=No
     loss_fns = [get_loss(f) for f in loss] if isinstance(loss, (list, tuple)) else get_loss(loss)
     if isinstance(metrics, (str, type(None))) or callable(metrics):
         metrics = [] if metrics is None else [metrics]
+    metrics = list(metrics)
+    if metrics and all(isinstance(m, (list, tuple)) or m is None for m in metrics):
+        named = [_named_metrics(m or []) for m in metrics]      # a list per output
+    else:
+        named = _named_metrics(metrics)
+    if loss_weights is not None:
+        loss_weights = [float(w) for w in loss_weights]
+    model.compiled = Compiled(get_optimizer(optimizer), loss_fns, named, loss_weights)
+    model.optimizer = model.compiled.optimizer
+    model.loss = loss
+    return model
+
+
+def _named_metrics(metrics):
     named = []
     for i, m in enumerate(metrics):
         fn = _metrics.get(m)
@@ -163,12 +177,7 @@ def compile(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=No
         named.append((name, fn))
     if len({n for n, _ in named}) != len(named):
         raise ValueError(f"compile: two metrics have the same name: {[n for n, _ in named]}")
-    if loss_weights is not None:
-        loss_weights = [float(w) for w in loss_weights]
-    model.compiled = Compiled(get_optimizer(optimizer), loss_fns, named, loss_weights)
-    model.optimizer = model.compiled.optimizer
-    model.loss = loss
-    return model
+    return named
 
 
 def _compiled(model, what):
@@ -195,15 +204,19 @@ class _Objective:
         if len(weights) != n_outputs:
             raise ValueError(f"compile: {len(weights)} loss_weights for {n_outputs} outputs")
         self.loss_fns, self.weights = fns, weights
+        per_output = cfg.metrics if cfg.metrics and isinstance(cfg.metrics[0], list) else \
+            [cfg.metrics] * n_outputs
+        if len(per_output) != n_outputs:
+            raise ValueError(f"compile: {len(per_output)} lists of metrics given for a model "
+                             f"with {n_outputs} outputs")
+        self.metrics = [(i, fn) for i in range(n_outputs) for _, fn in per_output[i]]
         if self.multi:
             names = list(getattr(model, "output_names", None) or
                          [f"output_{i + 1}" for i in range(n_outputs)])
             self.keys = ["loss"] + [f"{n}_loss" for n in names]
-            self.metrics = [(i, fn) for i in range(n_outputs) for _, fn in cfg.metrics]
-            self.keys += [f"{names[i]}_{m}" for i in range(n_outputs) for m, _ in cfg.metrics]
+            self.keys += [f"{names[i]}_{m}" for i in range(n_outputs) for m, _ in per_output[i]]
         else:
-            self.keys = ["loss"] + [m for m, _ in cfg.metrics]
-            self.metrics = [(0, fn) for _, fn in cfg.metrics]
+            self.keys = ["loss"] + [m for m, _ in per_output[0]]
         self.n_outputs = n_outputs
 
     def loss(self, pred, y):
@@ -217,9 +230,9 @@ class _Objective:
             got = len(pred) if isinstance(pred, (list, tuple)) else 1
             raise ValueError(f"fit: {self.n_outputs} target arrays were given but the model has "
                              f"{got} output(s)")
-        parts = [fn(p, t) for fn, p, t in zip(self.loss_fns, pred, y)]
+        parts = [fn(p, t) for fn, p, t in zip(self.loss_fns, pred, y, strict=True)]
         total = None
-        for w, part in zip(self.weights, parts):
+        for w, part in zip(self.weights, parts, strict=True):
             term = part if w == 1.0 else part * w
             total = term if total is None else total + term
         return total, parts
@@ -230,11 +243,11 @@ class _Objective:
         if self.multi:
             out += [p.item() for p in parts]
             for i, fn in self.metrics:
-                out.append(float(fn(pred[i].data, y[i])))
-        else:
-            p = pred.data
+                out.append(float(fn(pred[i].data, getattr(y[i], "data", y[i]))))
+        elif self.metrics:
+            p, t = pred.data, getattr(y, "data", y)       # metrics see NumPy arrays
             for _, fn in self.metrics:
-                out.append(float(fn(p, y)))
+                out.append(float(fn(p, t)))
         return out
 
 
@@ -255,10 +268,10 @@ class _Mean:
     def result(self):
         if not self.count:
             return {}
-        return {k: s / self.count for k, s in zip(self.keys, self.sums)}
+        return {k: s / self.count for k, s in zip(self.keys, self.sums, strict=True)}
 
 
-# -- data ----------------------------------------------------------------------------------------------
+# -- data ------------------------------------------------------------------------------------------
 def _as_array(a, what):
     if isinstance(a, Tensor):
         return a.data
@@ -356,7 +369,7 @@ def _check_batch_size(where, batch_size):
     return int(batch_size)
 
 
-# -- distributed ---------------------------------------------------------------------------------------
+# -- distributed -----------------------------------------------------------------------------------
 def _distributed():
     """pynn.distributed, imported when fit(distributed=True) asks for it."""
     try:
@@ -370,7 +383,7 @@ def _distributed():
     return dist
 
 
-# -- the loops -----------------------------------------------------------------------------------------
+# -- the loops -------------------------------------------------------------------------------------
 def _bar(total, desc, enabled):
     if not enabled:
         return None
@@ -679,7 +692,7 @@ def train_on_batch(model, x, y, return_dict=False):
         cfg.optimizer.update(model.parameters)
     finally:
         model.train(was_training)
-    logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts)))
+    logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts), strict=True))
     return _result(objective, logs, return_dict)
 
 
@@ -692,7 +705,7 @@ def test_on_batch(model, x, y, return_dict=False):
         with autograd.no_grad():
             pred = model(x)
             loss, parts = objective.loss(pred, y)
-            logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts)))
+            logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts), strict=True))
     finally:
         model.train(was_training)
     return _result(objective, logs, return_dict)
