@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import Input, Model, Tensor, training
-from pynn.callbacks import Callback
+from pynn import Input, Model, training
 from pynn.data import DataLoader
-from pynn.datasets import make_blobs, make_moons
+from pynn.datasets import make_moons
 from pynn.layers import BatchNorm1d, Conv2d, Dense, Dropout, Flatten, MaxPool2d
 from pynn.losses import categorical_cross_entropy, mse
 from pynn.optimizers import SGD, Adam
@@ -63,7 +62,7 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-# -- DataLoader seeding ------------------------------------------------------------------------------
+# -- DataLoader seeding ----------------------------------------------------------------------------
 def _loader_follows_manual_seed():
     orders = []
     for _ in range(2):
@@ -95,7 +94,7 @@ def Loader(monkeypatch):
 
 def readme_loop(model, opt, x, y, epochs, batch_size, Loader, loss_fn=categorical_cross_entropy):
     """The training loop of the README, verbatim apart from the names and the bar."""
-    for epoch in range(epochs):
+    for _ in range(epochs):
         for xb, yb in Loader(x, y, batch_size=batch_size, shuffle=True):
             pred = model(xb)
             loss = loss_fn(pred, yb)
@@ -143,7 +142,7 @@ def test_fit_on_a_dataloader_equals_the_loop_over_that_dataloader():
     model = mlp(1)
     opt = Adam(1e-2)
     loader = DataLoader(x, y, batch_size=50, shuffle=True, seed=3)
-    for epoch in range(2):
+    for _ in range(2):
         for xb, yb in loader:
             loss = categorical_cross_entropy(model(xb), yb)
             loss.zero_grad()
@@ -156,7 +155,7 @@ def test_fit_on_a_dataloader_equals_the_loop_over_that_dataloader():
     assert_same_weights(weights(model), want)
 
 
-# -- learning, history, validation ----------------------------------------------------------------
+# -- learning, history, validation -----------------------------------------------------------------
 def test_fit_learns_moons_and_history_is_keras_shaped():
     x, y = moons(1000)
     model = mlp(0)
@@ -217,7 +216,8 @@ def test_validation_split_takes_the_last_fraction_before_shuffling(shuffle):
     for epoch_train in np.split(np.concatenate(seen["train"]), 2):
         np.testing.assert_array_equal(np.sort(epoch_train), np.arange(75))
         assert shuffle != np.array_equal(epoch_train, np.arange(75))
-    np.testing.assert_array_equal(np.concatenate(seen["val"]), np.concatenate([np.arange(75, 100)] * 2))
+    np.testing.assert_array_equal(np.concatenate(seen["val"]),
+                                  np.concatenate([np.arange(75, 100)] * 2))
 
 
 def test_validation_data_gives_val_logs_equal_to_evaluate():
@@ -316,7 +316,7 @@ def test_predict_with_a_bar_equals_model_predict(capsys):
     assert "predict" in capsys.readouterr().err
 
 
-# -- losses, optimizers and metrics by name ---------------------------------------------------------
+# -- losses, optimizers and metrics by name --------------------------------------------------------
 @pytest.mark.parametrize("loss,make_y", [
     ("mse", lambda x: x.sum(1)),
     ("mean_squared_error", lambda x: x.sum(1, keepdims=True)),
@@ -384,7 +384,7 @@ def test_a_callable_loss_and_metric():
         [a / 2 for a in history.history["accuracy"]], rel=1e-12)
 
 
-# -- several inputs and outputs ---------------------------------------------------------------------
+# -- several inputs and outputs --------------------------------------------------------------------
 def two_in_two_out(seed=0):
     pynn.manual_seed(seed)
     a, b = Input((3,)), Input((2,))
@@ -434,7 +434,7 @@ def test_several_outputs_step_equals_the_manual_step():
     assert_same_weights(weights(b), weights(a))
 
 
-# -- output -------------------------------------------------------------------------------------------
+# -- output ----------------------------------------------------------------------------------------
 def test_verbose_0_prints_nothing(capsys):
     x, y = moons(200)
     model = mlp(0)
@@ -461,7 +461,7 @@ def test_verbose_1_draws_a_bar_per_epoch_and_2_prints_a_line_per_epoch(capsys):
                     lines[1])
 
 
-# -- errors --------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 def test_fit_before_compile_says_to_compile():
     x, y = moons(20)
     model = mlp(0)

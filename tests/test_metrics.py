@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import check_op
 
 from pynn import Tensor, metrics
 from pynn.losses import huber, huber_loss, l1_loss, mae, mean_absolute_error
-from helpers import check_op
 
 N, C = 50, 7
 
@@ -135,7 +135,7 @@ def test_label_shape_errors_name_the_metric_and_shapes():
         metrics.sparse_top_k_categorical_accuracy(_scores(), np.full(N, C), k=2)
 
 
-# -- the losses behind compile(loss="mae") and compile(loss="huber") ---------------------------------
+# -- the losses behind compile(loss="mae") and compile(loss="huber") -------------------------------
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mae_against_torch(reduction):
     y = np.random.default_rng(11).standard_normal((6, 3))
