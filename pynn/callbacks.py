@@ -167,8 +167,8 @@ class EarlyStopping(Callback):
             if self.restore_best_weights:
                 self.best_weights = _copy_weights(self.model)
             if self.baseline is None or self._better(value, self.baseline):
-                self.wait = 0
-            return
+                self.wait = 0        # a new best that also beats the baseline restarts the count
+                return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
