@@ -15,7 +15,15 @@ __all__ = ["accuracy", "binary_accuracy", "categorical_accuracy", "sparse_catego
            "mean_squared_error", "mse", "mean_absolute_error", "mae", "get"]
 
 
+def _fraction(hits):
+    """The fraction of True in a boolean array (np.count_nonzero: ~10x cheaper than np.mean on a
+    batch, and fit computes metrics every step)."""
+    return int(np.count_nonzero(hits)) / hits.size if hits.size else float("nan")
+
+
 def _array(x):
+    if type(x) is np.ndarray:
+        return x
     data = getattr(x, "data", x)
     return data if isinstance(data, np.ndarray) else np.asarray(data)
 
@@ -47,7 +55,7 @@ def binary_accuracy(pred, target, threshold=0.5):
     """Fraction of `pred > threshold` equal to the 0/1 `target` (Keras binary_accuracy)."""
     pred, target = _array(pred), _array(target)
     target = _same_shape("binary_accuracy", pred, target)
-    return float(np.mean((pred > threshold) == (target > 0.5)))
+    return _fraction((pred > threshold) == (target > 0.5))
 
 
 def categorical_accuracy(pred, target):
@@ -56,14 +64,14 @@ def categorical_accuracy(pred, target):
     if target.shape != pred.shape:
         raise ValueError(f"categorical_accuracy: needs one-hot targets of shape {pred.shape}, got "
                          f"{target.shape} (use sparse_categorical_accuracy for integer labels)")
-    return float(np.mean(pred.argmax(-1) == target.argmax(-1)))
+    return _fraction(pred.argmax(-1) == target.argmax(-1))
 
 
 def sparse_categorical_accuracy(pred, target):
     """Fraction of rows whose highest score is at the integer label."""
     pred, target = _array(pred), _array(target)
     target = _labels("sparse_categorical_accuracy", pred, target)
-    return float(np.mean(pred.argmax(-1) == target))
+    return _fraction(pred.argmax(-1) == target)
 
 
 def sparse_top_k_categorical_accuracy(pred, target, k=5):
@@ -81,7 +89,7 @@ def sparse_top_k_categorical_accuracy(pred, target, k=5):
                          f"[0, {flat.shape[1] - 1}]")
     score = flat[np.arange(len(labels)), labels]
     higher = (flat > score[:, None]).sum(axis=1)
-    return float(np.mean(higher < k))
+    return _fraction(higher < k)
 
 
 def top_k_categorical_accuracy(pred, target, k=5):
@@ -108,14 +116,16 @@ def mean_squared_error(pred, target):
     """Mean of (pred - target) ** 2 over every element."""
     pred, target = _array(pred), _array(target)
     target = _same_shape("mean_squared_error", pred, target)
-    return float(np.mean(np.square(pred - target, dtype=np.float64)))
+    d = pred.astype(np.float64) - target
+    return float(np.dot(d.ravel(), d.ravel()) / d.size) if d.size else float("nan")
 
 
 def mean_absolute_error(pred, target):
     """Mean of |pred - target| over every element."""
     pred, target = _array(pred), _array(target)
     target = _same_shape("mean_absolute_error", pred, target)
-    return float(np.mean(np.abs(pred.astype(np.float64) - target)))
+    d = np.abs(pred.astype(np.float64) - target)
+    return float(d.sum() / d.size) if d.size else float("nan")
 
 
 mse = mean_squared_error
