@@ -247,15 +247,15 @@ class Model:
         from . import training
         return training.compile(self, optimizer, loss, metrics, loss_weights)
 
-    def fit(self, x=None, y=None, **kwargs):
+    def fit(self, x=None, y=None, *args, **kwargs):
         """Train Keras-style; returns a History (see pynn.training.fit for the arguments)."""
         from . import training
-        return training.fit(self, x, y, **kwargs)
+        return training.fit(self, x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, y=None, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """Loss and metrics on (x, y) in inference mode (see pynn.training.evaluate)."""
         from . import training
-        return training.evaluate(self, x, y, **kwargs)
+        return training.evaluate(self, x, y, *args, **kwargs)
 
     def train_on_batch(self, x, y, return_dict=False):
         """One training step on one batch; its loss and metrics."""

@@ -225,12 +225,12 @@ class _Objective:
             if isinstance(pred, (list, tuple)):
                 raise ValueError(f"fit: the model has {len(pred)} outputs but one target array "
                                  "was given (pass y as a list, one array per output)")
-            return self.loss_fns[0](pred, y), None
+            return _checked(self.loss_fns[0](pred, y)), None
         if not isinstance(pred, (list, tuple)) or len(pred) != self.n_outputs:
             got = len(pred) if isinstance(pred, (list, tuple)) else 1
             raise ValueError(f"fit: {self.n_outputs} target arrays were given but the model has "
                              f"{got} output(s)")
-        parts = [fn(p, t) for fn, p, t in zip(self.loss_fns, pred, y, strict=True)]
+        parts = [_checked(fn(p, t)) for fn, p, t in zip(self.loss_fns, pred, y, strict=True)]
         total = None
         for w, part in zip(self.weights, parts, strict=True):
             term = part if w == 1.0 else part * w
@@ -249,6 +249,15 @@ class _Objective:
             for _, fn in self.metrics:
                 out.append(float(fn(p, t)))
         return out
+
+
+def _checked(loss):
+    if not isinstance(loss, Tensor) or loss.data.size != 1:
+        what = f"a Tensor of shape {loss.shape}" if isinstance(loss, Tensor) else \
+            type(loss).__name__
+        raise TypeError(f"the loss function must return a scalar Tensor (reduction 'mean' or "
+                        f"'sum'), got {what}")
+    return loss
 
 
 class _Mean:
@@ -448,7 +457,7 @@ def _run_test(model, objective, batches, callbacks, verbose, desc="evaluate"):
 
 
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
-        validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+        validation_split=0.0, validation_data=None, shuffle=True, *, initial_epoch=0,
         steps_per_epoch=None, validation_batch_size=None, validation_freq=1, distributed=False):
     """Train for `epochs` epochs; returns a `History` (`history.history`: a list per log key).
 
@@ -646,7 +655,7 @@ def _result(objective, logs, return_dict):
     return values[0] if len(values) == 1 else values
 
 
-def evaluate(model, x=None, y=None, batch_size=None, verbose=1, callbacks=None,
+def evaluate(model, x=None, y=None, batch_size=None, verbose=1, *, callbacks=None,
              return_dict=False):
     """The loss (and metrics) over (x, y) in inference mode, in batches of `batch_size`
     (default 32): a float when there are no metrics, else [loss, metric, ...] in

@@ -232,6 +232,15 @@ def test_validation_data_gives_val_logs_equal_to_evaluate():
     assert model.training       # the model is left in the mode it was in
 
 
+def test_positional_arguments_follow_keras_order():
+    x, y = moons(200)
+    model = mlp(0)
+    model.compile(Adam(1e-2), "sparse_categorical_crossentropy")
+    history = model.fit(x, y, 50, 2, 0)                 # batch_size, epochs, verbose
+    assert history.params["batch_size"] == 50 and history.epoch == [0, 1]
+    assert isinstance(model.evaluate(x, y, 50, 0), float)
+
+
 def test_validation_freq_and_initial_epoch():
     x, y = moons(200)
     model = mlp(0)
@@ -503,6 +512,12 @@ def test_bad_inputs_give_clear_errors():
         model.fit(x, np.eye(2, dtype=np.float32)[y], verbose=0)
     with pytest.raises(ValueError, match=r"expected shape \(None, 2\), got \(20, 3\)"):
         model.fit(np.zeros((20, 3), np.float32), y, verbose=0)
+    model.compile("adam", lambda pred, target: 0.5)
+    with pytest.raises(TypeError, match="must return a scalar Tensor.*got float"):
+        model.fit(x, y, verbose=0)
+    model.compile("adam", lambda pred, target: categorical_cross_entropy(pred, target, "none"))
+    with pytest.raises(TypeError, match=r"scalar Tensor.*shape \(20,\)"):
+        model.fit(x, y, batch_size=20, verbose=0)
     model.compile("adam", ["mse", "mse"])
     with pytest.raises(ValueError, match="2 losses given for a model with 1 outputs"):
         model.fit(x, y, verbose=0)
