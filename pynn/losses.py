@@ -134,7 +134,7 @@ def mae(pred, target, reduction="mean"):
 l1_loss = mean_absolute_error = mae
 
 
-def huber(pred, target, delta=1.0, reduction="mean"):
+def huber(pred, target, reduction="mean", delta=1.0):
     """Huber loss (torch.nn.functional.huber_loss): 0.5 d^2 where |d| <= delta, else
     delta (|d| - 0.5 delta), for d = pred - target."""
     if not delta > 0:

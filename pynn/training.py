@@ -392,7 +392,28 @@ def _distributed():
     return dist
 
 
+def _across_ranks(dist, model, logs):
+    """At an epoch's end in a distributed fit: the BatchNorm running statistics averaged over the
+    ranks (so validation and checkpoints see the same model everywhere) and the training logs
+    averaged too, so that callbacks decide alike on every rank (an EarlyStopping that stopped one
+    rank only would leave the others waiting in their next all-reduce)."""
+    if hasattr(dist, "sync_batchnorm_stats"):
+        dist.sync_batchnorm_stats(model)
+    if logs and hasattr(dist, "allreduce"):
+        values = np.array(list(logs.values()), dtype=np.float64)
+        dist.allreduce(values, "mean")
+        logs = dict(zip(logs, values.tolist(), strict=True))
+    return logs
+
+
 # -- the loops -------------------------------------------------------------------------------------
+def _mode(model, training):
+    """model.train(training), skipped when the model is in that mode already (an unbuilt
+    Sequential has no layers to switch yet: it builds at its first call)."""
+    if model.training != training:
+        model.train(training)
+
+
 def _bar(total, desc, enabled):
     if not enabled:
         return None
@@ -429,7 +450,7 @@ def _run_test(model, objective, batches, callbacks, verbose, desc="evaluate"):
     bar = _bar(len(batches), desc, verbose == 1)
     next_text = 0.0
     was_training = model.training
-    model.eval()
+    _mode(model, False)
     try:
         with autograd.no_grad():
             for step, (xb, yb) in enumerate(batches):
@@ -446,7 +467,7 @@ def _run_test(model, objective, batches, callbacks, verbose, desc="evaluate"):
                         bar.set_postfix_str(_postfix(mean.result()), refresh=False)
                         next_text = now + _BAR_INTERVAL
     finally:
-        model.train(was_training)
+        _mode(model, was_training)
         if bar is not None:
             bar.set_postfix_str(_postfix(mean.result()), refresh=False)
             bar.close()
@@ -477,9 +498,12 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         steps_per_epoch: stop each epoch after this many batches.
         validation_freq: validate every this many epochs.
         distributed: data-parallel over MPI through pynn.distributed (which must be initialised):
-            each process trains on its shard of every epoch with gradients averaged by
-            `DistributedOptimizer`; validation runs on the whole validation set on every process;
-            only rank 0 prints and writes files (ModelCheckpoint, CSVLogger).
+            each process trains on its shard of every epoch (the same permutation on every rank,
+            seeded by the epoch number) with gradients averaged by `DistributedOptimizer`; at
+            each epoch's end the training logs and the BatchNorm running statistics are averaged
+            over the ranks, and validation runs on the whole validation set on every process, so
+            callbacks decide alike everywhere; only rank 0 prints and writes files
+            (ModelCheckpoint, CSVLogger).
 
     Logs hold "loss" and each metric (sample-weighted means over the epoch, as Keras), then
     "val_loss" and "val_<metric>" when there is validation data.
@@ -532,9 +556,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     objective = _Objective(model, cfg, n_out)
     opt = cfg.optimizer
     if dist is not None:
-        if cfg.distributed_optimizer is None or cfg.distributed_optimizer[0] is not opt:
-            cfg.distributed_optimizer = (opt, dist.DistributedOptimizer(opt))
-        opt = cfg.distributed_optimizer[1]
+        if not isinstance(opt, dist.DistributedOptimizer):
+            if cfg.distributed_optimizer is None or cfg.distributed_optimizer[0] is not opt:
+                cfg.distributed_optimizer = (opt, dist.DistributedOptimizer(opt))
+            opt = cfg.distributed_optimizer[1]
         if hasattr(dist, "broadcast_parameters"):
             dist.broadcast_parameters(model, root=0)
 
@@ -575,7 +600,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         cb.on_train_begin()
     try:
         for epoch in range(initial_epoch, epochs):
-            model.train()
+            _mode(model, True)
             for cb in cbs:
                 cb.on_epoch_begin(epoch, {})
             started = time.perf_counter()
@@ -609,6 +634,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
                 if model.stop_training:
                     break
             logs = mean.result()
+            if dist is not None:
+                logs = _across_ranks(dist, model, logs)
             if val is not None and not model.stop_training and (epoch + 1) % validation_freq == 0:
                 val_logs = _run_test(model, objective, _test_batches(val, val_batch), cbs, 0)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -623,7 +650,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             if model.stop_training:
                 break
     finally:
-        model.train(was_training)
+        _mode(model, was_training)
     for cb in cbs:
         cb.on_train_end(logs)
     model.history = history
@@ -692,7 +719,7 @@ def train_on_batch(model, x, y, return_dict=False):
     returns the batch's loss (and metrics), as `evaluate`."""
     cfg, objective, x, y = _one_batch(model, "train_on_batch", x, y)
     was_training = model.training
-    model.train()
+    _mode(model, True)
     try:
         pred = model(x)
         loss, parts = objective.loss(pred, y)
@@ -700,7 +727,7 @@ def train_on_batch(model, x, y, return_dict=False):
         loss.backward()
         cfg.optimizer.update(model.parameters)
     finally:
-        model.train(was_training)
+        _mode(model, was_training)
     logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts), strict=True))
     return _result(objective, logs, return_dict)
 
@@ -709,14 +736,14 @@ def test_on_batch(model, x, y, return_dict=False):
     """The loss (and metrics) of this batch in inference mode, without a graph."""
     _, objective, x, y = _one_batch(model, "test_on_batch", x, y)
     was_training = model.training
-    model.eval()
+    _mode(model, False)
     try:
         with autograd.no_grad():
             pred = model(x)
             loss, parts = objective.loss(pred, y)
             logs = dict(zip(objective.keys, objective.values(pred, y, loss, parts), strict=True))
     finally:
-        model.train(was_training)
+        _mode(model, was_training)
     return _result(objective, logs, return_dict)
 
 

@@ -553,6 +553,12 @@ def _fake_world(rank, world, updates):
     dist.shard = lambda: (rank, world)
     dist.is_main = lambda: rank == 0
 
+    def allreduce(x, op="sum"):
+        updates.append(f"allreduce {op} {len(x)}")
+        return x
+    dist.allreduce = allreduce
+    dist.sync_batchnorm_stats = lambda model: updates.append("sync_batchnorm_stats")
+
     class DistributedOptimizer:
         def __init__(self, opt):
             self.opt = opt
@@ -568,9 +574,10 @@ def _fake_world(rank, world, updates):
 @pytest.mark.parametrize("rank", [0, 1])
 def test_distributed_fit_uses_the_distributed_api(rank, monkeypatch, capsys, tmp_path):
     """Against a stand-in for pynn.distributed (is_initialized, shard, is_main,
-    DistributedOptimizer, broadcast_parameters): the optimizer is wrapped, each rank runs its
-    shard of the batches, the validation set is whole on every rank, only rank 0 prints and
-    writes files."""
+    DistributedOptimizer, broadcast_parameters, allreduce, sync_batchnorm_stats): the optimizer
+    is wrapped, each rank runs its shard of the batches, logs and BatchNorm statistics are
+    averaged at each epoch's end, the validation set is whole on every rank, only rank 0 prints
+    and writes files."""
     from pynn.callbacks import CSVLogger
     updates = []
     monkeypatch.setitem(sys.modules, "pynn.distributed", _fake_world(rank, 2, updates))
@@ -581,8 +588,9 @@ def test_distributed_fit_uses_the_distributed_api(rank, monkeypatch, capsys, tmp
     csv_path = tmp_path / "log.csv"
     history = model.fit(x, y, batch_size=20, epochs=2, validation_data=(x[:50], y[:50]),
                         distributed=True, verbose=1, callbacks=[CSVLogger(csv_path)])
-    assert updates[0] == "broadcast"
-    assert updates[1:] == [len(model.parameters)] * 10           # 5 of the 10 batches, 2 epochs
+    steps = [len(model.parameters)] * 5                          # 5 of the 10 batches
+    epoch_end = ["sync_batchnorm_stats", "allreduce mean 2"]     # loss and accuracy
+    assert updates == ["broadcast"] + (steps + epoch_end) * 2
     out = capsys.readouterr()
     assert (out.err != "") == (rank == 0)
     assert csv_path.exists() == (rank == 0)
