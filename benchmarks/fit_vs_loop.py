@@ -27,6 +27,22 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+
+def _threads():
+    """--threads N (default 1), applied to BLAS and Numba before NumPy loads. On a machine
+    shared with other jobs, several threads per process oversubscribe the cores: a README-CNN
+    step was measured at 5.8 s instead of 0.08 s with 2 threads each under a load of ~12."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--threads", type=int, default=1)
+    n = pre.parse_known_args()[0].threads
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+    return n
+
+
+THREADS = _threads()
+
 import numpy as np  # noqa: E402
 import workloads as W  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -96,7 +112,7 @@ def main():
     p.add_argument("--samples", type=int, default=12800,
                    help="training images in the epoch (12800 = 200 batches; 60000 = all)")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: Numba's)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS and Numba threads (default 1)")
     args = p.parse_args()
 
     import numba
@@ -109,7 +125,7 @@ def main():
     layers_fn = MODELS[args.model]
     print(f"date: {datetime.date.today()}  machine: {machine()}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-          f", {numba.get_num_threads()} Numba threads; {args.model}, one epoch of {len(x)} images "
+          f", {THREADS} BLAS/Numba thread(s); {args.model}, one epoch of {len(x)} images "
           f"in batches of {W.BATCH} ({-(-len(x) // W.BATCH)} steps); median of {args.repeats} "
           "alternating runs")
     print(f"command: python benchmarks/fit_vs_loop.py {' '.join(sys.argv[1:])}".rstrip())
