@@ -502,6 +502,35 @@ class Model(Layer):
         count = sum(p.data.size for p in self.weights)
         return f"Model({label}{len(self.layers)} layers, {count:,} params)"
 
+    # -- Keras training API (pynn/training.py) --------------------------------------------------
+    stop_training = False       # set by a callback to end fit() after the current batch
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, loss and metrics for fit/evaluate (see pynn.training.compile)."""
+        from . import training
+        return training.compile(self, optimizer, loss, metrics, loss_weights)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Train Keras-style; returns a History (see pynn.training.fit for the arguments)."""
+        from . import training
+        return training.fit(self, x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Loss and metrics on (x, y) in inference mode (see pynn.training.evaluate)."""
+        from . import training
+        return training.evaluate(self, x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y, return_dict=False):
+        """One training step on one batch; its loss and metrics."""
+        from . import training
+        return training.train_on_batch(self, x, y, return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss and metrics of one batch in inference mode."""
+        from . import training
+        return training.test_on_batch(self, x, y, return_dict)
+    # -- end of the Keras training API ----------------------------------------------------------
+
 
 def _buffer_size(layer):
     if isinstance(layer, Model):
