@@ -874,8 +874,163 @@ def words_transformer():
     ]
 
 
+# ------------------------------------------------------------------------------- engine tour
+def engine_tour():
+    return [
+        md("""
+        # A tour of the engine, executed
+
+        The companion of `docs/how-pynn-works.md`: a tiny expression and its graph, `backward()`
+        stepped through by hand and checked against `torch.autograd`, a two-layer Model compiled
+        into a plan whose steps and buffers we print, and eager against compiled on the same MLP.
+        """),
+        parameters(1),
+        code("""
+        import shutil
+        import time
+
+        import numpy as np
+        from IPython.display import SVG, display
+
+        import pynn
+        from pynn import Input, Model, Tensor
+        from pynn.graph import draw, walk
+        from pynn.layers import Dense
+        from pynn.ops.base import unbroadcast
+
+        pynn.manual_seed(SEED)
+
+
+        def show(tensor_or_model, **kw):
+            # the picture when Graphviz's dot is installed, else the first lines of its source
+            if shutil.which("dot"):
+                display(SVG(draw(tensor_or_model, "picture.svg", **kw) and "picture.svg"))
+            else:
+                print("\\n".join(draw(tensor_or_model, **kw).splitlines()[:12]), "\\n...")
+        """),
+        md("""
+        ## 1. A tiny expression
+
+        Every op on tensors that require grad records a node: its `grad_fn`, holding the op and
+        its input tensors.
+        """),
+        code("""
+        x = Tensor.randn(4, 3, requires_grad=True)
+        w = Tensor.randn(4, 3, requires_grad=True)
+        b = Tensor.zeros(3, requires_grad=True)          # broadcast over the 4 rows
+        y = (x * w + b).relu().sum()
+        print(y, y.grad_fn, [t.grad_fn for t in y.grad_fn.inputs])
+        show(y)
+        """),
+        md("""
+        ## 2. backward(), by hand
+
+        `walk` orders the graph so that each tensor comes after what it was made from. Going
+        through it in reverse, each op turns its output's gradient into its inputs'
+        gradients; `unbroadcast` sums a gradient back to its input's shape (the bias `b` gets
+        the sum over the 4 rows). This is what `pynn.autograd.backward` does.
+        """),
+        code("""
+        order = walk([y])
+        grads = {id(y): np.ones_like(y.data)}
+        by_hand = {}
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t.grad_fn is None:                        # a leaf: its gradient is done
+                by_hand[id(t)] = g
+                continue
+            print(f"{t.grad_fn.name():14s} output {tuple(t.shape)} -> inputs",
+                  [tuple(p.shape) for p in t.grad_fn.inputs])
+            for parent, pg in zip(t.grad_fn.inputs, t.grad_fn.op.backward(g)):
+                if pg is not None and parent.requires_grad:
+                    pg = unbroadcast(pg, parent.shape)
+                    grads[id(parent)] = grads.get(id(parent), 0) + pg
+
+        y = (x * w + b).relu().sum()                     # the same graph, fresh nodes
+        y.backward()
+        for t in (x, w, b):
+            assert np.allclose(by_hand[id(t)], t.grad.data)
+        print("by hand == backward():", True)
+        """),
+        md("""
+        The same numbers from PyTorch's autograd (PyTorch is only a test dependency of pynn; the
+        cell says so if it is not installed):
+        """),
+        code("""
+        try:
+            import torch
+        except ImportError:
+            print("torch is not installed: pip install torch to compare")
+        else:
+            tx, tw, tb = (torch.tensor(t.data, requires_grad=True) for t in (x, w, b))
+            (tx * tw + tb).relu().sum().backward()
+            for name, t, tt in (("x", x, tx), ("w", w, tw), ("b", b, tb)):
+                diff = float(np.abs(t.grad.data - tt.grad.numpy()).max())
+                print(name, "max |pynn - torch| =", diff)
+        """),
+        md("""
+        ## 3. A compiled Model: steps, slots, buffers
+
+        `Model(x_in, y)` walks the graph once into steps over numbered slots. The first call at a
+        batch size compiles a plan: each step's op allocates its buffers then and reuses them on
+        every later call at that size.
+        """),
+        code("""
+        x_in = Input((784,))
+        model = Model(x_in, Dense(256, 10)(Dense(784, 256, "relu")(x_in)))
+        xb = np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32)
+        model(xb).sum().backward()                        # compiles the plan for batch 64
+
+        plan = pynn.graphviz.compiled_plan(model)
+        for i, (step, op) in enumerate(zip(model.graph.steps, plan.ops)):
+            buffers = {k: v.shape for k, v in op._buffers.items()}
+            print(f"step {i}: {op!r:32s} slots {step.ins} -> {step.out}  buffers {buffers}")
+        first = [id(b) for b in plan.buffers()]
+        model(xb).sum().backward()                        # the next step: the same arrays
+        print("buffers reused:", first == [id(b) for b in plan.buffers()])
+        show(model, plan=True, rankdir="TB")
+        """),
+        md("""
+        ## 4. Eager against compiled
+
+        The same two layers run eagerly (each op recorded on the tape, then walked back) and as
+        the compiled plan (a flat loop over steps on reused buffers, one tape node), forward and
+        backward, the median of several timed runs after a warm-up.
+        """),
+        code("""
+        dense1, dense2 = model.layers
+
+
+        def eager_step():
+            out = dense2(dense1(Tensor(xb)))
+            out.sum().backward()
+
+
+        def compiled_step():
+            model(xb).sum().backward()
+
+
+        def median_ms(fn, repeats=30):
+            fn()                                          # warm-up
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+            return 1000 * float(np.median(times))
+
+
+        eager, compiled = median_ms(eager_step), median_ms(compiled_step)
+        print(f"eager {eager:.3f} ms, compiled {compiled:.3f} ms per step (batch 64)")
+        """),
+    ]
+
+
 NOTEBOOKS = {"moons_mlp.ipynb": moons, "mnist_mlp.ipynb": mnist_mlp, "mnist_cnn.ipynb": mnist_cnn,
-             "seq_mnist_lstm.ipynb": seq_mnist_lstm, "words_transformer.ipynb": words_transformer}
+             "seq_mnist_lstm.ipynb": seq_mnist_lstm, "words_transformer.ipynb": words_transformer,
+             "engine_tour.ipynb": engine_tour}
 
 
 def build(name):
