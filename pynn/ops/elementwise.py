@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .base import Op
+from ..kernels.activation import ACTIVATION_CODES, act_backward, act_forward
 from ..kernels.special import erf
 
 
@@ -147,13 +148,30 @@ class Cos(Op):
         return (-g * np.sin(self.x),)
 
 
-class Tanh(Op):
+class _KernelActivation(Op):
+    """relu, sigmoid and tanh run through the same scalar kernels (pynn.kernels.activation) as
+    the bias + activation fused into Linear and Conv2d, so both paths give the same values and
+    gradients, also at +-inf and NaN. attrs: none; `act` is the kernel's name of the function."""
+    act = None
+
     def forward(self, x):
-        self.out = np.tanh(x)
+        if x.dtype.kind != "f":      # integers and bools: computed in float32, as in PyTorch
+            x = x.astype(np.float32)
+        x = np.ascontiguousarray(x)
+        self.out = self.buffer("out", x.shape, x.dtype)
+        act_forward(x, ACTIVATION_CODES[self.act], self.out)
         return self.out
 
     def backward(self, g):
-        return (g * (1 - self.out * self.out),)
+        g = np.ascontiguousarray(g, dtype=self.out.dtype)
+        gx = self.buffer("gx", g.shape, g.dtype)
+        act_backward(g, self.out, ACTIVATION_CODES[self.act], gx)
+        return (gx,)
+
+
+class Tanh(_KernelActivation):
+    """y = tanh(x). Derivative: d/dx = g * (1 - y * y)"""
+    act = "tanh"
 
 
 def stable_sigmoid(x):
@@ -162,22 +180,15 @@ def stable_sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Op):
-    def forward(self, x):
-        self.out = stable_sigmoid(x)
-        return self.out
-
-    def backward(self, g):
-        return (g * self.out * (1 - self.out),)
+class Sigmoid(_KernelActivation):
+    """y = 1 / (1 + exp(-x)), stable in both tails. Derivative: d/dx = g * (y * (1 - y))"""
+    act = "sigmoid"
 
 
-class Relu(Op):
-    def forward(self, x):
-        self.out = np.maximum(x, 0)
-        return self.out
-
-    def backward(self, g):
-        return (g * (self.out > 0),)
+class Relu(_KernelActivation):
+    """y = max(x, 0), NaN kept. Derivative: d/dx = g where y > 0 or y is NaN, else 0 (also for
+    an infinite g)"""
+    act = "relu"
 
 
 class LeakyRelu(Op):
