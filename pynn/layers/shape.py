@@ -1,4 +1,6 @@
 """Flatten and Reshape: change the shape of each sample, keep the batch dimension."""
+from ..tensor import apply
+from ..ops.nn import Identity as _IdentityOp
 from .base import Layer
 
 
@@ -28,3 +30,18 @@ class Reshape(Layer):
 
     def config(self):
         return {"shape": list(self.shape)}
+
+
+class Identity(Layer):
+    """Return the input unchanged (a placeholder, as torch.nn.Identity); arguments are ignored.
+
+    Example:
+        >>> Identity()(Tensor.ones(2, 3)).shape
+        (2, 3)
+    """
+
+    def __init__(self, *args, name=None, **kwargs):
+        super().__init__(name=name)
+
+    def forward(self, x):
+        return apply(_IdentityOp(), x)
