@@ -84,22 +84,24 @@ class Mish(Op):
 
 
 class Softsign(Op):
-    """y = x / (1 + |x|).
+    """y = x / (1 + |x|) (NaN at x = +-inf, inf/inf, as in torch).
 
-    Derivative: d/dx = g / (1 + |x|)^2"""
+    Derivative: d/dx = g / (1 + |x|)^2, NaN where x = +-inf (as torch, whose y is NaN there)"""
 
     def forward(self, x):
         self.d = 1 + np.abs(x)
         return x / self.d
 
     def backward(self, g):
-        return (g / (self.d * self.d),)
+        d = self.d
+        return (np.where(np.isinf(d), np.nan, g / (d * d)).astype(g.dtype, copy=False),)
 
 
 class Hardtanh(Op):
     """y = clip(x, min_val, max_val). attrs: min_val, max_val.
 
-    Derivative: d/dx = g where min_val < x < max_val, else 0 (0 at the bounds, as in torch)"""
+    Derivative: d/dx = g where min_val < x < max_val, else 0 (0 at the bounds and at NaN, as in
+    torch)"""
 
     def forward(self, x):
         self.x = x
@@ -107,8 +109,8 @@ class Hardtanh(Op):
 
     def backward(self, g):
         x = self.x
-        outside = (x <= self.min_val) | (x >= self.max_val)
-        return (np.where(outside, np.zeros((), g.dtype), g),)
+        inside = (x > self.min_val) & (x < self.max_val)
+        return (np.where(inside, g, np.zeros((), g.dtype)),)
 
 
 class Hardsigmoid(Op):
