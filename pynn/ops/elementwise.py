@@ -157,13 +157,14 @@ class _KernelActivation(Op):
     def forward(self, x):
         if x.dtype.kind != "f":      # integers and bools: computed in float32, as in PyTorch
             x = x.astype(np.float32)
-        x = np.ascontiguousarray(x)
+        x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
         self.out = self.buffer("out", x.shape, x.dtype)
         act_forward(x, ACTIVATION_CODES[self.act], self.out)
         return self.out
 
     def backward(self, g):
-        g = np.ascontiguousarray(g, dtype=self.out.dtype)
+        g = g.astype(self.out.dtype, copy=False)
+        g = g if g.flags.c_contiguous else np.ascontiguousarray(g)
         gx = self.buffer("gx", g.shape, g.dtype)
         act_backward(g, self.out, ACTIVATION_CODES[self.act], gx)
         return (gx,)
