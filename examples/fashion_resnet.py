@@ -10,16 +10,15 @@ model (pynn.load_model reads it).
 """
 import time
 
+from _common import accuracy, parser
 from tqdm import tqdm
 
 import pynn
 from pynn import Input, Model
+from pynn.data import DataLoader
 from pynn.layers import BatchNorm2d, Conv2d, Dense, GlobalAveragePooling2D, MaxPool2d
 from pynn.losses import categorical_cross_entropy
 from pynn.optimizers import Adam, CosineAnnealingLR
-from pynn.data import DataLoader
-
-from _common import parser, accuracy
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
@@ -48,7 +47,8 @@ def conv_bn(x, channels, stride=1, relu=True):
 
 
 def residual_block(x, channels, stride=1):
-    """relu(x' + conv_bn(conv_bn(x))), x' = x, or a strided 1x1 projection when the shape changes."""
+    """relu(x' + conv_bn(conv_bn(x))): x' is x, or a strided 1x1 projection of x when the
+    shape changes."""
     h = conv_bn(x, channels, stride)
     h = conv_bn(h, channels, relu=False)
     if stride != 1 or x.shape[1] != channels:

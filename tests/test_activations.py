@@ -7,14 +7,26 @@ import pytest
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+from test_gradcheck import away_from_zero, gradcheck
+from torch_helpers import check_layer
 
 import pynn
 from pynn import Tensor
 from pynn import activations as A
-from pynn.layers import (ELU, GELU, PReLU, SELU, Conv2d, Dense, Hardsigmoid, Hardtanh, Mish,
-                         SiLU, Softsign, Swish)
-from test_gradcheck import away_from_zero, gradcheck
-from torch_helpers import check_layer
+from pynn.layers import (
+    ELU,
+    GELU,
+    SELU,
+    Conv2d,
+    Dense,
+    Hardsigmoid,
+    Hardtanh,
+    Mish,
+    PReLU,
+    SiLU,
+    Softsign,
+    Swish,
+)
 
 TORCH_CHECKED_OPS = {"Elu", "Selu", "Silu", "Mish", "Softsign", "Hardtanh", "Hardsigmoid",
                      "GeluTanh", "Prelu", "Relu", "Sigmoid", "Tanh"}

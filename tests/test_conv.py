@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as tnn
+from test_gradcheck import gradcheck
+from torch_helpers import check_layer
 
 import pynn
 from pynn import Input, Model, Tensor
-from pynn.tensor import apply
-from pynn.layers import Conv1d, Conv2d, ConvTranspose2d, Conv2D
+from pynn.layers import Conv1d, Conv2D, Conv2d, ConvTranspose2d
 from pynn.ops import nn as N
-from test_gradcheck import gradcheck
-from torch_helpers import check_layer
+from pynn.tensor import apply
 
 TORCH_CHECKED_OPS = {"Conv2d", "ConvTranspose2d"}
 GRADCHECKED_OPS = {"Conv2d", "ConvTranspose2d"}

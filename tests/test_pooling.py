@@ -5,16 +5,25 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as tnn
+from test_gradcheck import distinct, gradcheck
+from torch_helpers import check_layer
 
 from pynn import Input, Model, Tensor
-from pynn.layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, GlobalAveragePooling2D,
-                         GlobalMaxPooling2D, Identity, MaxPool1d, MaxPool2d, Upsample,
-                         UpSampling2D)
+from pynn.layers import (
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    Identity,
+    MaxPool1d,
+    MaxPool2d,
+    Upsample,
+    UpSampling2D,
+)
 from pynn.ops import nn as N
 from pynn.ops import resize as RZ
 from pynn.tensor import apply
-from test_gradcheck import distinct, gradcheck
-from torch_helpers import check_layer
 
 TORCH_CHECKED_OPS = {"MaxPool2d", "AvgPool2d", "Upsample", "AdaptiveAvgPool2d", "Identity"}
 GRADCHECKED_OPS = {"MaxPool2d", "AvgPool2d", "Upsample", "AdaptiveAvgPool2d", "Identity"}
@@ -61,7 +70,8 @@ def test_pool1d_against_torch(k, s, p, ceil, x_shape):
                 lambda: tnn.MaxPool1d(k, s, p, ceil_mode=ceil), x_shape, x=_distinct_x(x_shape))
     for cip in (True, False):
         check_layer(AvgPool1d(k, s, p, ceil_mode=ceil, count_include_pad=cip),
-                    lambda: tnn.AvgPool1d(k, s, p, ceil_mode=ceil, count_include_pad=cip),
+                    lambda cip=cip: tnn.AvgPool1d(k, s, p, ceil_mode=ceil,
+                                                  count_include_pad=cip),
                     x_shape)
 
 
@@ -134,7 +144,7 @@ def test_pool_ops_gradcheck(attrs, x_shape):
     x = _distinct_x(x_shape) * 10
     gradcheck(lambda x: apply(N.MaxPool2d(**attrs), x), x)
     for cip in (True, False):
-        gradcheck(lambda x: apply(N.AvgPool2d(count_include_pad=cip, **attrs), x), x)
+        gradcheck(lambda x, cip=cip: apply(N.AvgPool2d(count_include_pad=cip, **attrs), x), x)
 
 
 @pytest.mark.parametrize("attrs", [

@@ -3,8 +3,8 @@ Softsign, Hardtanh, Hardsigmoid, GELU(approximate=...) and PReLU (a learnable sl
 channel), each as its torch.nn namesake. The functions are in pynn.activations."""
 import numpy as np
 
-from ..tensor import Tensor
 from .. import activations as F
+from ..tensor import Tensor
 from .base import Layer
 
 

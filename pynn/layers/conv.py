@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor, apply
+from ..activations import ACTIVATIONS, FUSED, activation_name
 from ..ops import nn
-from ..activations import activation_name, ACTIVATIONS, FUSED
 from ..random import rng
-from .base import Layer, uniform_, kaiming_uniform_bound
+from ..tensor import Tensor, apply
+from .base import Layer, kaiming_uniform_bound, uniform_
 
 
 def _tuple(v, n, what, layer):
@@ -96,7 +96,7 @@ class _ConvNd(Layer):
         self._set_padding(padding, cls)
         self.output_padding = _tuple(output_padding, n, "output_padding", cls)
         if self.transposed and any(op < 0 or op >= s for op, s in
-                                   zip(self.output_padding, self.stride)):
+                                   zip(self.output_padding, self.stride, strict=True)):
             raise ValueError(f"{cls}: output_padding {self.output_padding} must be >= 0 and "
                              f"smaller than the stride {self.stride}")
         self.activation = activation_name(activation)
@@ -122,7 +122,7 @@ class _ConvNd(Layer):
                                  f"stride {self.stride}")
             self.padding_mode = padding
             total = [0] * n if padding == "valid" else [
-                d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+                d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
             # PyTorch's "same": the odd extra row/column of padding goes at the end.
             self.padding = tuple(t // 2 for t in total)
             self.padding_end = tuple(t - t // 2 for t in total)
@@ -177,7 +177,7 @@ class _ConvNd(Layer):
         if self.transposed:
             return
         for size, k, d, p, pe in zip(x.shape[2:], self.kernel_size, self.dilation,
-                                     self.padding, self.padding_end):
+                                     self.padding, self.padding_end, strict=True):
             if size + p + pe < d * (k - 1) + 1:
                 raise self.output_shape_error(
                     x, f"a size of at least {d * (k - 1) + 1} (kernel {k}, dilation {d}) "

@@ -1,10 +1,10 @@
 """Pooling over NCHW / NCL input: MaxPool2d, AvgPool2d, MaxPool1d, AvgPool1d (Numba kernels),
 global average / max pooling and AdaptiveAvgPool2d."""
-from ..tensor import apply
 from ..ops import nn
 from ..ops.resize import AdaptiveAvgPool2d as _AdaptiveAvgPool2dOp
+from ..tensor import apply
 from .base import Layer
-from .conv import _tuple, _positive
+from .conv import _positive, _tuple
 
 
 class _Pool(Layer):
@@ -21,7 +21,7 @@ class _Pool(Layer):
         self.padding = _tuple(padding, n, "padding", cls)
         if any(p < 0 for p in self.padding):
             raise ValueError(f"{cls}: padding must be >= 0, got {self.padding}")
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
             raise ValueError(f"{cls}: padding {self.padding} must be at most half of "
                              f"kernel_size {self.kernel_size} (as in PyTorch)")
         self.ceil_mode = bool(ceil_mode)
@@ -32,7 +32,7 @@ class _Pool(Layer):
     def check_input(self, x):
         if x.ndim != self.nd + 2:
             raise self.output_shape_error(x, self._expected())
-        for size, k, p in zip(x.shape[2:], self.kernel_size, self.padding):
+        for size, k, p in zip(x.shape[2:], self.kernel_size, self.padding, strict=True):
             if size + 2 * p < k:
                 raise self.output_shape_error(x, f"a size of at least {self.kernel_size} after "
                                                  f"padding {self.padding}")
@@ -97,7 +97,8 @@ class AvgPool2d(_AvgPool):
     Shape: as MaxPool2d.
 
     Example:
-        >>> AvgPool2d(3, stride=2, padding=1, count_include_pad=False)(Tensor.randn(1, 3, 8, 8)).shape
+        >>> pool = AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        >>> pool(Tensor.randn(1, 3, 8, 8)).shape
         (1, 3, 4, 4)
     """
 

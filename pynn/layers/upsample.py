@@ -1,7 +1,7 @@
 """Upsample (torch names) and UpSampling2D (Keras names): nearest or bilinear resizing of NCHW
 input (Numba kernels)."""
-from ..tensor import apply
 from ..ops.resize import Upsample as _UpsampleOp
+from ..tensor import apply
 from .base import Layer
 
 

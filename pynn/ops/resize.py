@@ -4,11 +4,19 @@ Each call makes small per-axis index/weight tables (OH + OW entries) for the Num
 """
 import numpy as np
 
+from ..kernels.resize import (
+    adaptive_avgpool_backward,
+    adaptive_avgpool_forward,
+    adaptive_table,
+    linear_table,
+    nearest_table,
+    source_scale,
+    upsample_bilinear_backward,
+    upsample_bilinear_forward,
+    upsample_nearest_backward,
+    upsample_nearest_forward,
+)
 from .base import Op
-from ..kernels.resize import (source_scale, nearest_table, linear_table, adaptive_table,
-                              upsample_nearest_forward, upsample_nearest_backward,
-                              upsample_bilinear_forward, upsample_bilinear_backward,
-                              adaptive_avgpool_forward, adaptive_avgpool_backward)
 
 
 def _contiguous(a):
