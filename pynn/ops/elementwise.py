@@ -151,7 +151,9 @@ class Cos(Op):
 class _KernelActivation(Op):
     """relu, sigmoid and tanh run through the same scalar kernels (pynn.kernels.activation) as
     the bias + activation fused into Linear and Conv2d, so both paths give the same values and
-    gradients, also at +-inf and NaN. attrs: none; `act` is the kernel's name of the function."""
+    gradients, also at +-inf and NaN. attrs: none; `act` is the kernel's name of the function.
+
+    Derivative: d/dx = g * act'(x), written through the output y (each subclass states it)"""
     act = None
 
     def forward(self, x):

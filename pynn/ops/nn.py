@@ -254,7 +254,10 @@ class ConvTranspose2d(Op):
 
 class _Pool2d(Op):
     """attrs: kernel_size, stride, padding (pairs), ceil_mode (default False). Input (N, C, H, W),
-    or (N, C, L) for 1-D pooling (taken as H = 1, with kernel_size (1, k))."""
+    or (N, C, L) for 1-D pooling (taken as H = 1, with kernel_size (1, k)).
+
+    Derivative: d/dx = g sent back to the window elements each output was made from (see
+    MaxPool2d and AvgPool2d)"""
     ceil_mode = False
 
     def _as_4d(self, x):
