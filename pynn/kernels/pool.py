@@ -190,6 +190,9 @@ def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, ceil_mode=False, count_inclu
     OW = y.shape[3]
     if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape, ceil_mode):
         raise ValueError("avgpool2d_forward: y must have shape (N, C, OH, OW)")
+    # In floor mode with the padding counted, every window is kh*kw: no per-window divisor.
+    fixed_area = count_include_pad and not ceil_mode
+    area = kh * kw
     for t in range(N * C):
         n = t // C
         c = t % C
@@ -205,8 +208,8 @@ def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, ceil_mode=False, count_inclu
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         s += x[n, c, h, w]
-                y[n, c, oh, ow] = s / _avg_divisor(h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W,
-                                                   ph, pw, count_include_pad)
+                y[n, c, oh, ow] = s / (area if fixed_area else _avg_divisor(
+                    h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad))
 
 
 @njit(cache=True)
@@ -218,6 +221,8 @@ def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx, ceil_mode=False, count_in
     OW = gy.shape[3]
     if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, gy.shape, ceil_mode):
         raise ValueError("avgpool2d_backward: gy must have shape (N, C, OH, OW)")
+    fixed_area = count_include_pad and not ceil_mode
+    area = kh * kw
     for t in range(N * C):
         n = t // C
         c = t % C
@@ -232,8 +237,8 @@ def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx, ceil_mode=False, count_in
                 w0 = ow * sw - pw
                 w_lo = max(w0, 0)
                 w_hi = min(w0 + kw, W)
-                g = gy[n, c, oh, ow] / _avg_divisor(h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W,
-                                                    ph, pw, count_include_pad)
+                g = gy[n, c, oh, ow] / (area if fixed_area else _avg_divisor(
+                    h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad))
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         dx[n, c, h, w] += g
