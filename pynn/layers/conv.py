@@ -27,8 +27,6 @@ def _positive(t, what, layer):
     return t
 
 
-#: Initializers by name for `kernel_initializer=` / `bias_initializer=` (Keras names and torch
-#: names). Each takes (shape, fan_in, fan_out) and returns float64 values.
 def _uniform(bound, shape):
     return rng().uniform(-bound, bound, size=shape)
 
@@ -37,6 +35,9 @@ def _normal(std, shape):
     return rng().normal(0.0, std, size=shape)
 
 
+#: Initializers by name for `kernel_initializer=` / `bias_initializer=` (Keras names and torch
+#: names). Each takes (shape, fan_in, fan_out) and returns float64 values. (A local table until
+#: pynn.init provides the same names.)
 INITIALIZERS = {
     "zeros": lambda s, fi, fo: np.zeros(s),
     "ones": lambda s, fi, fo: np.ones(s),
