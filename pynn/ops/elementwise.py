@@ -157,8 +157,11 @@ class _KernelActivation(Op):
     act = None
 
     def forward(self, x):
-        if x.dtype.kind != "f":      # integers and bools: computed in float32, as in PyTorch
-            x = x.astype(np.float32)
+        if x.dtype.kind != "f":
+            if self.act == "relu" and x.dtype.kind in "iu":    # integers stay integers (torch)
+                self.out = np.maximum(x, 0)
+                return self.out
+            x = x.astype(np.float32)     # sigmoid/tanh of integers or bools: float32, as torch
         x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
         self.out = self.buffer("out", x.shape, x.dtype)
         act_forward(x, ACTIVATION_CODES[self.act], self.out)
