@@ -176,7 +176,9 @@ class _KernelActivation(Op):
 
 
 class Tanh(_KernelActivation):
-    """y = tanh(x). Derivative: d/dx = g * (1 - y * y)"""
+    """y = tanh(x).
+
+    Derivative: d/dx = g * (1 - y * y)"""
     act = "tanh"
 
 
@@ -187,13 +189,16 @@ def stable_sigmoid(x):
 
 
 class Sigmoid(_KernelActivation):
-    """y = 1 / (1 + exp(-x)), stable in both tails. Derivative: d/dx = g * (y * (1 - y))"""
+    """y = 1 / (1 + exp(-x)), stable in both tails.
+
+    Derivative: d/dx = g * (y * (1 - y))"""
     act = "sigmoid"
 
 
 class Relu(_KernelActivation):
-    """y = max(x, 0), NaN kept. Derivative: d/dx = g where y > 0 or y is NaN, else 0 (also for
-    an infinite g)"""
+    """y = max(x, 0), NaN kept.
+
+    Derivative: d/dx = g where y > 0 or y is NaN, else 0 (also for an infinite g)"""
     act = "relu"
 
 
