@@ -88,9 +88,13 @@ class Conv2d(Op):
         end = (-1, -1) if self.padding_end is None else tuple(self.padding_end)
         return (kh, kw, *self.stride, *self.padding), (*self.dilation, *end)
 
+    _ONE_GROUP = ((slice(None), slice(None)),)
+
     def _group_slices(self, O, rows):
         """(output-channel rows of W2d and z, rows of cols) of each group."""
         G = self.groups
+        if G == 1:
+            return self._ONE_GROUP
         Og, Rg = O // G, rows // G
         return [(slice(g * Og, (g + 1) * Og), slice(g * Rg, (g + 1) * Rg)) for g in range(G)]
 
