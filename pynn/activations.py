@@ -35,12 +35,63 @@ def leaky_relu(x, negative_slope=0.01):
     return _t(x).leaky_relu(negative_slope)
 
 
-def gelu(x):
-    return _t(x).gelu()
+def gelu(x, approximate="none"):
+    """x * Phi(x); approximate="tanh" uses torch's tanh approximation."""
+    return _t(x).gelu(approximate)
+
+
+def gelu_tanh(x):
+    """gelu(x, approximate="tanh"), as a name for `activation=`."""
+    return _t(x).gelu("tanh")
 
 
 def softplus(x):
     return _t(x).softplus()
+
+
+def elu(x, alpha=1.0):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return _t(x).elu(alpha)
+
+
+def selu(x):
+    """scale * elu(x, alpha) with the self-normalising constants of torch.nn.SELU."""
+    return _t(x).selu()
+
+
+def silu(x):
+    """x * sigmoid(x)."""
+    return _t(x).silu()
+
+
+swish = silu
+
+
+def mish(x):
+    """x * tanh(softplus(x))."""
+    return _t(x).mish()
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return _t(x).softsign()
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """clip(x, min_val, max_val)."""
+    return _t(x).hardtanh(min_val, max_val)
+
+
+def hardsigmoid(x):
+    """clip(x + 3, 0, 6) / 6."""
+    return _t(x).hardsigmoid()
+
+
+def prelu(x, weight):
+    """x if x > 0 else weight * x, weight one slope per channel (axis 1) or a single one. Not an
+    `activation=` name (it has a parameter): use the PReLU layer."""
+    x = _t(x)
+    return x.prelu(weight)
 
 
 def linear(x):
@@ -49,7 +100,10 @@ def linear(x):
 
 ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
                "log_softmax": log_softmax, "leaky_relu": leaky_relu, "gelu": gelu,
-               "softplus": softplus, "linear": None, None: None}
+               "softplus": softplus, "linear": None, None: None,
+               "gelu_tanh": gelu_tanh, "elu": elu, "selu": selu, "silu": silu, "swish": swish,
+               "mish": mish, "softsign": softsign, "hardtanh": hardtanh,
+               "hardsigmoid": hardsigmoid}
 
 #: activations a Dense or Conv2d kernel applies itself, in the same pass as the bias
 FUSED = ("relu", "sigmoid", "tanh")

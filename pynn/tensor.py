@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from . import anomaly, autograd
+from .ops import activation as A
 from .ops import einsum as N
 from .ops import elementwise as E
 from .ops import index as X
@@ -585,11 +586,45 @@ class Tensor:
     def leaky_relu(self, negative_slope=0.01):
         return apply(E.LeakyRelu(negative_slope=negative_slope), self)
 
-    def gelu(self):
+    def gelu(self, approximate="none"):
+        if approximate == "tanh":
+            return apply(A.GeluTanh(), self._floating())
+        if approximate != "none":
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         return apply(E.Gelu(), self._floating())
 
     def softplus(self, beta=1.0, threshold=20.0):
         return apply(E.Softplus(beta=beta, threshold=threshold), self._floating())
+
+    # -- more activations (pynn.ops.activation) -------------------------------------------
+    def elu(self, alpha=1.0):
+        return apply(A.Elu(alpha=float(alpha)), self)
+
+    def selu(self):
+        return apply(A.Selu(), self)
+
+    def silu(self):
+        return apply(A.Silu(), self)
+
+    swish = silu
+
+    def mish(self):
+        return apply(A.Mish(), self)
+
+    def softsign(self):
+        return apply(A.Softsign(), self)
+
+    def hardtanh(self, min_val=-1.0, max_val=1.0):
+        if min_val > max_val:
+            raise ValueError(f"hardtanh: min_val {min_val} is greater than max_val {max_val}")
+        return apply(A.Hardtanh(min_val=float(min_val), max_val=float(max_val)), self)
+
+    def hardsigmoid(self):
+        return apply(A.Hardsigmoid(), self)
+
+    def prelu(self, weight):
+        return apply(A.Prelu(), self, self._other(weight))
+    # -- end of more activations ----------------------------------------------------------
 
     def clip(self, min=None, max=None):
         return apply(E.Clip(min=min, max=max), self)

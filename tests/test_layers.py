@@ -498,7 +498,7 @@ def test_layer_shape_errors_name_layer_and_shapes():
     with pytest.raises(TypeError, match="Dense"):
         Dense(3, 2)([[1.0, 2.0, 3.0]])
     with pytest.raises(ValueError, match="unknown activation"):
-        Dense(3, 2, "swish")
+        Dense(3, 2, "no_such_activation")
 
 
 def test_layers_accept_numpy_arrays():

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 DATA_DIR = REPO.parent / "shared" / "data"
 HAVE_MNIST = (DATA_DIR / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+HAVE_FASHION_MNIST = (DATA_DIR / "fashion-mnist" / "train-images-idx3-ubyte.gz").is_file()
 
 # name: (PYNN_NB_EPOCHS, PYNN_NB_LIMIT, needs MNIST)
 RUNS = {
@@ -26,6 +27,7 @@ RUNS = {
     "mnist_cnn.ipynb": (1, 256, True),
     "seq_mnist_lstm.ipynb": (1, 256, True),
     "words_transformer.ipynb": (1, 1500, False),      # reads words/, not MNIST
+    "fashion_resnet.ipynb": (1, 256, True),
 }
 
 
@@ -93,6 +95,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     epochs, limit, needs_mnist = RUNS[name]
     if needs_mnist and not HAVE_MNIST:
         pytest.skip(f"the MNIST IDX files are not in {DATA_DIR / 'mnist'}")
+    if name.startswith("fashion") and not HAVE_FASHION_MNIST:
+        pytest.skip(f"the Fashion-MNIST IDX files are not in {DATA_DIR / 'fashion-mnist'}")
     monkeypatch.setenv("PYNN_NB_EPOCHS", str(epochs))
     monkeypatch.setenv("PYNN_NB_LIMIT", str(limit))
     monkeypatch.setenv("PYNN_DATA_DIR", str(DATA_DIR))

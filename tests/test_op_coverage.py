@@ -25,6 +25,8 @@ TESTS = Path(__file__).parent
 # Op subclasses that are not ops a user applies, so no table needs them:
 NOT_IN_TABLES = {
     "_Extreme",     # pynn/ops/reduce.py: the shared base of Max and Min (which are in the tables)
+    "_KernelActivation",  # pynn/ops/elementwise.py: the shared base of Relu, Sigmoid, Tanh
+    "_Pool2d",      # pynn/ops/nn.py: the shared base of MaxPool2d and AvgPool2d
     "_Recurrent",   # pynn/ops/recurrent.py: the shared base of RNN, LSTM and GRU (in the tables)
     "_Rounding",    # pynn/ops/mathops.py: the shared base of Floor, Ceil, Round, Trunc, Sign
     "ModelOp",      # pynn/plan.py: a whole compiled Model as one tape node; its backward is the

@@ -20,6 +20,8 @@ from .activation import (
     ACT_SIGMOID,
     ACT_TANH,
     ACTIVATION_CODES,
+    act_backward,
+    act_forward,
     bias_act_backward,
     bias_act_backward_cnp,
     bias_act_forward,
@@ -31,6 +33,7 @@ from .pool import (
     avgpool2d_forward,
     maxpool2d_backward,
     maxpool2d_forward,
+    pool_output_size,
 )
 
 __all__ = [
@@ -43,6 +46,8 @@ __all__ = [
     "bias_act_backward",
     "bias_act_forward_cnp",
     "bias_act_backward_cnp",
+    "act_forward",
+    "act_backward",
     "conv_output_shape",
     "im2col",
     "tap_offsets",
@@ -51,4 +56,5 @@ __all__ = [
     "maxpool2d_backward",
     "avgpool2d_forward",
     "avgpool2d_backward",
+    "pool_output_size",
 ]

@@ -4,8 +4,10 @@ Activations are passed as integer codes (see ``ACTIVATION_CODES``). Backward
 kernels express the derivative through the activation's OUTPUT y:
 relu' = (y > 0), sigmoid' = y*(1 - y), tanh' = 1 - y*y, identity' = 1.
 
-Two layouts:
+Three layouts:
 
+* elementwise (``act_forward`` / ``act_backward``, used by the Relu, Sigmoid and Tanh ops of
+  pynn.ops.elementwise): any shape, read and written flat;
 * dense: z, gz, gy, y are (N, F); bias b / gb is (F,).
 * conv ("cnp"): the matmul result z / gz is (O, N*P) (P = OH*OW, column
   n*P + p), the layer output y / gy is (N, O, P); bias b / gb is (O,).
@@ -29,6 +31,8 @@ __all__ = [
     "bias_act_backward",
     "bias_act_forward_cnp",
     "bias_act_backward_cnp",
+    "act_forward",
+    "act_backward",
 ]
 
 ACT_NONE = 0
@@ -62,13 +66,43 @@ def _backprop(g, y, act):
     """g * act'(x) for one scalar, with act'(x) written through the output y = act(x)
     (float64 result)."""
     if act == ACT_RELU:
-        # A select, not g * (y > 0): like PyTorch, an inf/NaN gradient of a dead unit gives 0.
-        return 1.0 * g if y > 0 else 0.0
+        # A select, not g * (y > 0): like PyTorch, an inf/NaN gradient of a dead unit gives 0,
+        # and a NaN unit (y = NaN is not <= 0) passes the gradient on.
+        return 0.0 if y <= 0 else 1.0 * g
     if act == ACT_SIGMOID:
         return g * (y * (1.0 - y))
     if act == ACT_TANH:
         return g * (1.0 - y * y)
     return 1.0 * g
+
+
+@njit(cache=True)
+def act_forward(x, act, y):
+    """y = act(x) elementwise; x and y C-contiguous of the same shape (y may be x)."""
+    if x.shape != y.shape:
+        raise ValueError("act_forward: x and y must have the same shape")
+    xf = x.reshape(x.size)
+    yf = y.reshape(y.size)
+    if act == ACT_RELU:
+        zero = y.dtype.type(0)
+        for k in range(xf.size):    # inline, in the array's precision: vectorised, as below
+            v = xf[k]
+            yf[k] = v if not v < 0 else zero
+    else:
+        for k in range(xf.size):
+            yf[k] = _activate(xf[k], act)
+
+
+@njit(cache=True)
+def act_backward(gy, y, act, gx):
+    """gx = gy * act'(x), written through the output y = act(x); all of one shape (gx may be gy)."""
+    if gy.shape != y.shape or gx.shape != y.shape:
+        raise ValueError("act_backward: gy, y and gx must have the same shape")
+    gf = gy.reshape(gy.size)
+    yf = y.reshape(y.size)
+    gxf = gx.reshape(gx.size)
+    for k in range(gf.size):
+        gxf[k] = _backprop(gf[k], yf[k], act)
 
 
 @njit(cache=True)

@@ -6,7 +6,12 @@ Layouts (all arrays C-contiguous, float32 or float64):
 * ``cols``: (C*kh*kw, N*OH*OW), with row ``r = c*kh*kw + i*kw + j`` and column
   ``q = n*OH*OW + oh*OW + ow``::
 
-      cols[r, q] = x[n, c, oh*sh - ph + i, ow*sw - pw + j]   (0 in the zero padding)
+      cols[r, q] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]   (0 in the zero padding)
+
+``ph``/``pw`` are the top/left padding and ``dh``/``dw`` the dilation (default 1). The
+bottom/right padding ``ph_end``/``pw_end`` defaults to (-1 means) the same as top/left; it
+differs only for ``padding="same"`` with an even effective kernel, where PyTorch puts the
+extra row/column at the end.
 
 With this layout a convolution is one matmul, ``W.reshape(O, C*kh*kw) @ cols`` with
 shape (O, N*OH*OW); its input gradient is ``col2im(W2d.T @ gz)``.
@@ -23,19 +28,25 @@ from numba import njit, prange
 __all__ = ["conv_output_shape", "tap_offsets", "im2col", "col2im"]
 
 
-def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw):
-    """Return (OH, OW) of a convolution/pooling window sweep (no dilation, floor mode)."""
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
+    """Return (OH, OW) of a convolution/pooling window sweep (floor mode)."""
+    OH, OW = _out_size(H, kh, sh, ph, dh, ph_end), _out_size(W, kw, sw, pw, dw, pw_end)
     if OH <= 0 or OW <= 0:
         raise ValueError(
-            f"window {kh}x{kw} (padding {ph},{pw}) does not fit in input {H}x{W}"
+            f"window {kh}x{kw} (padding {ph},{pw}, dilation {dh},{dw}) does not fit in "
+            f"input {H}x{W}"
         )
     return OH, OW
 
 
 @njit(cache=True)
-def tap_offsets(H, W, kh, kw, sh, sw, ph, pw):
+def _out_size(H, k, s, p, d, p_end):
+    """Output length of a window of k taps, d apart, stepping s over H with padding p / p_end."""
+    return (H + p + (p if p_end < 0 else p_end) - d * (k - 1) - 1) // s + 1
+
+
+@njit(cache=True)
+def tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Return src (kh*kw, OH*OW) int64: src[i*kw + j, oh*OW + ow] is the flat index h*W + w
     of the input element that output position (oh, ow) reads through kernel tap (i, j),
     or -1 where that element lies in the zero padding.
@@ -43,32 +54,32 @@ def tap_offsets(H, W, kh, kw, sh, sw, ph, pw):
     One small table per call (kh*kw*OH*OW entries) turns the unfold into long, branch-light
     gather loops over the output positions, instead of short loops over output rows.
     """
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+    OH = _out_size(H, kh, sh, ph, dh, ph_end)
+    OW = _out_size(W, kw, sw, pw, dw, pw_end)
     src = np.empty((kh * kw, OH * OW), np.int64)
     for i in range(kh):
         for j in range(kw):
             for oh in range(OH):
-                h = oh * sh - ph + i
+                h = oh * sh - ph + i * dh
                 for ow in range(OW):
-                    w = ow * sw - pw + j
+                    w = ow * sw - pw + j * dw
                     inside = h >= 0 and h < H and w >= 0 and w < W
                     src[i * kw + j, oh * OW + ow] = h * W + w if inside else -1
     return src
 
 
 @njit(cache=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, cols):
+def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Unfold x (N, C, H, W) into cols (C*kh*kw, N*OH*OW); every entry of cols is written."""
     N, C, H, W = x.shape
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+    OH = _out_size(H, kh, sh, ph, dh, ph_end)
+    OW = _out_size(W, kw, sw, pw, dw, pw_end)
     P = OH * OW
     K = kh * kw
     if cols.shape[0] != C * K or cols.shape[1] != N * P:
         raise ValueError("im2col: cols must have shape (C*kh*kw, N*OH*OW)")
-    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw)
-    padded = ph > 0 or pw > 0
+    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
+    padded = ph > 0 or pw > 0 or ph_end > 0 or pw_end > 0
     xf = x.reshape(x.size)
     cf = cols.reshape(cols.size)
     # Row r = c*K + tap of cols is written front to back, one image after another.
@@ -88,20 +99,20 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols):
 
 
 @njit(cache=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dx):
+def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Adjoint of im2col: dx (N, C, H, W) = 0, then scatter-add every cols entry back.
 
     Entries of cols that correspond to padding are dropped.
     """
     N, C, H, W = dx.shape
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+    OH = _out_size(H, kh, sh, ph, dh, ph_end)
+    OW = _out_size(W, kw, sw, pw, dw, pw_end)
     P = OH * OW
     K = kh * kw
     if cols.shape[0] != C * K or cols.shape[1] != N * P:
         raise ValueError("col2im: cols must have shape (C*kh*kw, N*OH*OW)")
-    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw)
-    padded = ph > 0 or pw > 0
+    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
+    padded = ph > 0 or pw > 0 or ph_end > 0 or pw_end > 0
     cf = cols.reshape(cols.size)
     dxf = dx.reshape(dx.size)
     for k in range(dx.size):

@@ -1,13 +1,16 @@
-"""Numba kernels for 2-D max and average pooling (PyTorch semantics, floor mode, no dilation).
+"""Numba kernels for 2-D max and average pooling (PyTorch semantics, no dilation).
 
 Layouts (all arrays C-contiguous): x, dx are (N, C, H, W); y, gy, idx are
-(N, C, OH, OW) with OH = (H + 2*ph - kh)//sh + 1 and OW likewise.
+(N, C, OH, OW) with OH = (H + 2*ph - kh)//sh + 1 and OW likewise (floor mode), or with
+``ceil_mode`` (see ``pool_output_size``) one more window where the last one would start
+inside the input or its left padding; such a window may reach past the padding.
 
 * Max pooling: padding counts as -inf; ``idx`` (int32 or int64) holds the flat index
   ``h*W + w`` of the maximum inside the plane x[n, c]; on ties the first
   maximum in row-major window order wins; a NaN in the window propagates.
-* Average pooling: ``count_include_pad=True``, so every window sum is divided
-  by kh*kw (in floor mode windows never reach past the padding).
+* Average pooling: with ``count_include_pad`` (the default) every window sum is divided by
+  the size of the window clipped to the padded input (kh*kw unless a ceil-mode window reaches
+  past the padding), without it by the number of input elements in the window.
 
 Every kernel loops over the independent N*C planes and runs on one thread (see
 pynn/kernels/__init__.py for why). A planes loop can become ``prange`` +
@@ -21,14 +24,30 @@ __all__ = [
     "maxpool2d_backward",
     "avgpool2d_forward",
     "avgpool2d_backward",
+    "pool_output_size",
 ]
 
 
 @njit(cache=True)
-def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape):
+def pool_output_size(H, k, s, p, ceil_mode=False):
+    """Number of windows of size k, stride s over H with padding p on both sides (as PyTorch:
+    in ceil mode the last window must start inside the input or its left padding)."""
+    span = H + 2 * p - k
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // s + 1
+    out = (span + s - 1) // s + 1
+    if (out - 1) * s >= H + p:
+        out -= 1
+    return out
+
+
+@njit(cache=True)
+def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape, ceil_mode=False):
     """True if out_shape == (N, C, OH, OW) for this window sweep over (N, C, H, W)."""
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+    OH = pool_output_size(H, kh, sh, ph, ceil_mode)
+    OW = pool_output_size(W, kw, sw, pw, ceil_mode)
     return (out_shape[0] == N and out_shape[1] == C
             and out_shape[2] == OH and out_shape[3] == OW)
 
@@ -52,7 +71,7 @@ def _max_2x2(a, b, c, d, k, W):
 
 
 @njit(cache=True)
-def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
+def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx, ceil_mode=False):
     """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
 
     A window lying entirely in the padding (only possible when ph >= kh or
@@ -66,10 +85,11 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx):
     OH = y.shape[2]
     OW = y.shape[3]
     keep_idx = idx.size != 0
-    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape) or (
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape, ceil_mode) or (
             keep_idx and idx.shape != y.shape):
         raise ValueError("maxpool2d_forward: y and idx must have shape (N, C, OH, OW)")
-    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+    if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+            and 2 * OH <= H and 2 * OW <= W):
         # The common case (MaxPool2d(2)), with its own loop: rows of the plane, the four taps
         # unrolled, no bounds tests. ~2-4x faster than the general loop below.
         for t in prange(N * C):
@@ -154,13 +174,24 @@ def maxpool2d_backward(gy, idx, dx):
 
 
 @njit(cache=True)
-def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
-    """y[n, c, oh, ow] = (sum of the in-bounds window elements) / (kh*kw)."""
+def _avg_divisor(h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad):
+    """What AvgPool divides a window's sum by (PyTorch's rule)."""
+    if count_include_pad:
+        return (min(h0 + kh, H + ph) - h0) * (min(w0 + kw, W + pw) - w0)
+    return (h_hi - h_lo) * (w_hi - w_lo)
+
+
+@njit(cache=True)
+def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, ceil_mode=False, count_include_pad=True):
+    """y[n, c, oh, ow] = (sum of the in-bounds window elements) / divisor (kh*kw in floor mode
+    with count_include_pad; see the module docstring)."""
     N, C, H, W = x.shape
     OH = y.shape[2]
     OW = y.shape[3]
-    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape):
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, y.shape, ceil_mode):
         raise ValueError("avgpool2d_forward: y must have shape (N, C, OH, OW)")
+    # In floor mode with the padding counted, every window is kh*kw: no per-window divisor.
+    fixed_area = count_include_pad and not ceil_mode
     area = kh * kw
     for t in range(N * C):
         n = t // C
@@ -177,18 +208,20 @@ def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         s += x[n, c, h, w]
-                y[n, c, oh, ow] = s / area
+                y[n, c, oh, ow] = s / (area if fixed_area else _avg_divisor(
+                    h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad))
 
 
 @njit(cache=True)
-def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx):
-    """dx = 0, then every in-bounds element of window (oh, ow) gets
-    += gy[n, c, oh, ow] / (kh*kw)."""
+def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx, ceil_mode=False, count_include_pad=True):
+    """dx = 0, then every in-bounds element of window (oh, ow) gets += gy[n, c, oh, ow] / divisor
+    (the forward's divisor)."""
     N, C, H, W = dx.shape
     OH = gy.shape[2]
     OW = gy.shape[3]
-    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, gy.shape):
+    if not _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, gy.shape, ceil_mode):
         raise ValueError("avgpool2d_backward: gy must have shape (N, C, OH, OW)")
+    fixed_area = count_include_pad and not ceil_mode
     area = kh * kw
     for t in range(N * C):
         n = t // C
@@ -204,7 +237,8 @@ def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx):
                 w0 = ow * sw - pw
                 w_lo = max(w0, 0)
                 w_hi = min(w0 + kw, W)
-                g = gy[n, c, oh, ow] / area
+                g = gy[n, c, oh, ow] / (area if fixed_area else _avg_divisor(
+                    h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad))
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         dx[n, c, h, w] += g

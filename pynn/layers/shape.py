@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from ..ops.shape import Identity as _IdentityOp
+from ..tensor import apply
 from .base import Layer, shape_str
 
 
@@ -67,3 +69,17 @@ class Reshape(Layer):
 
     def __repr__(self):
         return f"Reshape({self.shape})"
+
+class Identity(Layer):
+    """Return the input unchanged (a placeholder, as torch.nn.Identity); arguments are ignored.
+
+    Example:
+        >>> Identity()(Tensor.ones(2, 3)).shape
+        (2, 3)
+    """
+
+    def __init__(self, *args, name=None, **kwargs):
+        super().__init__(name=name)
+
+    def forward(self, x):
+        return apply(_IdentityOp(), x)

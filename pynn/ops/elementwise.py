@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..kernels.activation import ACTIVATION_CODES, act_backward, act_forward
 from ..kernels.special import erf
 from .base import Op
 
@@ -172,15 +173,38 @@ class Cos(Op):
         return (-g * np.sin(self.x),)
 
 
-class Tanh(Op):
-    """Derivative: d/dx = g * (1 - y^2)"""
+class _KernelActivation(Op):
+    """relu, sigmoid and tanh run through the same scalar kernels (pynn.kernels.activation) as
+    the bias + activation fused into Linear and Conv2d, so both paths give the same values and
+    gradients, also at +-inf and NaN. attrs: none; `act` is the kernel's name of the function.
+
+    Derivative: d/dx = g * act'(x), written through the output y (each subclass states it)"""
+    act = None
 
     def forward(self, x):
-        self.out = np.tanh(x)
+        if x.dtype.kind != "f":
+            if self.act == "relu" and x.dtype.kind in "iu":    # integers stay integers (torch)
+                self.out = np.maximum(x, 0)
+                return self.out
+            x = x.astype(np.float32)     # sigmoid/tanh of integers or bools: float32, as torch
+        x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+        self.out = self.buffer("out", x.shape, x.dtype)
+        act_forward(x, ACTIVATION_CODES[self.act], self.out)
         return self.out
 
     def backward(self, g):
-        return (g * (1 - self.out * self.out),)
+        g = g.astype(self.out.dtype, copy=False)
+        g = g if g.flags.c_contiguous else np.ascontiguousarray(g)
+        gx = self.buffer("gx", g.shape, g.dtype)
+        act_backward(g, self.out, ACTIVATION_CODES[self.act], gx)
+        return (gx,)
+
+
+class Tanh(_KernelActivation):
+    """y = tanh(x).
+
+    Derivative: d/dx = g * (1 - y * y)"""
+    act = "tanh"
 
 
 def stable_sigmoid(x):
@@ -189,26 +213,18 @@ def stable_sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Op):
-    """Derivative: d/dx = g * y * (1 - y)"""
+class Sigmoid(_KernelActivation):
+    """y = 1 / (1 + exp(-x)), stable in both tails.
 
-    def forward(self, x):
-        self.out = stable_sigmoid(x)
-        return self.out
-
-    def backward(self, g):
-        return (g * self.out * (1 - self.out),)
+    Derivative: d/dx = g * (y * (1 - y))"""
+    act = "sigmoid"
 
 
-class Relu(Op):
-    """Derivative: d/dx = g * (x > 0)"""
+class Relu(_KernelActivation):
+    """y = max(x, 0), NaN kept.
 
-    def forward(self, x):
-        self.out = np.maximum(x, 0)
-        return self.out
-
-    def backward(self, g):
-        return (g * (self.out > 0),)
+    Derivative: d/dx = g where y > 0 or y is NaN, else 0 (also for an infinite g)"""
+    act = "relu"
 
 
 class LeakyRelu(Op):

@@ -20,6 +20,7 @@ from ..kernels.pool import (
     avgpool2d_forward,
     maxpool2d_backward,
     maxpool2d_forward,
+    pool_output_size,
 )
 from ..random import rng
 from .base import Op
@@ -70,8 +71,14 @@ class Linear(Op):
 class Conv2d(Op):
     """2-D convolution on NCHW input as im2col + BLAS products, bias and activation fused.
 
-    Inputs x (N, C, H, W), W (O, C, kh, kw), optionally b (O,). attrs: stride, padding (pairs),
-    activation. Layouts: cols (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW).
+    Inputs x (N, C, H, W), W (O, C/groups, kh, kw), optionally b (O,); or, for a 1-D
+    convolution, x (N, C, L) and W (O, C/groups, k), taken as H = kh = 1. attrs: stride, padding
+    (top, left), activation; optional padding_end (bottom, right; default: as padding),
+    dilation (default 1) and groups (default 1), all pairs but groups. Layouts: cols
+    (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW), one product per group of channels.
+
+    Derivative: with gz = g * act'(y): d/dx = col2im(W2d.T @ gz), d/dW = gz @ cols.T,
+    d/db = gz summed over N, OH, OW (per group of channels)
 
     The products run a block of images at a time, sized so that the block's slice of cols and
     its z (or gz, gcols) stay in cache: z and gz never exist for the whole batch. Training keeps
@@ -83,20 +90,43 @@ class Conv2d(Op):
 
     #: Blocks of images are sized to about this many bytes of cols + z.
     BLOCK_BYTES = 1 << 20
+    padding_end = None
+    dilation = (1, 1)
+    groups = 1
 
     def _blocks(self, N, rows, O, P, itemsize):
         """(n0, n1) image ranges covering the batch, each about BLOCK_BYTES of cols + z."""
         block = max(1, min(N, self.BLOCK_BYTES // ((rows + O) * P * itemsize)))
         return [(n0, min(N, n0 + block)) for n0 in range(0, N, block)]
 
+    def _geometry(self, kh, kw):
+        """(kh, kw, sh, sw, ph, pw) and (dh, dw, ph_end, pw_end) for the kernels."""
+        end = (-1, -1) if self.padding_end is None else tuple(self.padding_end)
+        return (kh, kw, *self.stride, *self.padding), (*self.dilation, *end)
+
+    _ONE_GROUP = ((slice(None), slice(None)),)
+
+    def _group_slices(self, O, rows):
+        """(output-channel rows of W2d and z, rows of cols) of each group."""
+        G = self.groups
+        if G == 1:
+            return self._ONE_GROUP
+        Og, Rg = O // G, rows // G
+        return [(slice(g * Og, (g + 1) * Og), slice(g * Rg, (g + 1) * Rg)) for g in range(G)]
+
     def forward(self, x, w, b=None):
+        self.one_d = x.ndim == 3
+        if self.one_d:                       # (N, C, L) as (N, C, 1, L)
+            x, w = x[:, :, None, :], w[:, :, None, :]
         x = _contiguous(x)
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
-        OH, OW = conv_output_shape(H, W, kh, kw, *self.stride, *self.padding)
+        geom, geom_end = self._geometry(kh, kw)
+        OH, OW = conv_output_shape(H, W, *geom, *geom_end)
         P = OH * OW
         w2 = w.reshape(O, -1)
-        rows = w2.shape[1]
+        rows = C * kh * kw
+        groups = self._group_slices(O, rows)
         b = _NO_BIAS[x.dtype] if b is None else b
         act = ACTIVATION_CODES[self.activation]
         y = self.buffer("y", (N, O, OH, OW), x.dtype)
@@ -105,28 +135,32 @@ class Conv2d(Op):
         keep_cols = not forward_only
         if keep_cols:
             cols = self.buffer("cols_batch", (rows, N * P), x.dtype)
-            im2col(x, kh, kw, *self.stride, *self.padding, cols)
+            im2col(x, *geom, cols, *geom_end)
         for n0, n1 in self._blocks(N, rows, O, P, x.itemsize):
             m = n1 - n0
             if keep_cols:
                 cols_b = cols[:, n0 * P:n1 * P]    # a strided view: BLAS reads it in place
             else:
                 cols_b = self.buffer(f"cols_block{m}", (rows, m * P), x.dtype)
-                im2col(x[n0:n1], kh, kw, *self.stride, *self.padding, cols_b)
+                im2col(x[n0:n1], *geom, cols_b, *geom_end)
             z = self.buffer(f"z_block{m}", (O, m * P), x.dtype)
-            np.matmul(w2, cols_b, out=z)
+            for o, r in groups:
+                np.matmul(w2[o], cols_b[r], out=z[o])
             bias_act_forward_cnp(z, b, act, y[n0:n1].reshape(m, O, P))
         if keep_cols:
             self.cols, self.x_shape, self.w2, self.w_shape, self.y = cols, x.shape, w2, w.shape, y
             self.has_bias = b.shape[0] != 0
-        return y
+        return y[:, :, 0, :] if self.one_d else y
 
     def backward(self, g):
         N, O, OH, OW = self.y.shape
         P = OH * OW
-        g = _contiguous(g)
+        g = _contiguous(g.reshape(self.y.shape))
         rows = self.cols.shape[0]
         _, _, kh, kw = self.w_shape
+        geom, geom_end = self._geometry(kh, kw)
+        groups = self._group_slices(O, rows)
+        G, Rg, Og = self.groups, rows // self.groups, O // self.groups
         act = ACTIVATION_CODES[self.activation]
         # The first block writes gb and gw_t, later blocks write *_b and are added in.
         gb = gb_b = _NO_BIAS[g.dtype]           # (0,): the kernel skips the bias gradient
@@ -137,8 +171,8 @@ class Conv2d(Op):
         if self.needs(1):
             # gw = gz @ cols.T, computed transposed (cols @ gz.T) and summed over the blocks:
             # BLAS reduces the long N*OH*OW axis faster with cols as the row-major left operand.
-            gw_t = self.buffer("gw_t", (rows, O), g.dtype)
-            gw_t_b = self.buffer("gw_t_block", (rows, O), g.dtype)
+            gw_t = self.buffer("gw_t", (G, Rg, Og), g.dtype)
+            gw_t_b = self.buffer("gw_t_block", (G, Rg, Og), g.dtype)
         if self.needs(0):
             gx = self.buffer("gx", self.x_shape, g.dtype)
         for i, (n0, n1) in enumerate(self._blocks(N, rows, O, P, g.itemsize)):
@@ -150,64 +184,166 @@ class Conv2d(Op):
             if i and gb.size:
                 gb += gb_b
             if gw_t is not None:
-                np.matmul(self.cols[:, n0 * P:n1 * P], gz.T, out=gw_t_b if i else gw_t)
+                out = gw_t_b if i else gw_t
+                for k, (o, r) in enumerate(groups):
+                    np.matmul(self.cols[r, n0 * P:n1 * P], gz[o].T, out=out[k])
                 if i:
                     gw_t += gw_t_b
             if gx is not None:
                 gcols = self.buffer(f"gcols_block{m}", (rows, m * P), g.dtype)
-                np.matmul(self.w2.T, gz, out=gcols)
-                col2im(gcols, kh, kw, *self.stride, *self.padding, gx[n0:n1])
+                for o, r in groups:
+                    np.matmul(self.w2[o].T, gz[o], out=gcols[r])
+                col2im(gcols, *geom, gx[n0:n1], *geom_end)
         if gw_t is not None:
             gw = self.buffer("gw", self.w2.shape, g.dtype)
-            np.copyto(gw, gw_t.T)
+            np.copyto(gw.reshape(G, Og, Rg), gw_t.transpose(0, 2, 1))
             gw = gw.reshape(self.w_shape)
         if not gb.size:
             gb = None
+        if self.one_d:
+            gx = None if gx is None else gx[:, :, 0, :]
+            gw = None if gw is None else gw[:, :, 0, :]
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
-def _pool_out_shape(op, x):
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = op.kernel_size, op.stride, op.padding
-    return (N, C) + conv_output_shape(H, W, kh, kw, sh, sw, ph, pw)
+class ConvTranspose2d(Op):
+    """Transposed 2-D convolution (the adjoint of Conv2d with the same geometry), as in
+    torch.nn.ConvTranspose2d: cols = W2d.T @ x per group, then col2im into the output.
+
+    Inputs x (N, Cin, H, W), W (Cin, Cout/groups, kh, kw), optionally b (Cout,). attrs: stride,
+    padding, output_padding, dilation (pairs), groups. OH = (H - 1)*sh - 2*ph + dh*(kh - 1) +
+    output_padding_h + 1. Layouts: xT (Cin, N*H*W), cols (Cout*kh*kw, N*H*W).
+
+    Derivative: d/dx = W2d @ im2col(g) per group, d/dW = xT @ im2col(g).T per group,
+    d/db = g summed over N, OH, OW"""
+
+    def forward(self, x, w, b=None):
+        x = _contiguous(x)
+        N, Cin, H, W = x.shape
+        _, Cout_g, kh, kw = w.shape
+        G = self.groups
+        Cout = Cout_g * G
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        oph, opw = self.output_padding
+        OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+        OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+        if OH <= 0 or OW <= 0:
+            raise ValueError(f"output size {OH}x{OW} is not positive")
+        self.geom = (kh, kw, sh, sw, ph, pw)
+        self.geom_end = (dh, dw, -1, -1)
+        HW = H * W
+        xT = self.buffer("xT", (Cin, N * HW), x.dtype)
+        np.copyto(xT.reshape(Cin, N, HW), x.reshape(N, Cin, HW).transpose(1, 0, 2))
+        w2 = w.reshape(Cin, Cout_g * kh * kw)
+        self.groups_ = [(slice(g * (Cin // G), (g + 1) * (Cin // G)),
+                         slice(g * Cout_g * kh * kw, (g + 1) * Cout_g * kh * kw))
+                        for g in range(G)]
+        cols = self.buffer("cols", (Cout * kh * kw, N * HW), x.dtype)
+        for i, r in self.groups_:
+            np.matmul(w2[i].T, xT[i], out=cols[r])
+        y = self.buffer("y", (N, Cout, OH, OW), x.dtype)
+        col2im(cols, *self.geom, y, *self.geom_end)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        self.xT, self.w2, self.x_shape, self.w_shape = xT, w2, x.shape, w.shape
+        self.has_bias = b is not None
+        return y
+
+    def backward(self, g):
+        g = _contiguous(g)
+        N, Cin, H, W = self.x_shape
+        HW = H * W
+        cols = self.buffer("cols", (self.w2.shape[1] * self.groups, N * HW), g.dtype)
+        im2col(g, *self.geom, cols, *self.geom_end)
+        gx = gw = gb = None
+        if self.needs(0):
+            gxT = self.buffer("gxT", (Cin, N * HW), g.dtype)
+            for i, r in self.groups_:
+                np.matmul(self.w2[i], cols[r], out=gxT[i])
+            gx = self.buffer("gx", self.x_shape, g.dtype)
+            np.copyto(gx.reshape(N, Cin, HW), gxT.reshape(Cin, N, HW).transpose(1, 0, 2))
+        if self.needs(1):
+            gw2 = self.buffer("gw", self.w2.shape, g.dtype)
+            for i, r in self.groups_:
+                np.matmul(self.xT[i], cols[r].T, out=gw2[i])
+            gw = gw2.reshape(self.w_shape)
+        if self.has_bias and self.needs(2):
+            gb = g.sum(axis=(0, 2, 3))
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
-class MaxPool2d(Op):
-    """attrs: kernel_size, stride, padding (pairs). Remembers the argmax of each window.
-    Derivative: d/dx = g routed to the argmax of each window (added where windows overlap)"""
+class _Pool2d(Op):
+    """attrs: kernel_size, stride, padding (pairs), ceil_mode (default False). Input (N, C, H, W),
+    or (N, C, L) for 1-D pooling (taken as H = 1, with kernel_size (1, k)).
+
+    Derivative: d/dx = g sent back to the window elements each output was made from (see
+    MaxPool2d and AvgPool2d)"""
+    ceil_mode = False
+
+    def _as_4d(self, x):
+        self.one_d = x.ndim == 3
+        return _contiguous(x[:, :, None, :] if self.one_d else x)
+
+    def _out_shape(self, x):
+        N, C, H, W = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        OH = pool_output_size(H, kh, sh, ph, self.ceil_mode)
+        OW = pool_output_size(W, kw, sw, pw, self.ceil_mode)
+        if OH <= 0 or OW <= 0:
+            raise ValueError(f"window {kh}x{kw} (padding {ph},{pw}) does not fit in input "
+                             f"{H}x{W}")
+        return N, C, OH, OW
+
+    def _out(self, y):
+        return y[:, :, 0, :] if self.one_d else y
+
+    def _grad_4d(self, g):
+        return _contiguous(g[:, :, None, :] if self.one_d else g)
+
+
+class MaxPool2d(_Pool2d):
+    """Max over each window; remembers the argmax of each window.
+
+    Derivative: d/dx = g added at the argmax of each window, 0 elsewhere"""
 
     def forward(self, x):
-        x = _contiguous(x)
-        out_shape = _pool_out_shape(self, x)
+        x = self._as_4d(x)
+        out_shape = self._out_shape(x)
         y = self.buffer("y", out_shape, x.dtype)
         # Forward-only (inference) calls keep no argmax: an empty idx tells the kernel so.
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
         # int32 indices (positions inside one plane) halve the index traffic of int64.
         self.idx = self.buffer("idx", (0, 0, 0, 0) if forward_only else out_shape, np.int32)
-        maxpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.idx)
+        maxpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.idx,
+                          self.ceil_mode)
         self.x_shape = x.shape
-        return y
+        return self._out(y)
 
     def backward(self, g):
         gx = self.buffer("gx", self.x_shape, g.dtype)
-        maxpool2d_backward(_contiguous(g), self.idx, gx)
-        return (gx,)
+        maxpool2d_backward(self._grad_4d(g), self.idx, gx)
+        return (self._out(gx),)
 
 
-class AvgPool2d(Op):
-    """Derivative: d/dx = g / window size, spread over each window"""
+class AvgPool2d(_Pool2d):
+    """Mean over each window; attrs also count_include_pad (default True).
+
+    Derivative: d/dx = g / divisor added to every input element of each window"""
+    count_include_pad = True
 
     def forward(self, x):
-        x = _contiguous(x)
-        y = self.buffer("y", _pool_out_shape(self, x), x.dtype)
-        avgpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y)
+        x = self._as_4d(x)
+        y = self.buffer("y", self._out_shape(x), x.dtype)
+        avgpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.ceil_mode,
+                          self.count_include_pad)
         self.x_shape = x.shape
-        return y
+        return self._out(y)
 
     def backward(self, g):
         gx = self.buffer("gx", self.x_shape, g.dtype)
-        avgpool2d_backward(_contiguous(g), *self.kernel_size, *self.stride, *self.padding, gx)
-        return (gx,)
+        avgpool2d_backward(self._grad_4d(g), *self.kernel_size, *self.stride, *self.padding, gx,
+                           self.ceil_mode, self.count_include_pad)
+        return (self._out(gx),)
 
 
 class Dropout(Op):
