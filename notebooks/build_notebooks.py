@@ -1018,6 +1018,128 @@ def fashion_resnet():
     ]
 
 
+# ------------------------------------------------------------------------------- transfer learning
+def transfer_fashion():
+    return [
+        md("""
+        # Transfer learning: from digits to clothes
+
+        A CNN encoder learns to see strokes on MNIST; then, frozen, it feeds a new head that
+        learns Fashion-MNIST; then its last block is unfrozen and fine-tuned with the head. Each
+        stage is Keras's `compile` / `fit` / `evaluate`, and we print the test accuracy after
+        each. The same as a script: `python examples/transfer_fashion.py`.
+        """),
+        parameters(2, extra="BATCH_SIZE = 64\nLR = 1e-3"),
+        code("""
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        import pynn
+        from pynn import Input, Model
+        from pynn.datasets import fashion_mnist, mnist
+        from pynn.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d
+        from pynn.optimizers import Adam
+
+        pynn.manual_seed(SEED)
+
+
+        def load(fn):
+            (train_x, train_y), (test_x, test_y) = fn(data_dir=DATA_DIR)
+            if LIMIT:
+                train_x, train_y, test_x, test_y = (train_x[:LIMIT], train_y[:LIMIT],
+                                                    test_x[:LIMIT], test_y[:LIMIT])
+            return (train_x, train_y), (test_x, test_y)
+
+
+        (mx, my), (mtx, mty) = load(mnist)
+        (fx, fy), (ftx, fty) = load(fashion_mnist)
+        print("MNIST", mx.shape, "Fashion-MNIST", fx.shape)
+        """),
+        md("""
+        ## The encoder, a Model of its own
+
+        Two convolution blocks turn an image into 1568 features. As a `Model`, it is a layer
+        that other models call: its weights are shared by every model built on it.
+        """),
+        code("""
+        image = Input((1, 28, 28), name="image")
+        h = Conv2d(1, 16, 3, padding=1, activation="relu", name="block1_conv")(image)
+        h = MaxPool2d(2, name="block1_pool")(h)
+        h = Conv2d(16, 32, 3, padding=1, activation="relu", name="block2_conv")(h)
+        h = MaxPool2d(2, name="block2_pool")(h)
+        encoder = Model(image, Flatten(name="features")(h), name="encoder")
+        encoder.summary();   # the ";" stops Jupyter from echoing the returned table
+        """),
+        md("## Stage 1: digits"),
+        code("""
+        x_in = Input((1, 28, 28))
+        digits = Model(x_in, Dense(32 * 7 * 7, 10, "softmax", name="digit_head")(encoder(x_in)))
+        digits.compile(optimizer=Adam(LR), loss="sparse_categorical_crossentropy",
+                       metrics=["accuracy"])
+        h1 = digits.fit(mx, my, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=1)
+        mnist_acc = digits.evaluate(mtx, mty, verbose=0, return_dict=True)["accuracy"]
+        print(f"stage 1: MNIST test accuracy {mnist_acc:.4f}")
+        """),
+        md("""
+        ## Stage 2: clothes, with the encoder frozen
+
+        `encoder.trainable = False` takes effect at the next call: its weights get no gradient
+        and leave `model.parameters`, the list the optimizer updates.
+        """),
+        code("""
+        encoder.trainable = False
+        f_in = Input((1, 28, 28))
+        hidden = Dense(32 * 7 * 7, 128, "relu", name="clothes_hidden")(encoder(f_in))
+        clothes = Model(f_in, Dense(128, 10, "softmax", name="clothes_head")(Dropout(0.25)(hidden)))
+        before = [p.data.copy() for p in encoder.weights]
+        clothes.compile(optimizer=Adam(LR), loss="sparse_categorical_crossentropy",
+                        metrics=["accuracy"])
+        print(f"{sum(p.data.size for p in clothes.parameters):,} of "
+              f"{sum(p.data.size for p in clothes.weights):,} weights train")
+        h2 = clothes.fit(fx, fy, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=1)
+        frozen_acc = clothes.evaluate(ftx, fty, verbose=0, return_dict=True)["accuracy"]
+        unchanged = all((a == p.data).all() for a, p in zip(before, encoder.weights))
+        print(f"stage 2: Fashion-MNIST test accuracy {frozen_acc:.4f},",
+              f"encoder unchanged: {unchanged}")
+        """),
+        md("## Stage 3: unfreeze the last block, fine-tune at a tenth of the learning rate"),
+        code("""
+        encoder.get_layer("block2_conv").trainable = True
+        clothes.compile(optimizer=Adam(LR / 10), loss="sparse_categorical_crossentropy",
+                        metrics=["accuracy"])
+        h3 = clothes.fit(fx, fy, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=1)
+        tuned_acc = clothes.evaluate(ftx, fty, verbose=0, return_dict=True)["accuracy"]
+        print(f"stage 3: Fashion-MNIST test accuracy {tuned_acc:.4f}")
+
+        plt.figure(figsize=(6, 3))
+        losses = h2.history["loss"] + h3.history["loss"]
+        plt.plot(range(1, len(losses) + 1), losses, marker="o")
+        plt.axvline(len(h2.history["loss"]) + 0.5, color="grey", linestyle="--")
+        plt.xlabel("epoch (frozen | fine-tuned)")
+        plt.ylabel("training loss")
+        plt.title("Fashion-MNIST head")
+        plt.show()
+
+        plt.figure(figsize=(5, 3))
+        plt.bar(["MNIST", "frozen", "fine-tuned"], [mnist_acc, frozen_acc, tuned_acc])
+        plt.ylabel("test accuracy")
+        plt.show()
+        """),
+        md("""
+        ## Saving
+
+        The whole model saves in one file, the nested encoder included; loading gives the same
+        predictions.
+        """),
+        code("""
+        clothes.save("transfer_fashion.pynn")
+        again = pynn.load_model("transfer_fashion.pynn")
+        same = np.array_equal(again.predict(ftx[:100]), clothes.predict(ftx[:100]))
+        print("same predictions as the trained model:", same)
+        """),
+    ]
+
+
 # ------------------------------------------------------------------------------- engine tour
 def engine_tour():
     return [
@@ -1174,7 +1296,8 @@ def engine_tour():
 
 NOTEBOOKS = {"moons_mlp.ipynb": moons, "mnist_mlp.ipynb": mnist_mlp, "mnist_cnn.ipynb": mnist_cnn,
              "seq_mnist_lstm.ipynb": seq_mnist_lstm, "words_transformer.ipynb": words_transformer,
-             "engine_tour.ipynb": engine_tour, "fashion_resnet.ipynb": fashion_resnet}
+             "engine_tour.ipynb": engine_tour, "fashion_resnet.ipynb": fashion_resnet,
+             "transfer_fashion.ipynb": transfer_fashion}
 
 
 def build(name):

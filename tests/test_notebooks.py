@@ -28,6 +28,7 @@ RUNS = {
     "seq_mnist_lstm.ipynb": (1, 256, True),
     "words_transformer.ipynb": (1, 1500, False),      # reads words/, not MNIST
     "fashion_resnet.ipynb": (1, 256, True),
+    "transfer_fashion.ipynb": (1, 256, True),
 }
 
 
@@ -95,7 +96,7 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     epochs, limit, needs_mnist = RUNS[name]
     if needs_mnist and not HAVE_MNIST:
         pytest.skip(f"the MNIST IDX files are not in {DATA_DIR / 'mnist'}")
-    if name.startswith("fashion") and not HAVE_FASHION_MNIST:
+    if "fashion" in name and not HAVE_FASHION_MNIST:
         pytest.skip(f"the Fashion-MNIST IDX files are not in {DATA_DIR / 'fashion-mnist'}")
     monkeypatch.setenv("PYNN_NB_EPOCHS", str(epochs))
     monkeypatch.setenv("PYNN_NB_LIMIT", str(limit))
