@@ -10,7 +10,7 @@ once the op is in the tree, its exporter is one registration, e.g.
 """
 import numpy as np
 
-from .onnx_ops import as_tuple, fused_activation
+from .onnx_ops import as_tuple, exporter, fused_activation
 
 #: ONNX's gate order, as positions in PyTorch's: LSTM torch (i, f, g, o) -> ONNX (i, o, f, c);
 #: GRU torch (r, z, n) -> ONNX (z, r, h); a plain RNN has one gate
@@ -98,3 +98,22 @@ def conv_transpose(g, op, ins, out, nd):
            dilations=list(as_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
     if act is not None:
         fused_activation(g, act, y, out)
+
+
+# -- the exporters of the ops these blocks stand for ---------------------------------------------
+@exporter("Embedding")
+def _embedding(g, op, ins, out):
+    """Inputs (idx, W): the ids may arrive as floats holding integers (cast to int64)."""
+    embedding(g, ins[1], ins[0], out)
+
+
+@exporter("LayerNorm")
+def _layer_norm(g, op, ins, out):
+    """Inputs x, then gamma and beta when the layer is elementwise-affine."""
+    weight, bias = (ins[1], ins[2]) if len(ins) == 3 else (None, None)
+    layer_norm(g, ins[0], weight, bias, op.eps, int(op.ndim), out)
+
+
+@exporter("ConvTranspose2d")
+def _conv_transpose2d(g, op, ins, out):
+    conv_transpose(g, op, ins, out, 2)

@@ -18,16 +18,35 @@ import pynn
 from pynn import Input, Model
 from pynn.activations import relu, softmax
 from pynn.layers import (
+    ELU,
+    GELU,
+    SELU,
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
     Conv2d,
+    ConvTranspose2d,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    Hardsigmoid,
+    Hardtanh,
+    LayerNorm,
     MaxPool2d,
+    Mish,
+    PReLU,
     Reshape,
+    SiLU,
+    Softsign,
+    Upsample,
+    UpSampling2D,
 )
+from pynn.layers import Identity as IdentityLayer
 from pynn.layers.base import Layer
 from pynn.ops.base import Op
 from pynn.tensor import apply
@@ -66,8 +85,9 @@ def run_onnx(model, path, inputs, opset=17):
 def check_export(model, tmp_path, low=-2.0, high=2.0, opset=17, batches=BATCHES):
     """onnxruntime's outputs equal model.predict's at each batch size."""
     for k, n in enumerate(batches):
-        xs = [_data((n,) + shape, low, high, seed=k + 10 * i)
-              for i, shape in enumerate(model.input_shapes)]
+        xs = [_data((n,) + shape, low, high, seed=k + 10 * i) if t.dtype.kind == "f" else
+              np.random.default_rng(k + 10 * i).integers(low, high, (n,) + shape).astype(t.dtype)
+              for i, (shape, t) in enumerate(zip(model.input_shapes, model.inputs, strict=True))]
         got = run_onnx(model, tmp_path / f"model_{n}.onnx", xs, opset)
         want = model.predict(xs if len(xs) > 1 else xs[0])
         want = want if isinstance(want, list) else [want]
@@ -80,8 +100,15 @@ def check_export(model, tmp_path, low=-2.0, high=2.0, opset=17, batches=BATCHES)
                 np.testing.assert_array_equal(g, w)
 
 
+def _input(shape):
+    """Input(shape), or Input(shape[0], dtype=shape[1]) for a (shape, "int64") pair."""
+    if len(shape) == 2 and isinstance(shape[1], str):
+        return Input(shape[0], dtype=shape[1])
+    return Input(shape)
+
+
 def _model(shape, fn, *more_shapes):
-    inputs = [Input(shape)] + [Input(s) for s in more_shapes]
+    inputs = [_input(shape)] + [_input(s) for s in more_shapes]
     with np.errstate(divide="ignore"):     # the model is built on zeros: log(0) is fine there
         out = fn(*inputs)
     return Model(inputs if more_shapes else inputs[0], out)
@@ -95,6 +122,20 @@ def _batchnorm(layer):
     layer.running_var[...] = rng.uniform(0.5, 2.0, n)
     layer.weight.data[...] = rng.normal(size=n)
     layer.bias.data[...] = rng.normal(size=n)
+    return layer
+
+
+def _affine(layer):
+    """A LayerNorm with weight (and bias) away from ones and zeros."""
+    rng = np.random.default_rng(4)
+    for t in (layer.weight, layer.bias):
+        if t is not None:
+            t.data[...] = rng.normal(size=t.shape)
+    return layer
+
+
+def _slopes(layer):
+    layer.weight.data[...] = np.linspace(-0.5, 0.8, layer.weight.data.size).astype(np.float32)
     return layer
 
 
@@ -169,6 +210,55 @@ CASES = {
                                               x[:, np.array([True, False, True, True, False])],
                                               x[:, [[0, 1], [2, 3]]]], None),
     "split_chunk": ((6,), lambda x: list(x.split(2, dim=1)) + list(x.chunk(4, dim=1)), None),
+    # ops of the newer layers; (shape, "int64") is an integer Input, its range [low, high)
+    "embedding": (((5,), "int64"), lambda i: Embedding(10, 4)(i), (0, 10)),
+    "embedding_padding_2d": (((2, 3), "int32"), lambda i: Embedding(7, 3, padding_idx=0)(i),
+                             (0, 7)),
+    "take": (((4,), "int64"), lambda i: pynn.Tensor(_data((6, 3), seed=4))[i], (-6, 6)),
+    "layer_norm": ((3, 4), lambda x: _affine(LayerNorm(4, eps=1e-3))(x), None),
+    "layer_norm_2d_plain": ((3, 4), lambda x: LayerNorm((3, 4), elementwise_affine=False)(x),
+                            None),
+    "layer_norm_nobias": ((3, 4), lambda x: _affine(LayerNorm(4, bias=False))(x), None),
+    "activations": ((3, 4), lambda x: [x.elu(), x.elu(0.5), x.selu(), x.silu(), x.mish(),
+                                       x.softsign(), x.hardtanh(), x.hardtanh(-0.5, 0.25),
+                                       x.hardsigmoid()], (-4.0, 4.0)),
+    "gelu_tanh": ((3, 4), lambda x: GELU("tanh")(x), (-4.0, 4.0)),
+    "activation_layers": ((3, 4), lambda x: [SELU()(x), SiLU()(x), Mish()(x), Softsign()(x),
+                                             Hardsigmoid()(x), ELU(0.7)(x), Hardtanh()(x)],
+                          (-4.0, 4.0)),
+    "prelu": ((3, 4), lambda x: _slopes(PReLU(3))(x) + PReLU()(x), None),
+    "prelu_2d": ((3,), lambda x: _slopes(PReLU(3))(x), None),
+    "identity": ((3,), lambda x: IdentityLayer()(x), None),
+    "conv1d": ((4, 11), lambda x: Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2,
+                                         activation="relu")(x), None),
+    "conv1d_same": ((3, 8), lambda x: Conv1d(3, 2, 4, padding="same", bias=False)(x), None),
+    "conv2d_dilation_groups": ((4, 9, 8), lambda x: Conv2d(4, 6, 3, dilation=(2, 1), groups=2,
+                                                           padding=(2, 1))(x), None),
+    "conv2d_same_even_kernel": ((2, 7, 6), lambda x: Conv2d(2, 3, (2, 4), padding="same",
+                                                            activation="sigmoid")(x), None),
+    "conv2d_depthwise": ((3, 6, 6), lambda x: Conv2d(3, 3, 3, groups=3, padding=1)(x), None),
+    "conv_transpose2d": ((4, 5, 4), lambda x: ConvTranspose2d(4, 6, 3, stride=2, padding=1,
+                                                              output_padding=1, groups=2,
+                                                              dilation=(1, 2))(x), None),
+    "conv_transpose2d_relu": ((3, 4, 4), lambda x: ConvTranspose2d(3, 2, 2, stride=2, bias=False,
+                                                                   activation="relu")(x), None),
+    "global_pooling": ((3, 5, 4), lambda x: [GlobalAveragePooling2D()(x),
+                                             GlobalAveragePooling2D(keepdims=True)(x),
+                                             GlobalMaxPooling2D()(x)], None),
+    "adaptive_avgpool2d": ((2, 7, 6), lambda x: [AdaptiveAvgPool2d((3, 4))(x),
+                                                 AdaptiveAvgPool2d(1)(x),
+                                                 AdaptiveAvgPool2d((7, 2))(x),
+                                                 AdaptiveAvgPool2d((None, 5))(x)], None),
+    "upsample_nearest": ((2, 3, 4), lambda x: [Upsample(scale_factor=2)(x),
+                                               Upsample(size=(5, 7))(x),
+                                               Upsample(scale_factor=(1.5, 3))(x),
+                                               UpSampling2D((2, 3))(x)], None),
+    "upsample_bilinear": ((2, 3, 4), lambda x: [Upsample(scale_factor=2, mode="bilinear")(x),
+                                                Upsample(size=(5, 7), mode="bilinear")(x),
+                                                Upsample(size=(6, 3), mode="bilinear",
+                                                         align_corners=True)(x),
+                                                Upsample(scale_factor=(1.5, 2.5),
+                                                         mode="bilinear")(x)], None),
 }
 
 
