@@ -20,6 +20,9 @@ from pynn.activations import relu, softmax
 from pynn.layers import (
     ELU,
     GELU,
+    GRU,
+    LSTM,
+    RNN,
     SELU,
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -42,6 +45,7 @@ from pynn.layers import (
     PReLU,
     Reshape,
     SiLU,
+    SimpleRNN,
     Softsign,
     Upsample,
     UpSampling2D,
@@ -259,6 +263,14 @@ CASES = {
                                                          align_corners=True)(x),
                                                 Upsample(scale_factor=(1.5, 2.5),
                                                          mode="bilinear")(x)], None),
+    "lstm": ((5, 3), lambda x: LSTM(3, 4)(x), None),
+    "lstm_one_step_keras": ((1, 3), lambda x: LSTM(4, bias=False)(x), None),
+    "lstm_bidirectional_stacked": ((4, 3), lambda x: list(LSTM(3, 4, num_layers=2,
+                                                               bidirectional=True,
+                                                               return_state=True)(x)), None),
+    "gru": ((5, 3), lambda x: [GRU(3, 4, bidirectional=True)(x), GRU(4, bias=False)(x)], None),
+    "rnn": ((5, 3), lambda x: list(RNN(3, 4, num_layers=2, nonlinearity="relu",
+                                       return_state=True)(x)) + [SimpleRNN(4)(x)], None),
 }
 
 
@@ -300,6 +312,17 @@ def test_weights_are_initializers_named_like_the_state_dict():
         np.testing.assert_array_equal(inits[key], value)
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_recurrent_with_initial_states(kind, tmp_path):
+    """Initial states as model inputs (pynn's (N, H) per layer and direction)."""
+    pynn.manual_seed(0)
+    layer = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[kind](3, 4, bidirectional=True,
+                                                       return_state=True)
+    x = Input((5, 3))
+    states = [Input((2, 4)) for _ in range(2 if kind == "LSTM" else 1)]
+    check_export(Model([x] + states, list(layer(x, *states))), tmp_path)
 
 
 @pytest.mark.parametrize("opset", [13, 18, 20])
