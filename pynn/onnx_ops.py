@@ -547,9 +547,81 @@ def _upsample(g, op, ins, out):
         coords = "align_corners" if op.align_corners else "pytorch_half_pixel"
         modes = dict(mode="linear", coordinate_transformation_mode=coords)
     if op.size is not None:
-        sizes = g.node("Concat", [g.node("Shape", [x], start=0, end=2), g.ints(op.size)], axis=0)
+        batch_channels = g.node("Slice", [g.node("Shape", [x]), g.ints([0]), g.ints([2])])
+        sizes = g.node("Concat", [batch_channels, g.ints(op.size)], axis=0)
         g.node("Resize", [x, "", "", sizes], [out], **modes)
     else:
         scales = g.const(np.array([1.0, 1.0] + [float(f) for f in op.scale_factor], np.float32),
                          "scales")
         g.node("Resize", [x, "", scales], [out], **modes)
+
+
+# -- masks and attention (pynn.ops.index, pynn.ops.attention) ------------------------------------
+@exporter("MaskedFill")
+def _masked_fill(g, op, ins, out):
+    x, mask = ins
+    value = g.scalar(op.value, g.dtype(x))
+    g.node("Where", [g.cast(mask, np.bool_), value, x], [out])
+
+
+@exporter("SplitHeads")
+def _split_heads(g, op, ins, out):
+    """(N, L, h*d) -> (N, h, L, d)."""
+    y = g.node("Reshape", [ins[0], g.ints([0, 0, int(op.num_heads), -1])])
+    g.node("Transpose", [y], [out], perm=[0, 2, 1, 3])
+
+
+@exporter("MergeHeads")
+def _merge_heads(g, op, ins, out):
+    """(N, h, L, d) -> (N, L, h*d)."""
+    y = g.node("Transpose", ins, perm=[0, 2, 1, 3])
+    g.node("Reshape", [y, g.ints([0, 0, -1])], [out])
+
+
+def _attention_mask(g, m, layout, nd):
+    """A mask input read the way the op reads it (see ScaledDotProductAttention's layouts)."""
+    if layout == "padding":                              # (N, S) -> (N, 1, ..., 1, S)
+        return g.node("Unsqueeze", [m, g.ints(range(1, nd - 1))])
+    if layout == "heads" and len(g.shape(m)) == 3 and nd == 4:
+        raise ExportError("a per-head (N*num_heads, L, S) attention mask has no ONNX form "
+                          "here; give a (L, S) mask")
+    return m
+
+
+@exporter("ScaledDotProductAttention")
+def _attention(g, op, ins, out):
+    """softmax(q @ k^T * scale + masks) @ v; a boolean mask (or the causal one, built from the
+    run-time lengths) sets the dropped scores to -inf. Inference form: the dropout of a layer is
+    off; the functional form with dropout_p > 0 drops always and has no ONNX form here."""
+    a = op.attrs
+    if a.get("dropout_p", 0.0) > 0 and a.get("module") is None:
+        raise ExportError(f"dropout_p={a['dropout_p']} without a layer drops at inference too; "
+                          f"pass dropout_p=0.0 to export")
+    q, k, v, masks = ins[0], ins[1], ins[2], ins[3:]
+    dtype = g.dtype(q)
+    nd = max(len(g.shape(x)) for x in (q, k, v))
+    E = g.shape(q)[-1]
+    scale = 1.0 / math.sqrt(E) if a.get("scale") is None else float(a["scale"])
+    kt = g.node("Transpose", [k], perm=list(range(len(g.shape(k)) - 2))
+                + [len(g.shape(k)) - 1, len(g.shape(k)) - 2])
+    s = g.node("Mul", [g.node("MatMul", [q, kt]), g.scalar(scale, dtype)])
+    ninf = g.scalar(-np.inf, dtype)
+    layouts = a.get("mask_layouts") or ("attn",) * len(masks)
+    for m, layout in zip(masks, layouts, strict=True):
+        is_bool = g.dtype(m) == np.bool_
+        m = _attention_mask(g, m, layout, nd)
+        if is_bool:
+            drop = m if a.get("bool_masks_drop", False) else g.node("Not", [m])
+            s = g.node("Where", [drop, ninf, s])
+        else:
+            s = g.node("Add", [s, g.cast(m, dtype)])
+    if a.get("causal", False):                           # key j > query i, at run time
+        shape = g.node("Shape", [s])
+        L = g.node("Squeeze", [g.node("Slice", [shape, g.ints([-2]), g.ints([-1])])])
+        S = g.node("Squeeze", [g.node("Slice", [shape, g.ints([-1]), g.ints([INT64_MAX])])])
+        one, zero = g.const(np.array(1, np.int64), "one"), g.const(np.array(0, np.int64), "zero")
+        rows = g.node("Unsqueeze", [g.node("Range", [zero, L, one]), g.ints([1])])
+        cols = g.node("Unsqueeze", [g.node("Range", [zero, S, one]), g.ints([0])])
+        s = g.node("Where", [g.node("Greater", [cols, rows]), ninf, s])
+    p = g.node("Softmax", [s], axis=-1)
+    g.node("MatMul", [p, v], [out])

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import pynn
+import pynn.functional as F
 from pynn import Input, Model
 from pynn.activations import relu, softmax
 from pynn.layers import (
@@ -42,6 +43,7 @@ from pynn.layers import (
     LayerNorm,
     MaxPool2d,
     Mish,
+    MultiHeadAttention,
     PReLU,
     Reshape,
     SiLU,
@@ -136,6 +138,19 @@ def _affine(layer):
         if t is not None:
             t.data[...] = rng.normal(size=t.shape)
     return layer
+
+
+def _masked_attention(x):
+    """Cross-attention with a key padding mask, a boolean and a float (L, S) mask (no query
+    row has every key masked)."""
+    att = MultiHeadAttention(8, 2)
+    pad = np.zeros((1, 5), bool)
+    pad[0, 4] = True
+    causal = np.triu(np.ones((5, 5), bool), k=1)
+    scores = _data((5, 5), seed=7)
+    return [att(x, x * 0.5, x.tanh(), key_padding_mask=pynn.Tensor(pad)),
+            att(x, x, x, attn_mask=pynn.Tensor(causal)),
+            att(x, attn_mask=pynn.Tensor(scores))]
 
 
 def _slopes(layer):
@@ -271,6 +286,22 @@ CASES = {
     "gru": ((5, 3), lambda x: [GRU(3, 4, bidirectional=True)(x), GRU(4, bias=False)(x)], None),
     "rnn": ((5, 3), lambda x: list(RNN(3, 4, num_layers=2, nonlinearity="relu",
                                        return_state=True)(x)) + [SimpleRNN(4)(x)], None),
+    "masked_fill": ((3, 4), lambda x: x.masked_fill(x > 0.5, -1.0)
+                    + x.masked_fill(pynn.Tensor(np.array([True, False, False, True])), 2.0),
+                    None),
+    "self_attention": ((5, 8), lambda x: [MultiHeadAttention(8, 2, dropout=0.3)(x),
+                                          MultiHeadAttention(8, 4, bias=False)(x,
+                                                                               is_causal=True)],
+                       None),
+    "attention_masks": ((5, 8), lambda x: _masked_attention(x), None),
+    "sdpa": ((2, 5, 4), lambda x: [F.scaled_dot_product_attention(x, x, x, is_causal=True),
+                                   F.scaled_dot_product_attention(
+                                       x, x * 2, x, scale=0.3,
+                                       attn_mask=pynn.Tensor(_data((5, 5), seed=6))),
+                                   F.scaled_dot_product_attention(
+                                       x, x, x[:, :, :, :3],
+                                       attn_mask=pynn.Tensor(np.tril(np.ones((5, 5), bool))))],
+             None),
 }
 
 
@@ -331,6 +362,25 @@ def test_other_opsets(opset, tmp_path):
     model = _model((3, 4), lambda x: x.gelu().amax(1) + x.mean(2).logsumexp(1, keepdim=True)
                    + x.var(1) + x.sum(1))
     check_export(model, tmp_path, opset=opset)
+
+
+NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "gelu_tanh", "activations", "prelu",
+               "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d", "conv1d_same",
+               "conv_transpose2d", "lstm", "gru", "embedding", "take", "attention_masks", "sdpa"]
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+@pytest.mark.parametrize("name", NEWER_CASES)
+def test_newer_ops_at_other_opsets(name, opset, tmp_path):
+    """LayerNorm is written out below opset 17; gelu-tanh is one Gelu op from opset 20."""
+    low, high = CASES[name][2] or (-2.0, 2.0)
+    check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+def test_attention_dropout_of_the_functional_form_is_not_exported(tmp_path):
+    model = _model((5, 4), lambda x: F.scaled_dot_product_attention(x, x, x, dropout_p=0.1))
+    with pytest.raises(pynn.onnx.ExportError, match="ScaledDotProductAttention.*dropout_p"):
+        pynn.onnx.export(model, tmp_path / "model.onnx")
 
 
 # -- the worked examples' architectures ----------------------------------------------------------
