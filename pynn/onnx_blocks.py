@@ -162,3 +162,23 @@ def _lstm(g, op, ins, out):
         hs[t], cs[t] = y, g.node("Unsqueeze", [c, g.ints([1])])
     g.node("Concat", hs + cs if steps == 1 else
            [g.node("Concat", hs, axis=1), g.node("Concat", cs, axis=1)], [out], axis=2)
+
+
+@exporter("GroupNorm")
+def _group_norm(g, op, ins, out):
+    """x (N, C, *) as (N, G, -1) normalised over its last axis (biased variance, as torch), back
+    to x's shape, then gamma and beta per channel (C, 1, ...) when affine."""
+    x, dtype = ins[0], g.dtype(ins[0])
+    ndim = len(g.shape(x))
+    groups = g.node("Reshape", [x, g.ints([0, int(op.num_groups), -1])])
+    d = g.node("Sub", [groups, g.reduce("ReduceMean", groups, [2], True)])
+    var = g.reduce("ReduceMean", g.node("Mul", [d, d]), [2], True)
+    xhat = g.node("Div", [d, g.node("Sqrt", [g.node("Add", [var, g.scalar(op.eps, dtype)])])])
+    back = g.ints([0] + list(g.shape(x)[1:]))           # the batch stays free
+    if len(ins) == 1:
+        g.node("Reshape", [xhat, back], [out])
+        return
+    y = g.node("Reshape", [xhat, back])
+    per_channel = g.ints([-1] + [1] * (ndim - 2))
+    y = g.node("Mul", [y, g.node("Reshape", [ins[1], per_channel])])
+    g.node("Add", [y, g.node("Reshape", [ins[2], per_channel])], [out])

@@ -38,6 +38,7 @@ from pynn.layers import (
     Flatten,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
+    GroupNorm,
     Hardsigmoid,
     Hardtanh,
     LayerNorm,
@@ -237,6 +238,8 @@ CASES = {
     "layer_norm": ((3, 4), lambda x: _affine(LayerNorm(4, eps=1e-3))(x), None),
     "layer_norm_2d_plain": ((3, 4), lambda x: LayerNorm((3, 4), elementwise_affine=False)(x),
                             None),
+    "group_norm": ((6, 4, 3), lambda x: _affine(GroupNorm(3, 6, eps=1e-3))(x), None),
+    "group_norm_plain_1d": ((4, 5), lambda x: GroupNorm(2, 4, affine=False)(x), None),
     "layer_norm_nobias": ((3, 4), lambda x: _affine(LayerNorm(4, bias=False))(x), None),
     "activations": ((3, 4), lambda x: [x.elu(), x.elu(0.5), x.selu(), x.silu(), x.mish(),
                                        x.softsign(), x.hardtanh(), x.hardtanh(-0.5, 0.25),
@@ -364,9 +367,10 @@ def test_other_opsets(opset, tmp_path):
     check_export(model, tmp_path, opset=opset)
 
 
-NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "gelu_tanh", "activations", "prelu",
-               "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d", "conv1d_same",
-               "conv_transpose2d", "lstm", "gru", "embedding", "take", "attention_masks", "sdpa"]
+NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "group_norm", "gelu_tanh", "activations",
+               "prelu", "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d",
+               "conv1d_same", "conv_transpose2d", "lstm", "gru", "embedding", "take",
+               "attention_masks", "sdpa"]
 
 
 @pytest.mark.parametrize("opset", [13, 20])
