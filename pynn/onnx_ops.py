@@ -116,9 +116,10 @@ def _avgpool2d(g, op, ins, out):
     pool(g, "AveragePool", op, ins, out, 2, count_include_pad=1)
 
 
-@exporter("BatchNorm")
+@exporter("BatchNorm", "SyncBatchNorm")
 def _batchnorm(g, op, ins, out):
-    """Inference form: the layer's running mean and variance as initializers."""
+    """Inference form: the layer's running mean and variance as initializers (SyncBatchNorm
+    too: at inference it reads the same running statistics)."""
     m = op.module
     dtype = g.dtype(ins[0])
     mean = g.const(np.asarray(m.running_mean, dtype), owner=m.running_mean)

@@ -50,6 +50,7 @@ from pynn.layers import (
     SiLU,
     SimpleRNN,
     Softsign,
+    SyncBatchNorm,
     Upsample,
     UpSampling2D,
 )
@@ -179,6 +180,7 @@ CASES = {
     "batchnorm1d": ((4,), lambda x: _batchnorm(BatchNorm1d(4))(x), None),
     "batchnorm1d_3d": ((4, 5), lambda x: _batchnorm(BatchNorm1d(4))(x), None),
     "batchnorm2d": ((3, 4, 5), lambda x: _batchnorm(BatchNorm2d(3))(x), None),
+    "sync_batchnorm": ((3, 4, 5), lambda x: _batchnorm(SyncBatchNorm(3))(x), None),
     "dropout": ((6,), lambda x: Dropout(0.5)(Dense(6, 6)(x)), None),
     "flatten_layer": ((2, 3, 4), lambda x: Flatten()(x), None),
     "flatten_middle": ((2, 3, 4), lambda x: x.flatten(1, 2), None),
