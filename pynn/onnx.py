@@ -20,6 +20,7 @@ pynn` never imports it: this module imports it when a function is called.
 """
 import numpy as np
 
+from . import onnx_blocks  # noqa: F401  (registers the exporters written with its blocks)
 from .onnx_ops import EXPORTERS, ExportError, exporter
 
 __all__ = ["export", "to_onnx", "ExportError", "exporter", "EXPORTERS", "MIN_OPSET"]

@@ -10,7 +10,7 @@ once the op is in the tree, its exporter is one registration, e.g.
 """
 import numpy as np
 
-from .onnx_ops import as_tuple, fused_activation
+from .onnx_ops import EXPORTERS, as_tuple, exporter, fused_activation
 
 #: ONNX's gate order, as positions in PyTorch's: LSTM torch (i, f, g, o) -> ONNX (i, o, f, c);
 #: GRU torch (r, z, n) -> ONNX (z, r, h); a plain RNN has one gate
@@ -28,7 +28,7 @@ def _gates(g, w, kind):
 
 
 def recurrent(g, kind, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, out=None,
-              batch_first=True, nonlinearity="tanh"):
+              batch_first=True, nonlinearity="tanh", reverse=False):
     """One layer, one direction of torch.nn.LSTM / GRU / RNN as ONNX's own op, from PyTorch's
     weights (w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,)) and optional initial states (N, H)
     (torch's (1, N, H) squeezed). Writes the output sequence to `out` ((N, T, H) if batch_first,
@@ -43,6 +43,8 @@ def recurrent(g, kind, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, ou
     states = [g.node("Unsqueeze", [s, g.ints([0])]) if s is not None else ""
               for s in ((h0,) if kind != "LSTM" else (h0, c0))]
     attrs = {"hidden_size": int(hidden)}
+    if reverse:
+        attrs["direction"] = "reverse"
     if kind == "GRU":
         attrs["linear_before_reset"] = 1          # torch applies r after the hidden product
     if kind == "RNN":
@@ -52,7 +54,7 @@ def recurrent(g, kind, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, ou
                 n_out, **attrs)
     y = g.node("Squeeze", [ys[0], g.ints([1])])                                  # (T, N, H)
     if batch_first:
-        g.node("Transpose", [y], [out] if out else 1, perm=[1, 0, 2])
+        y = g.node("Transpose", [y], [out] if out else 1, perm=[1, 0, 2])
     elif out:
         g.node("Identity", [y], [out])
     states_out = [g.node("Squeeze", [s, g.ints([0])]) for s in ys[1:]]          # (N, H)
@@ -98,3 +100,85 @@ def conv_transpose(g, op, ins, out, nd):
            dilations=list(as_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
     if act is not None:
         fused_activation(g, act, y, out)
+
+
+# -- the exporters of the ops these blocks stand for ---------------------------------------------
+@exporter("Embedding")
+def _embedding(g, op, ins, out):
+    """Inputs (idx, W): the ids may arrive as floats holding integers (cast to int64)."""
+    embedding(g, ins[1], ins[0], out)
+
+
+@exporter("LayerNorm")
+def _layer_norm(g, op, ins, out):
+    """Inputs x, then gamma and beta when the layer is elementwise-affine."""
+    weight, bias = (ins[1], ins[2]) if len(ins) == 3 else (None, None)
+    layer_norm(g, ins[0], weight, bias, op.eps, int(op.ndim), out)
+
+
+@exporter("ConvTranspose2d")
+def _conv_transpose2d(g, op, ins, out):
+    conv_transpose(g, op, ins, out, 2)
+
+
+@exporter("Narrow")
+def _narrow(g, op, ins, out):
+    EXPORTERS["GetItem"](g, op, ins, out)
+
+
+def _recurrent_inputs(op, ins):
+    """(x, w_ih, w_hh, b_ih, b_hh, states) of a pynn recurrent op's inputs."""
+    x, w_ih, w_hh, rest = ins[0], ins[1], ins[2], list(ins[3:])
+    b_ih = b_hh = None
+    if op.attrs.get("bias", True):
+        b_ih, b_hh, rest = rest[0], rest[1], rest[2:]
+    states = rest if op.attrs.get("initial", False) else []
+    return x, w_ih, w_hh, b_ih, b_hh, states
+
+
+@exporter("GRUSequence", "RNNSequence")
+def _gru_rnn(g, op, ins, out):
+    """ONNX's GRU / RNN op over the whole sequence; the output is the hidden sequence."""
+    x, w_ih, w_hh, b_ih, b_hh, states = _recurrent_inputs(op, ins)
+    kind = "GRU" if op.name == "GRUSequence" else "RNN"
+    recurrent(g, kind, x, w_ih, w_hh, b_ih, b_hh, states[0] if states else None, out=out,
+              nonlinearity=op.attrs.get("nonlinearity", "tanh"),
+              reverse=bool(op.attrs.get("reverse", False)))
+
+
+@exporter("LSTMSequence")
+def _lstm(g, op, ins, out):
+    """The pynn op's output holds h_t and c_t of every step ((N, T, 2H)), but ONNX's LSTM gives
+    the cell state of the last step only: one ONNX LSTM node per time step (T is fixed at
+    export; only the batch is free), each carrying (h, c) to the next."""
+    x, w_ih, w_hh, b_ih, b_hh, states = _recurrent_inputs(op, ins)
+    h, c = states if states else (None, None)
+    steps = g.shape(x)[1]
+    order = range(steps - 1, -1, -1) if op.attrs.get("reverse", False) else range(steps)
+    hs, cs = [None] * steps, [None] * steps
+    for t in order:
+        xt = g.node("Slice", [x, g.ints([t]), g.ints([t + 1]), g.ints([1])])      # (N, 1, F)
+        y, h, c = recurrent(g, "LSTM", xt, w_ih, w_hh, b_ih, b_hh, h, c)
+        hs[t], cs[t] = y, g.node("Unsqueeze", [c, g.ints([1])])
+    g.node("Concat", hs + cs if steps == 1 else
+           [g.node("Concat", hs, axis=1), g.node("Concat", cs, axis=1)], [out], axis=2)
+
+
+@exporter("GroupNorm")
+def _group_norm(g, op, ins, out):
+    """x (N, C, *) as (N, G, -1) normalised over its last axis (biased variance, as torch), back
+    to x's shape, then gamma and beta per channel (C, 1, ...) when affine."""
+    x, dtype = ins[0], g.dtype(ins[0])
+    ndim = len(g.shape(x))
+    groups = g.node("Reshape", [x, g.ints([0, int(op.num_groups), -1])])
+    d = g.node("Sub", [groups, g.reduce("ReduceMean", groups, [2], True)])
+    var = g.reduce("ReduceMean", g.node("Mul", [d, d]), [2], True)
+    xhat = g.node("Div", [d, g.node("Sqrt", [g.node("Add", [var, g.scalar(op.eps, dtype)])])])
+    back = g.ints([0] + list(g.shape(x)[1:]))           # the batch stays free
+    if len(ins) == 1:
+        g.node("Reshape", [xhat, back], [out])
+        return
+    y = g.node("Reshape", [xhat, back])
+    per_channel = g.ints([-1] + [1] * (ndim - 2))
+    y = g.node("Mul", [y, g.node("Reshape", [ins[1], per_channel])])
+    g.node("Add", [y, g.node("Reshape", [ins[2], per_channel])], [out])

@@ -71,25 +71,31 @@ def as_tuple(v, n):
 
 
 def conv(g, op, ins, out, nd):
-    """Conv over nd spatial dims (Conv1d, Conv2d): stride, padding, dilation and groups from the
-    op's attrs (dilation 1 and groups 1 when the op has none), then its fused activation."""
+    """Conv over nd spatial dims (Conv1d, Conv2d): stride, padding (padding_end when the op has
+    one: "same" padding may put one more row/column at the end), dilation and groups from the
+    op's attrs (dilation 1 and groups 1 when the op has none), then its fused activation. The
+    Conv2d op runs a 1-D convolution as height 1: its pairs' last entries are the 1-D settings."""
     a = op.attrs
     kernel = g.shape(ins[1])[2:]
-    pads = as_tuple(a.get("padding", 0), nd)
-    if len(pads) == nd:                         # symmetric: (ph, pw) -> begins + ends
-        pads = pads + pads
+
+    def setting(key, default):
+        return as_tuple(default if a.get(key) is None else a[key], nd)[-nd:]
+
+    begins = setting("padding", 0)
+    ends = setting("padding_end", begins)
     act = a.get("activation")
     y = out if act is None else g.fresh("conv")
     g.node("Conv", list(ins), [y], kernel_shape=list(kernel),
-           strides=list(as_tuple(a.get("stride", 1), nd)), pads=list(pads),
-           dilations=list(as_tuple(a.get("dilation", 1), nd)), group=int(a.get("groups", 1)))
+           strides=list(setting("stride", 1)), pads=list(begins + ends),
+           dilations=list(setting("dilation", 1)), group=int(a.get("groups", 1)))
     if act is not None:
         fused_activation(g, act, y, out)
 
 
 @exporter("Conv2d")
 def _conv2d(g, op, ins, out):
-    conv(g, op, ins, out, 2)
+    """Conv2d and Conv1d (the same op: a weight of 3 dims is a 1-D convolution)."""
+    conv(g, op, ins, out, len(g.shape(ins[1])) - 2)
 
 
 def pool(g, op_type, op, ins, out, nd, **extra):
@@ -110,9 +116,10 @@ def _avgpool2d(g, op, ins, out):
     pool(g, "AveragePool", op, ins, out, 2, count_include_pad=1)
 
 
-@exporter("BatchNorm")
+@exporter("BatchNorm", "SyncBatchNorm")
 def _batchnorm(g, op, ins, out):
-    """Inference form: the layer's running mean and variance as initializers."""
+    """Inference form: the layer's running mean and variance as initializers (SyncBatchNorm
+    too: at inference it reads the same running statistics)."""
     m = op.module
     dtype = g.dtype(ins[0])
     mean = g.const(np.asarray(m.running_mean, dtype), owner=m.running_mean)
@@ -423,3 +430,199 @@ def _getitem(g, op, ins, out):
         last = i == len(steps_out) - 1
         y = g.node(op_type, [y] + extra, [out] if last else 1, **attrs)
 
+
+
+# -- activations of pynn.ops.activation ----------------------------------------------------------
+@exporter("Elu")
+def _elu(g, op, ins, out):
+    g.node("Elu", ins, [out], alpha=float(op.alpha))
+
+
+@exporter("Selu")
+def _selu(g, op, ins, out):
+    # torch's constants (ONNX's defaults are the same numbers rounded to float32)
+    g.node("Selu", ins, [out], alpha=1.6732632423543772, gamma=1.0507009873554805)
+
+
+@exporter("Silu")
+def _silu(g, op, ins, out):
+    g.node("Mul", [ins[0], g.node("Sigmoid", ins)], [out])
+
+
+@exporter("Mish")
+def _mish(g, op, ins, out):
+    """x * tanh(softplus(x)) (ONNX's Mish op exists only from opset 18)."""
+    g.node("Mul", [ins[0], g.node("Tanh", [g.node("Softplus", ins)])], [out])
+
+
+@exporter("Softsign")
+def _softsign(g, op, ins, out):
+    g.node("Softsign", ins, [out])
+
+
+@exporter("Hardtanh")
+def _hardtanh(g, op, ins, out):
+    dtype = g.dtype(ins[0])
+    g.node("Clip", [ins[0], g.scalar(op.min_val, dtype), g.scalar(op.max_val, dtype)], [out])
+
+
+@exporter("Hardsigmoid")
+def _hardsigmoid(g, op, ins, out):
+    """clip(x + 3, 0, 6) / 6 = max(0, min(1, x / 6 + 1 / 2))."""
+    g.node("HardSigmoid", ins, [out], alpha=1.0 / 6.0, beta=0.5)
+
+
+@exporter("GeluTanh")
+def _gelu_tanh(g, op, ins, out):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Gelu(approximate="tanh") from opset 20."""
+    x = ins[0]
+    if g.opset >= 20:
+        g.node("Gelu", [x], [out], approximate="tanh")
+        return
+    dtype = g.dtype(x)
+    x3 = g.node("Mul", [x, g.node("Mul", [x, x])])
+    inner = g.node("Add", [x, g.node("Mul", [x3, g.scalar(0.044715, dtype)])])
+    t = g.node("Tanh", [g.node("Mul", [inner, g.scalar(math.sqrt(2.0 / math.pi), dtype)])])
+    half = g.node("Mul", [x, g.scalar(0.5, dtype)])
+    g.node("Mul", [half, g.node("Add", [t, g.scalar(1.0, dtype)])], [out])
+
+
+@exporter("Prelu")
+def _prelu(g, op, ins, out):
+    """One slope per channel (axis 1) as a (C, 1, ...) slope that broadcasts, or one for all."""
+    x, w = ins
+    ndim, size = len(g.shape(x)), int(np.prod(g.shape(w)))
+    if size > 1 and ndim > 2:
+        w = g.node("Reshape", [w, g.ints([size] + [1] * (ndim - 2))])
+    g.node("PRelu", [x, w], [out])
+
+
+@exporter("Identity")
+def _identity_op(g, op, ins, out):
+    g.node("Identity", ins, [out])
+
+
+@exporter("Take")
+def _take(g, op, ins, out):
+    """x[idx] with integer indices as data: rows of x (axis 0) gathered."""
+    g.node("Gather", [ins[0], g.cast(ins[1], np.int64)], [out], axis=0)
+
+
+# -- resize (pynn.ops.resize) --------------------------------------------------------------------
+def _adaptive_windows(size, out_size):
+    """torch.nn.AdaptiveAvgPool2d's windows along one axis: [floor(o*n/m), ceil((o+1)*n/m))."""
+    return [(o * size // out_size, -(-(o + 1) * size // out_size)) for o in range(out_size)]
+
+
+@exporter("AdaptiveAvgPool2d")
+def _adaptive_avgpool2d(g, op, ins, out):
+    """The mean over a window is the mean over its rows of the mean over its columns: per axis,
+    one AveragePool when the windows tile it evenly, else a ReduceMean per window (sizes are
+    known at export: only the batch is free), concatenated."""
+    x = ins[0]
+    shape = g.shape(x)
+    for axis, m in ((2, op.output_size[0]), (3, op.output_size[1])):
+        n = shape[axis]
+        last = axis == 3
+        if n % m == 0:
+            k = [n // m if a == axis else 1 for a in (2, 3)]
+            x = g.node("AveragePool", [x], [out] if last else 1, kernel_shape=k, strides=k)
+            continue
+        parts = [g.reduce("ReduceMean", g.node("Slice", [x, g.ints([s]), g.ints([e]),
+                                                         g.ints([axis])]), [axis], True)
+                 for s, e in _adaptive_windows(n, m)]
+        x = g.node("Concat", parts, [out] if last else 1, axis=axis)
+
+
+@exporter("Upsample")
+def _upsample(g, op, ins, out):
+    """Resize: nearest as PyTorch (floor of out_index * in/out: "asymmetric", "floor"),
+    bilinear with "pytorch_half_pixel" or "align_corners". A scale_factor is given as ONNX's
+    scales (both read the input at out_index / factor); a size as sizes, with the batch and
+    channels taken from the input at run time."""
+    x = ins[0]
+    if op.mode == "nearest":
+        modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    else:
+        coords = "align_corners" if op.align_corners else "pytorch_half_pixel"
+        modes = dict(mode="linear", coordinate_transformation_mode=coords)
+    if op.size is not None:
+        batch_channels = g.node("Slice", [g.node("Shape", [x]), g.ints([0]), g.ints([2])])
+        sizes = g.node("Concat", [batch_channels, g.ints(op.size)], axis=0)
+        g.node("Resize", [x, "", "", sizes], [out], **modes)
+    else:
+        scales = g.const(np.array([1.0, 1.0] + [float(f) for f in op.scale_factor], np.float32),
+                         "scales")
+        g.node("Resize", [x, "", scales], [out], **modes)
+
+
+# -- masks and attention (pynn.ops.index, pynn.ops.attention) ------------------------------------
+@exporter("MaskedFill")
+def _masked_fill(g, op, ins, out):
+    x, mask = ins
+    value = g.scalar(op.value, g.dtype(x))
+    g.node("Where", [g.cast(mask, np.bool_), value, x], [out])
+
+
+@exporter("SplitHeads")
+def _split_heads(g, op, ins, out):
+    """(N, L, h*d) -> (N, h, L, d)."""
+    y = g.node("Reshape", [ins[0], g.ints([0, 0, int(op.num_heads), -1])])
+    g.node("Transpose", [y], [out], perm=[0, 2, 1, 3])
+
+
+@exporter("MergeHeads")
+def _merge_heads(g, op, ins, out):
+    """(N, h, L, d) -> (N, L, h*d)."""
+    y = g.node("Transpose", ins, perm=[0, 2, 1, 3])
+    g.node("Reshape", [y, g.ints([0, 0, -1])], [out])
+
+
+def _attention_mask(g, m, layout, nd):
+    """A mask input read the way the op reads it (see ScaledDotProductAttention's layouts)."""
+    if layout == "padding":                              # (N, S) -> (N, 1, ..., 1, S)
+        return g.node("Unsqueeze", [m, g.ints(range(1, nd - 1))])
+    if layout == "heads" and len(g.shape(m)) == 3 and nd == 4:
+        raise ExportError("a per-head (N*num_heads, L, S) attention mask has no ONNX form "
+                          "here; give a (L, S) mask")
+    return m
+
+
+@exporter("ScaledDotProductAttention")
+def _attention(g, op, ins, out):
+    """softmax(q @ k^T * scale + masks) @ v; a boolean mask (or the causal one, built from the
+    run-time lengths) sets the dropped scores to -inf. Inference form: the dropout of a layer is
+    off; the functional form with dropout_p > 0 drops always and has no ONNX form here."""
+    a = op.attrs
+    if a.get("dropout_p", 0.0) > 0 and a.get("module") is None:
+        raise ExportError(f"dropout_p={a['dropout_p']} without a layer drops at inference too; "
+                          f"pass dropout_p=0.0 to export")
+    q, k, v, masks = ins[0], ins[1], ins[2], ins[3:]
+    dtype = g.dtype(q)
+    nd = max(len(g.shape(x)) for x in (q, k, v))
+    E = g.shape(q)[-1]
+    scale = 1.0 / math.sqrt(E) if a.get("scale") is None else float(a["scale"])
+    kt = g.node("Transpose", [k], perm=list(range(len(g.shape(k)) - 2))
+                + [len(g.shape(k)) - 1, len(g.shape(k)) - 2])
+    s = g.node("Mul", [g.node("MatMul", [q, kt]), g.scalar(scale, dtype)])
+    ninf = g.scalar(-np.inf, dtype)
+    layouts = a.get("mask_layouts") or ("attn",) * len(masks)
+    for m, layout in zip(masks, layouts, strict=True):
+        is_bool = g.dtype(m) == np.bool_
+        m = _attention_mask(g, m, layout, nd)
+        if is_bool:
+            drop = m if a.get("bool_masks_drop", False) else g.node("Not", [m])
+            s = g.node("Where", [drop, ninf, s])
+        else:
+            s = g.node("Add", [s, g.cast(m, dtype)])
+    if a.get("causal", False):                           # key j > query i, at run time
+        shape = g.node("Shape", [s])
+        L = g.node("Squeeze", [g.node("Slice", [shape, g.ints([-2]), g.ints([-1])])])
+        S = g.node("Squeeze", [g.node("Slice", [shape, g.ints([-1]), g.ints([INT64_MAX])])])
+        one, zero = g.const(np.array(1, np.int64), "one"), g.const(np.array(0, np.int64), "zero")
+        rows = g.node("Unsqueeze", [g.node("Range", [zero, L, one]), g.ints([1])])
+        cols = g.node("Unsqueeze", [g.node("Range", [zero, S, one]), g.ints([0])])
+        s = g.node("Where", [g.node("Greater", [cols, rows]), ninf, s])
+    p = g.node("Softmax", [s], axis=-1)
+    g.node("MatMul", [p, v], [out])

@@ -15,19 +15,46 @@ import numpy as np
 import pytest
 
 import pynn
+import pynn.functional as F
 from pynn import Input, Model
 from pynn.activations import relu, softmax
 from pynn.layers import (
+    ELU,
+    GELU,
+    GRU,
+    LSTM,
+    RNN,
+    SELU,
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
     Conv2d,
+    ConvTranspose2d,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    GroupNorm,
+    Hardsigmoid,
+    Hardtanh,
+    LayerNorm,
     MaxPool2d,
+    Mish,
+    MultiHeadAttention,
+    PReLU,
     Reshape,
+    SiLU,
+    SimpleRNN,
+    Softsign,
+    SyncBatchNorm,
+    Upsample,
+    UpSampling2D,
 )
+from pynn.layers import Identity as IdentityLayer
 from pynn.layers.base import Layer
 from pynn.ops.base import Op
 from pynn.tensor import apply
@@ -66,8 +93,9 @@ def run_onnx(model, path, inputs, opset=17):
 def check_export(model, tmp_path, low=-2.0, high=2.0, opset=17, batches=BATCHES):
     """onnxruntime's outputs equal model.predict's at each batch size."""
     for k, n in enumerate(batches):
-        xs = [_data((n,) + shape, low, high, seed=k + 10 * i)
-              for i, shape in enumerate(model.input_shapes)]
+        xs = [_data((n,) + shape, low, high, seed=k + 10 * i) if t.dtype.kind == "f" else
+              np.random.default_rng(k + 10 * i).integers(low, high, (n,) + shape).astype(t.dtype)
+              for i, (shape, t) in enumerate(zip(model.input_shapes, model.inputs, strict=True))]
         got = run_onnx(model, tmp_path / f"model_{n}.onnx", xs, opset)
         want = model.predict(xs if len(xs) > 1 else xs[0])
         want = want if isinstance(want, list) else [want]
@@ -80,8 +108,15 @@ def check_export(model, tmp_path, low=-2.0, high=2.0, opset=17, batches=BATCHES)
                 np.testing.assert_array_equal(g, w)
 
 
+def _input(shape):
+    """Input(shape), or Input(shape[0], dtype=shape[1]) for a (shape, "int64") pair."""
+    if len(shape) == 2 and isinstance(shape[1], str):
+        return Input(shape[0], dtype=shape[1])
+    return Input(shape)
+
+
 def _model(shape, fn, *more_shapes):
-    inputs = [Input(shape)] + [Input(s) for s in more_shapes]
+    inputs = [_input(shape)] + [_input(s) for s in more_shapes]
     with np.errstate(divide="ignore"):     # the model is built on zeros: log(0) is fine there
         out = fn(*inputs)
     return Model(inputs if more_shapes else inputs[0], out)
@@ -95,6 +130,33 @@ def _batchnorm(layer):
     layer.running_var[...] = rng.uniform(0.5, 2.0, n)
     layer.weight.data[...] = rng.normal(size=n)
     layer.bias.data[...] = rng.normal(size=n)
+    return layer
+
+
+def _affine(layer):
+    """A LayerNorm with weight (and bias) away from ones and zeros."""
+    rng = np.random.default_rng(4)
+    for t in (layer.weight, layer.bias):
+        if t is not None:
+            t.data[...] = rng.normal(size=t.shape)
+    return layer
+
+
+def _masked_attention(x):
+    """Cross-attention with a key padding mask, a boolean and a float (L, S) mask (no query
+    row has every key masked)."""
+    att = MultiHeadAttention(8, 2)
+    pad = np.zeros((1, 5), bool)
+    pad[0, 4] = True
+    causal = np.triu(np.ones((5, 5), bool), k=1)
+    scores = _data((5, 5), seed=7)
+    return [att(x, x * 0.5, x.tanh(), key_padding_mask=pynn.Tensor(pad)),
+            att(x, x, x, attn_mask=pynn.Tensor(causal)),
+            att(x, attn_mask=pynn.Tensor(scores))]
+
+
+def _slopes(layer):
+    layer.weight.data[...] = np.linspace(-0.5, 0.8, layer.weight.data.size).astype(np.float32)
     return layer
 
 
@@ -118,6 +180,7 @@ CASES = {
     "batchnorm1d": ((4,), lambda x: _batchnorm(BatchNorm1d(4))(x), None),
     "batchnorm1d_3d": ((4, 5), lambda x: _batchnorm(BatchNorm1d(4))(x), None),
     "batchnorm2d": ((3, 4, 5), lambda x: _batchnorm(BatchNorm2d(3))(x), None),
+    "sync_batchnorm": ((3, 4, 5), lambda x: _batchnorm(SyncBatchNorm(3))(x), None),
     "dropout": ((6,), lambda x: Dropout(0.5)(Dense(6, 6)(x)), None),
     "flatten_layer": ((2, 3, 4), lambda x: Flatten()(x), None),
     "flatten_middle": ((2, 3, 4), lambda x: x.flatten(1, 2), None),
@@ -169,6 +232,81 @@ CASES = {
                                               x[:, np.array([True, False, True, True, False])],
                                               x[:, [[0, 1], [2, 3]]]], None),
     "split_chunk": ((6,), lambda x: list(x.split(2, dim=1)) + list(x.chunk(4, dim=1)), None),
+    # ops of the newer layers; (shape, "int64") is an integer Input, its range [low, high)
+    "embedding": (((5,), "int64"), lambda i: Embedding(10, 4)(i), (0, 10)),
+    "embedding_padding_2d": (((2, 3), "int32"), lambda i: Embedding(7, 3, padding_idx=0)(i),
+                             (0, 7)),
+    "take": (((4,), "int64"), lambda i: pynn.Tensor(_data((6, 3), seed=4))[i], (-6, 6)),
+    "layer_norm": ((3, 4), lambda x: _affine(LayerNorm(4, eps=1e-3))(x), None),
+    "layer_norm_2d_plain": ((3, 4), lambda x: LayerNorm((3, 4), elementwise_affine=False)(x),
+                            None),
+    "group_norm": ((6, 4, 3), lambda x: _affine(GroupNorm(3, 6, eps=1e-3))(x), None),
+    "group_norm_plain_1d": ((4, 5), lambda x: GroupNorm(2, 4, affine=False)(x), None),
+    "layer_norm_nobias": ((3, 4), lambda x: _affine(LayerNorm(4, bias=False))(x), None),
+    "activations": ((3, 4), lambda x: [x.elu(), x.elu(0.5), x.selu(), x.silu(), x.mish(),
+                                       x.softsign(), x.hardtanh(), x.hardtanh(-0.5, 0.25),
+                                       x.hardsigmoid()], (-4.0, 4.0)),
+    "gelu_tanh": ((3, 4), lambda x: GELU("tanh")(x), (-4.0, 4.0)),
+    "activation_layers": ((3, 4), lambda x: [SELU()(x), SiLU()(x), Mish()(x), Softsign()(x),
+                                             Hardsigmoid()(x), ELU(0.7)(x), Hardtanh()(x)],
+                          (-4.0, 4.0)),
+    "prelu": ((3, 4), lambda x: _slopes(PReLU(3))(x) + PReLU()(x), None),
+    "prelu_2d": ((3,), lambda x: _slopes(PReLU(3))(x), None),
+    "identity": ((3,), lambda x: IdentityLayer()(x), None),
+    "conv1d": ((4, 11), lambda x: Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2,
+                                         activation="relu")(x), None),
+    "conv1d_same": ((3, 8), lambda x: Conv1d(3, 2, 4, padding="same", bias=False)(x), None),
+    "conv2d_dilation_groups": ((4, 9, 8), lambda x: Conv2d(4, 6, 3, dilation=(2, 1), groups=2,
+                                                           padding=(2, 1))(x), None),
+    "conv2d_same_even_kernel": ((2, 7, 6), lambda x: Conv2d(2, 3, (2, 4), padding="same",
+                                                            activation="sigmoid")(x), None),
+    "conv2d_depthwise": ((3, 6, 6), lambda x: Conv2d(3, 3, 3, groups=3, padding=1)(x), None),
+    "conv_transpose2d": ((4, 5, 4), lambda x: ConvTranspose2d(4, 6, 3, stride=2, padding=1,
+                                                              output_padding=1, groups=2,
+                                                              dilation=(1, 2))(x), None),
+    "conv_transpose2d_relu": ((3, 4, 4), lambda x: ConvTranspose2d(3, 2, 2, stride=2, bias=False,
+                                                                   activation="relu")(x), None),
+    "global_pooling": ((3, 5, 4), lambda x: [GlobalAveragePooling2D()(x),
+                                             GlobalAveragePooling2D(keepdims=True)(x),
+                                             GlobalMaxPooling2D()(x)], None),
+    "adaptive_avgpool2d": ((2, 7, 6), lambda x: [AdaptiveAvgPool2d((3, 4))(x),
+                                                 AdaptiveAvgPool2d(1)(x),
+                                                 AdaptiveAvgPool2d((7, 2))(x),
+                                                 AdaptiveAvgPool2d((None, 5))(x)], None),
+    "upsample_nearest": ((2, 3, 4), lambda x: [Upsample(scale_factor=2)(x),
+                                               Upsample(size=(5, 7))(x),
+                                               Upsample(scale_factor=(1.5, 3))(x),
+                                               UpSampling2D((2, 3))(x)], None),
+    "upsample_bilinear": ((2, 3, 4), lambda x: [Upsample(scale_factor=2, mode="bilinear")(x),
+                                                Upsample(size=(5, 7), mode="bilinear")(x),
+                                                Upsample(size=(6, 3), mode="bilinear",
+                                                         align_corners=True)(x),
+                                                Upsample(scale_factor=(1.5, 2.5),
+                                                         mode="bilinear")(x)], None),
+    "lstm": ((5, 3), lambda x: LSTM(3, 4)(x), None),
+    "lstm_one_step_keras": ((1, 3), lambda x: LSTM(4, bias=False)(x), None),
+    "lstm_bidirectional_stacked": ((4, 3), lambda x: list(LSTM(3, 4, num_layers=2,
+                                                               bidirectional=True,
+                                                               return_state=True)(x)), None),
+    "gru": ((5, 3), lambda x: [GRU(3, 4, bidirectional=True)(x), GRU(4, bias=False)(x)], None),
+    "rnn": ((5, 3), lambda x: list(RNN(3, 4, num_layers=2, nonlinearity="relu",
+                                       return_state=True)(x)) + [SimpleRNN(4)(x)], None),
+    "masked_fill": ((3, 4), lambda x: x.masked_fill(x > 0.5, -1.0)
+                    + x.masked_fill(pynn.Tensor(np.array([True, False, False, True])), 2.0),
+                    None),
+    "self_attention": ((5, 8), lambda x: [MultiHeadAttention(8, 2, dropout=0.3)(x),
+                                          MultiHeadAttention(8, 4, bias=False)(x,
+                                                                               is_causal=True)],
+                       None),
+    "attention_masks": ((5, 8), lambda x: _masked_attention(x), None),
+    "sdpa": ((2, 5, 4), lambda x: [F.scaled_dot_product_attention(x, x, x, is_causal=True),
+                                   F.scaled_dot_product_attention(
+                                       x, x * 2, x, scale=0.3,
+                                       attn_mask=pynn.Tensor(_data((5, 5), seed=6))),
+                                   F.scaled_dot_product_attention(
+                                       x, x, x[:, :, :, :3],
+                                       attn_mask=pynn.Tensor(np.tril(np.ones((5, 5), bool))))],
+             None),
 }
 
 
@@ -212,12 +350,43 @@ def test_weights_are_initializers_named_like_the_state_dict():
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 4, 5]
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_recurrent_with_initial_states(kind, tmp_path):
+    """Initial states as model inputs (pynn's (N, H) per layer and direction)."""
+    pynn.manual_seed(0)
+    layer = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[kind](3, 4, bidirectional=True,
+                                                       return_state=True)
+    x = Input((5, 3))
+    states = [Input((2, 4)) for _ in range(2 if kind == "LSTM" else 1)]
+    check_export(Model([x] + states, list(layer(x, *states))), tmp_path)
+
+
 @pytest.mark.parametrize("opset", [13, 18, 20])
 def test_other_opsets(opset, tmp_path):
     """Reductions take their axes as inputs from opset 18; Gelu is one op from opset 20."""
     model = _model((3, 4), lambda x: x.gelu().amax(1) + x.mean(2).logsumexp(1, keepdim=True)
                    + x.var(1) + x.sum(1))
     check_export(model, tmp_path, opset=opset)
+
+
+NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "group_norm", "gelu_tanh", "activations",
+               "prelu", "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d",
+               "conv1d_same", "conv_transpose2d", "lstm", "gru", "embedding", "take",
+               "attention_masks", "sdpa"]
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+@pytest.mark.parametrize("name", NEWER_CASES)
+def test_newer_ops_at_other_opsets(name, opset, tmp_path):
+    """LayerNorm is written out below opset 17; gelu-tanh is one Gelu op from opset 20."""
+    low, high = CASES[name][2] or (-2.0, 2.0)
+    check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+def test_attention_dropout_of_the_functional_form_is_not_exported(tmp_path):
+    model = _model((5, 4), lambda x: F.scaled_dot_product_attention(x, x, x, dropout_p=0.1))
+    with pytest.raises(pynn.onnx.ExportError, match="ScaledDotProductAttention.*dropout_p"):
+        pynn.onnx.export(model, tmp_path / "model.onnx")
 
 
 # -- the worked examples' architectures ----------------------------------------------------------
