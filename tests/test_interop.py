@@ -247,3 +247,31 @@ def test_safetensors_round_trip_and_file_written_by_torch(tmp_path):
     st_torch.save_file(net.state_dict(), str(tmp_path / "torch.safetensors"))
     load_safetensors(other, tmp_path / "torch.safetensors")          # keys by order
     np.testing.assert_allclose(other.predict(x), _torch_out(net, x), rtol=TOL, atol=TOL)
+
+
+class _TorchLSTMClassifier(tnn.Module):
+    """MNIST rows through a 2-layer LSTM, the last step into a linear head (as
+    examples/seq_mnist_lstm.py, smaller)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = tnn.LSTM(7, 12, num_layers=2, batch_first=True)
+        self.head = tnn.Linear(12, 4)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def test_trained_torch_lstm_loads_into_pynn():
+    from pynn.layers import LSTM
+    net = _train(_TorchLSTMClassifier(), (5, 7), 4)
+    x_in = Input((5, 7))
+    seq = LSTM(7, 12, num_layers=2)(x_in)                 # torch form: the whole sequence
+    model = Model(x_in, Dense(12, 4, softmax)(seq[:, -1]))
+    pairs = from_torch_state_dict(model, net.state_dict())
+    assert pairs["lstm_1.weight_ih_l1"] == "lstm.weight_ih_l1"
+    assert pairs["dense_1.weight"] == "head.weight"
+    for n in (1, 6):
+        x = _x((n, 5, 7), seed=20 + n)
+        np.testing.assert_allclose(model.predict(x), _torch_out(net, x), rtol=TOL, atol=TOL)

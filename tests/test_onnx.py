@@ -416,10 +416,71 @@ def _mnist_cnn():
     return Model(x_in, Dense(128, 10, softmax)(x))
 
 
-@pytest.mark.parametrize("build", [_moons_mlp, _mnist_mlp, _mnist_cnn])
+def _fashion_resnet():
+    """examples/fashion_resnet.py's shape, narrower: "same" convs with BatchNorm, a residual
+    block, a strided block with a 1x1 shortcut, global average pooling."""
+    from pynn.layers import BatchNorm2d, GlobalAveragePooling2D
+    x_in = Input((1, 28, 28))
+    h = BatchNorm2d(8)(Conv2d(1, 8, 3, padding="same")(x_in)).relu()
+    r = BatchNorm2d(8)(Conv2d(8, 8, 3, padding="same")(h)).relu()
+    h = (h + BatchNorm2d(8)(Conv2d(8, 8, 3, padding="same")(r))).relu()
+    s = Conv2d(8, 16, 1, stride=2)(h)
+    r = BatchNorm2d(16)(Conv2d(8, 16, 3, stride=2, padding=1)(h)).relu()
+    h = (s + BatchNorm2d(16)(Conv2d(16, 16, 3, padding="same")(r))).relu()
+    return Model(x_in, Dense(16, 10, softmax)(GlobalAveragePooling2D()(h)))
+
+
+def _seq_mnist_lstm():
+    """examples/seq_mnist_lstm.py's shape: 28 rows of 28 pixels through an LSTM, the last step
+    into Dense(10) (fewer units)."""
+    from pynn.layers import LSTM
+    x_in = Input((28, 28))
+    return Model(x_in, Dense(16, 10, softmax)(LSTM(16)(x_in)))
+
+
+def _words_transformer():
+    """examples/words_transformer.py's shape: token and position embeddings, a causal
+    self-attention block with LayerNorm and an MLP, logits per position."""
+    from pynn.layers import Embedding, LayerNorm, MultiHeadAttention
+    T, E = 8, 16
+    ids = Input((T,), dtype=np.int64)
+    positions = pynn.Tensor(np.arange(T)[None, :])
+    h = Embedding(27, E)(ids) + Embedding(T, E)(positions)
+    h = h + MultiHeadAttention(E, num_heads=2, causal=True)(LayerNorm(E)(h))
+    h = h + Dense(4 * E, E)(Dense(E, 4 * E, "gelu")(LayerNorm(E)(h)))
+    return Model(ids, Dense(E, 27)(LayerNorm(E)(h)))
+
+
+def _transfer_fashion():
+    """examples/transfer_fashion.py's clothes model: a nested, partly frozen encoder."""
+    image = Input((1, 28, 28))
+    h = MaxPool2d(2)(Conv2d(1, 4, 3, padding=1, activation=relu)(image))
+    encoder = Model(image, Flatten()(h), name="encoder")
+    encoder.trainable = False
+    x_in = Input((1, 28, 28))
+    return Model(x_in, Dense(4 * 14 * 14, 10, softmax)(encoder(x_in)))
+
+
+@pytest.mark.parametrize("build", [_moons_mlp, _mnist_mlp, _mnist_cnn, _fashion_resnet,
+                                   _seq_mnist_lstm, _transfer_fashion])
 def test_worked_example_models(build, tmp_path):
     pynn.manual_seed(0)
     check_export(build(), tmp_path, 0.0, 1.0)
+
+
+def test_words_transformer_model(tmp_path):
+    """Integer token ids in: onnxruntime's logits equal predict's at two batch sizes."""
+    pynn.manual_seed(0)
+    model = _words_transformer()
+    path = tmp_path / "words.onnx"
+    pynn.onnx.export(model, path)
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    for n in BATCHES:
+        ids = np.random.default_rng(n).integers(0, 27, size=(n, 8)).astype(np.int64)
+        got = session.run(None, {name: ids})[0]
+        np.testing.assert_allclose(got, model.predict(ids), rtol=1e-5, atol=1e-5)
 
 
 # -- what cannot be exported ---------------------------------------------------------------------
