@@ -29,5 +29,5 @@ for _ in bar:
     with pynn.no_grad():
         w -= args.lr * w.grad
         b -= args.lr * b.grad
-    bar.set_postfix(loss=f"{loss:.4f}")
+    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 print(f"final: w={float(w):.3f} b={float(b):.3f} loss={float(loss):.5f}")

@@ -51,7 +51,7 @@ for epoch in range(args.epochs):
         loss.zero_grad()
         loss.backward()
         opt.update(model.parameters)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
 
 pynn_acc = accuracy(model, test_x, test_y)
 pynn.onnx.export(model, args.onnx)                    # opset 17, free batch dimension

@@ -8,17 +8,12 @@ model (pynn.load_model reads it).
     python examples/fashion_resnet.py --data-dir ../shared/data
     python examples/fashion_resnet.py --data-dir ../shared/data --limit 512 --epochs 1   # quick
 """
-import time
 
-from _common import accuracy, parser
-from tqdm import tqdm
+from _common import parser, train_and_report
 
 import pynn
 from pynn import Input, Model
-from pynn.data import DataLoader
 from pynn.layers import BatchNorm2d, Conv2d, Dense, GlobalAveragePooling2D, MaxPool2d
-from pynn.losses import categorical_cross_entropy
-from pynn.optimizers import Adam, CosineAnnealingLR
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
@@ -84,29 +79,4 @@ pynn.manual_seed(args.seed)
 model = resnet(args.width)
 model.summary()
 
-opt = Adam(args.lr)
-schedule = CosineAnnealingLR(opt, T_max=args.epochs)   # lr: from --lr down to 0, a cosine
-loader = DataLoader(train_x, train_y, batch_size=args.batch_size, shuffle=True, seed=args.seed)
-seconds = 0.0
-for epoch in range(args.epochs):
-    start = time.perf_counter()
-    seen = correct = total_loss = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}")
-    for xb, yb in bar:
-        pred = model(xb)
-        loss = categorical_cross_entropy(pred, yb)
-        loss.zero_grad()
-        loss.backward()
-        opt.update(model.parameters)
-
-        seen += len(yb)
-        total_loss += loss.item() * len(yb)
-        correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-    schedule.step()
-    seconds += time.perf_counter() - start
-
-test_acc = accuracy(model, test_x, test_y)
-model.save(args.save)
-print(f"final: epochs={args.epochs} train_acc={correct / seen:.4f} test_acc={test_acc:.4f} "
-      f"sec_per_epoch={seconds / args.epochs:.3f} model={args.save}")
+train_and_report(model, args, (train_x, train_y), (test_x, test_y))

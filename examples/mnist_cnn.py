@@ -70,7 +70,7 @@ for epoch in range(args.epochs):
         seen += len(yb)
         total_loss += loss.item() * len(yb)
         correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
     schedule.step()
     seconds += time.perf_counter() - start
 

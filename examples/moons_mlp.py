@@ -75,7 +75,7 @@ for epoch in bar:
         loss.backward()
         opt.update(model.parameters)
     train_acc = float(np.mean((model.predict(X)[:, 0] > 0) == y))
-    bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{train_acc:.3f}")
+    bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{train_acc:.3f}", refresh=False)
 sec_per_epoch = (time.perf_counter() - start) / args.epochs
 
 plot = draw_decision_boundary(model, X, y, args.out)

@@ -7,18 +7,13 @@ saves the model (pynn.load_model reads it).
 
     python examples/seq_mnist_lstm.py --data-dir ../shared/data
 """
-import time
 
-from _common import accuracy, load_mnist, parser
-from tqdm import tqdm
+from _common import load_mnist, parser, train_and_report
 
 import pynn
 from pynn import Input, Model
 from pynn.activations import softmax
-from pynn.data import DataLoader
 from pynn.layers import LSTM, Dense
-from pynn.losses import categorical_cross_entropy
-from pynn.optimizers import Adam, CosineAnnealingLR
 
 p = parser(__doc__, epochs=5, batch_size=64, lr=2e-3)
 p.add_argument("--hidden", type=int, default=128,
@@ -37,29 +32,4 @@ y = Dense(args.hidden, 10, softmax)(h)
 model = Model(x_in, y)
 model.summary()
 
-opt = Adam(args.lr)
-schedule = CosineAnnealingLR(opt, T_max=args.epochs)   # lr: from --lr down to 0, a cosine
-loader = DataLoader(train_x, train_y, batch_size=args.batch_size, shuffle=True, seed=args.seed)
-seconds = 0.0
-for epoch in range(args.epochs):
-    start = time.perf_counter()
-    seen = correct = total_loss = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}")
-    for xb, yb in bar:
-        pred = model(xb)
-        loss = categorical_cross_entropy(pred, yb)
-        loss.zero_grad()
-        loss.backward()
-        opt.update(model.parameters)
-
-        seen += len(yb)
-        total_loss += loss.item() * len(yb)
-        correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-    schedule.step()
-    seconds += time.perf_counter() - start
-
-test_acc = accuracy(model, test_x, test_y)
-model.save(args.save)
-print(f"final: epochs={args.epochs} train_acc={correct / seen:.4f} test_acc={test_acc:.4f} "
-      f"sec_per_epoch={seconds / args.epochs:.3f} model={args.save}")
+train_and_report(model, args, (train_x, train_y), (test_x, test_y))

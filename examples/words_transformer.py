@@ -181,7 +181,7 @@ def train(model, train_set, val_set, args):
         loss.zero_grad()
         loss.backward()
         opt.update(model.parameters)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             curve.append((step + 1, loss.item(), evaluate(model, *val_set)))
             tqdm.write(f"step {step + 1}: train loss {curve[-1][1]:.4f}, "

@@ -85,7 +85,8 @@ TRAIN_LOOP = '''
             total_loss += loss.item() * len(yb)
             correct += int((pred.numpy().argmax(axis=1) == yb.numpy()).sum())
             history["step_loss"].append(loss.item())
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
+                            refresh=False)                   # drawn at the bar's own pace
         schedule.step()
         history["train_acc"].append(correct / seen)
         history["test_acc"].append(accuracy(test_x, test_y))
@@ -250,7 +251,7 @@ def moons():
             acc = float(np.mean((model.predict(X)[:, 0] > 0) == y))
             history["loss"].append(loss.item())
             history["acc"].append(acc)
-            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{acc:.3f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{acc:.3f}", refresh=False)
 
         print(f"training accuracy after {EPOCHS} epochs: {history['acc'][-1]:.2%}")
         '''),
