@@ -230,25 +230,11 @@ def _from_model(model):
 
 
 def compiled_plan(model):
-    """The model's most recently used plan; without one, a plan compiled for a batch of one and
-    run once on zeros in eval mode (nothing in the model changes), not kept."""
-    import numpy as np
-
-    from .plan import Plan
+    """The model's most recently used plan; without one, a training plan for a batch of one run
+    once on zeros (`Model.trial_plan`: nothing in the model changes), not kept."""
     if model._plans:
         return next(reversed(model._plans.values()))
-    graph = model.graph
-    plan = Plan(graph, (False,) * len(model.inputs), True,
-                tuple(p.requires_grad for p in graph.params), batch=1)
-    arrays = [np.zeros((1,) + t.data.shape[1:], model.dtype if t.dtype.kind == "f" else t.dtype)
-              for t in model.inputs]
-    training = model.training
-    model.train(False)
-    try:
-        plan.forward(arrays)
-    finally:
-        model.train(training)
-    return plan
+    return model.trial_plan(1, record=True)
 
 
 def _from_plan(model):

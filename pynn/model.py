@@ -123,15 +123,23 @@ class Model(Layer):
         """Run the graph once at batch 2 (the graph was built at batch 1) without recording,
         so that an op that kept the build-time batch size fails here, named, and not at the
         first real call."""
-        arrays = [np.zeros((2,) + t.data.shape[1:], self.dtype if t.dtype.kind == "f" else t.dtype)
-                  for t in self.inputs]
-        plan = Plan(self.graph, (False,) * len(arrays), False, batch=2)
         try:
-            with forced_mode(False):    # zeros: not data whose NaNs detect_anomaly() reports
-                plan.forward(arrays, check_anomalies=False)
+            self.trial_plan(2)
         except (ValueError, IndexError, TypeError) as e:
             raise ValueError(f"{self._where()}: the graph does not follow the batch size (built "
                              f"at batch 1, it fails at batch 2): {e}") from None
+
+    def trial_plan(self, batch, record=False):
+        """A plan compiled for `batch` rows and run once on zeros in eval mode, not kept: nothing
+        in the model changes (no running statistics, no RNG). With `record` it is a training
+        plan, its buffers as a training step would have them."""
+        arrays = [np.zeros((batch,) + t.data.shape[1:],
+                           self.dtype if t.dtype.kind == "f" else t.dtype) for t in self.inputs]
+        trained = tuple(p._requires_grad for p in self.graph.params)
+        plan = Plan(self.graph, (False,) * len(arrays), record, trained, batch=batch)
+        with forced_mode(False):    # zeros: not data whose NaNs detect_anomaly() reports
+            plan.forward(arrays, check_anomalies=False)
+        return plan
 
     # -- weights ------------------------------------------------------------------------------
     def named_weights(self):

@@ -28,27 +28,5 @@ each parameter group's lr) once per epoch; ``clip_grad_norm`` /
 ``clip_grad_value`` clip grads in place.  The implementation lives in the
 :mod:`pynn.optim` package; this module is the public entry point.
 """
-from .optim.algorithms import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
-from .optim.base import Optimizer
-from .optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .optim.lr_scheduler import (
-                                 CosineAnnealingLR,
-                                 CosineAnnealingWarmRestarts,
-                                 ExponentialLR,
-                                 LambdaLR,
-                                 LinearLR,
-                                 LRScheduler,
-                                 MultiStepLR,
-                                 OneCycleLR,
-                                 PolynomialLR,
-                                 ReduceLROnPlateau,
-                                 SequentialLR,
-                                 StepLR,
-)
-
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax",
-           "Adadelta",
-           "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",
-           "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LambdaLR", "LinearLR", "PolynomialLR", "CosineAnnealingWarmRestarts", "OneCycleLR",
-           "SequentialLR", "ReduceLROnPlateau"]
+from .optim import *  # noqa: F403  (the names below, re-exported)
+from .optim import __all__  # noqa: F401
