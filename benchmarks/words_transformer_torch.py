@@ -24,9 +24,11 @@ def _threads_from_argv(default=1):
     return default
 
 
-# NumPy's BLAS reads its thread count when it is loaded: set it before the import
+# NumPy's BLAS reads its thread count when it is loaded: set it before the import (only when
+# run as a script: benchmarks/torch_twins.py imports TorchWords and keeps its caller's threads)
 THREADS = _threads_from_argv()
-os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(THREADS)
+if __name__ == "__main__":
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(THREADS)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
@@ -53,7 +55,8 @@ class TorchWords(torch.nn.Module):
                 "ln2": nn.LayerNorm(embed),
                 "fc1": nn.Linear(embed, 4 * embed), "fc2": nn.Linear(4 * embed, embed)}))
         self.ln_f, self.head = nn.LayerNorm(embed), nn.Linear(embed, W.VOCAB)
-        self.register_buffer("causal", torch.triu(torch.ones(block, block, dtype=torch.bool), 1))
+        self.register_buffer("causal", torch.triu(torch.ones(block, block, dtype=torch.bool), 1),
+                             persistent=False)     # a constant, not a weight
 
     def forward(self, ids):
         x = self.tok(ids) + self.pos.weight

@@ -1,20 +1,33 @@
 """The benchmark workloads, each written twice: once in pynn, once in PyTorch.
 
-Every workload is a function `make(framework, data)` returning `run()`, a closure that does the
-timed work and returns the final loss (or a checksum of the outputs for inference). Both
-frameworks start from the same weights (pynn's initialisation, copied into torch) and see the
-same batches in the same order.
+Every workload is a function `make(framework, data)` returning `(run, model)`: `run()` is a
+closure that does the timed work and returns the final loss (or a checksum of the outputs for
+inference). Both frameworks start from the same weights (pynn's initialisation, copied into
+torch) and see the same batches in the same order.
+
+The models of the worked examples (examples/fashion_resnet.py, seq_mnist_lstm.py,
+words_transformer.py) are rebuilt here at the examples' default sizes; their torch twins are in
+benchmarks/torch_twins.py (the words transformer's in benchmarks/words_transformer_torch.py)
+and get pynn's weights through pynn.interop.torch_state_dict.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 
 import pynn
 from pynn import Input, Model, Tensor
-from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
+from pynn.layers import LSTM, BatchNorm2d, Conv2d, Dense, Flatten, GlobalAveragePooling2D, MaxPool2d
 from pynn.losses import categorical_cross_entropy
-from pynn.optimizers import SGD, Adam
+from pynn.optimizers import SGD, Adam, AdamW
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 BATCH = 64
 STEPS = 900
+RESNET_WIDTH = 24          # examples/fashion_resnet.py --width
+LSTM_HIDDEN = 128          # examples/seq_mnist_lstm.py --hidden
+WORDS_SIZE = {"embed": 64, "heads": 4, "layers": 2}   # examples/words_transformer.py
 
 
 # -- architectures (pynn side); the torch side is built from the same layer list ---------------
@@ -86,29 +99,50 @@ def _batches(x, y, steps, batch, seed=0):
 
 
 def classifier_training(framework, layers_fn, x, y, in_shape, steps=STEPS, batch=BATCH):
-    xs, ys = _batches(x, y, steps, batch)
+    """A Sequential-style classifier from a pynn layer list; Adam(1e-3), batch 64."""
     pynn.manual_seed(0)
     layers = layers_fn()
     if framework == "pynn":
         model = pynn_model(layers, in_shape)
-        opt = Adam(1e-3)
-        params = model.parameters
+        return _pynn_classifier_loop(model, x, y, steps, batch, 1e-3), model
+    return _torch_classifier_loop(torch_model(layers), x, y, steps, batch, 1e-3)
 
-        def run():
-            for i in range(steps):
-                xb, yb = xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch]
-                pred = model(xb)
-                loss = categorical_cross_entropy(pred, yb)
-                loss.zero_grad()
-                loss.backward()
-                opt.update(params)
-            return loss.item()
-        return run, model
 
+def twin_classifier_training(framework, build, torch_twin, x, y, steps, batch=BATCH, lr=1e-3):
+    """A classifier given as a pynn Model builder and its torch twin's builder; Adam(lr).
+    The twin receives the pynn model's initial weights (torch_twins.load_pynn_weights)."""
+    pynn.manual_seed(0)
+    model = build()
+    if framework == "pynn":
+        return _pynn_classifier_loop(model, x, y, steps, batch, lr), model
+    from torch_twins import load_pynn_weights
+    return _torch_classifier_loop(load_pynn_weights(torch_twin(), model), x, y, steps, batch, lr)
+
+
+def _pynn_classifier_loop(model, x, y, steps, batch, lr):
+    """The README's loop: softmax output, categorical cross-entropy, Adam."""
+    xs, ys = _batches(x, y, steps, batch)
+    opt = Adam(lr)
+    params = model.parameters
+
+    def run():
+        for i in range(steps):
+            xb, yb = xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch]
+            pred = model(xb)
+            loss = categorical_cross_entropy(pred, yb)
+            loss.zero_grad()
+            loss.backward()
+            opt.update(params)
+        return loss.item()
+    return run
+
+
+def _torch_classifier_loop(model, x, y, steps, batch, lr):
+    """(run, model): logits, F.cross_entropy, torch.optim.Adam."""
     import torch
     import torch.nn.functional as F
-    model = torch_model(layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xs, ys = _batches(x, y, steps, batch)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     txs, tys = torch.from_numpy(xs), torch.from_numpy(ys)
 
     def run():
@@ -120,6 +154,114 @@ def classifier_training(framework, layers_fn, x, y, in_shape, steps=STEPS, batch
             opt.step()
         return loss.item()
     return run, model
+
+
+# -- the worked examples' models ---------------------------------------------------------------
+def _conv_bn(x, channels, stride=1, relu=True):
+    padding = "same" if stride == 1 else 1
+    x = Conv2d(channels, 3, stride=stride, padding=padding, bias=False,
+               kernel_initializer="he_normal")(x)
+    x = BatchNorm2d(channels)(x)
+    return x.relu() if relu else x
+
+
+def _residual_block(x, channels, stride=1):
+    h = _conv_bn(x, channels, stride)
+    h = _conv_bn(h, channels, relu=False)
+    if stride != 1 or x.shape[1] != channels:
+        x = Conv2d(channels, 1, stride=stride, bias=False)(x)
+        x = BatchNorm2d(channels)(x)
+    return (h + x).relu()
+
+
+def resnet_model(width=RESNET_WIDTH):
+    """examples/fashion_resnet.py's resnet(width) (keep the two in step): conv-BN-ReLU stem,
+    MaxPool2d(2), residual blocks at width (14x14), 2*width strided (7x7), 2*width, global
+    average pooling, Dense(2*width, 10, softmax)."""
+    x_in = Input((1, 28, 28))
+    x = _conv_bn(x_in, width)
+    x = MaxPool2d(2)(x)
+    x = _residual_block(x, width)
+    x = _residual_block(x, 2 * width, stride=2)
+    x = _residual_block(x, 2 * width)
+    x = GlobalAveragePooling2D()(x)
+    return Model(x_in, Dense(2 * width, 10, "softmax")(x))
+
+
+def lstm_model(hidden=LSTM_HIDDEN):
+    """examples/seq_mnist_lstm.py's model (keep the two in step): LSTM(hidden) over 28 rows of
+    28 pixels, the last step's h, Dense(hidden, 10, softmax)."""
+    x_in = Input((28, 28))
+    return Model(x_in, Dense(hidden, 10, "softmax")(LSTM(hidden)(x_in)))
+
+
+def resnet_training(framework, x, y, steps=300, batch=BATCH, width=RESNET_WIDTH):
+    """resnet-fmnist: the ResNet on Fashion-MNIST, Adam(3e-3) as the example (its cosine
+    schedule is per epoch, so constant over these steps)."""
+    from torch_twins import TorchResNet
+    return twin_classifier_training(framework, lambda: resnet_model(width),
+                                    lambda: TorchResNet(width), x, y, steps, batch, lr=3e-3)
+
+
+def lstm_training(framework, x, y, steps=300, batch=BATCH, hidden=LSTM_HIDDEN):
+    """lstm-seqmnist: MNIST row by row (x of shape (n, 28, 28)), Adam(2e-3) as the example."""
+    from torch_twins import TorchLSTMClassifier
+    return twin_classifier_training(framework, lambda: lstm_model(hidden),
+                                    lambda: TorchLSTMClassifier(hidden), x, y, steps, batch,
+                                    lr=2e-3)
+
+
+def load_words(data_dir, limit=None):
+    """The example's data: (x, y, mask, block) of its training words (seed 0 split)."""
+    import words_transformer as WT
+    train_words, val_words = WT.load_words(data_dir, limit, seed=0)
+    block = max(len(w) for w in train_words + val_words) + 1
+    return (*WT.encode(train_words, block), block)
+
+
+def words_training(framework, words, steps=300, batch=BATCH, embed=64, heads=4, layers=2,
+                   lr=2e-3):
+    """transformer-words: examples/words_transformer.py's causal transformer, AdamW(lr,
+    weight_decay=0.01) with its warm-up + cosine schedule over `steps`, its masked
+    cross-entropy, its batch order (seed 0), the batches gathered before the timed loop."""
+    import words_transformer as WT
+    x, y, mask, block = words
+    order = np.concatenate(list(WT.batches(len(x), batch, steps, seed=0)))
+    xs, ys, ms = (np.ascontiguousarray(a[order]) for a in (x, y, mask))
+    pynn.manual_seed(0)
+    model = WT.build_model(block, embed, heads, layers)
+    if framework == "pynn":
+        opt = AdamW(lr, weight_decay=0.01)
+
+        def run():
+            for i in range(steps):
+                sl = slice(i * batch, (i + 1) * batch)
+                opt.lr = WT.lr_at(i, steps, lr)
+                loss = WT.masked_cross_entropy(model(xs[sl]), ys[sl], ms[sl])
+                loss.zero_grad()
+                loss.backward()
+                opt.update(model.parameters)
+            return loss.item()
+        return run, model
+
+    import torch
+    from torch_twins import TorchWords, load_pynn_weights
+    from words_transformer_torch import masked_loss
+    net = load_pynn_weights(TorchWords(block, embed, heads, layers), model)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    txs, tys, tms = (torch.from_numpy(a) for a in (xs, ys, ms))
+
+    def run():
+        for i in range(steps):
+            sl = slice(i * batch, (i + 1) * batch)
+            for group in opt.param_groups:
+                group["lr"] = WT.lr_at(i, steps, lr)
+            loss = masked_loss(net(txs[sl]), tys[sl], tms[sl])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+    return run, net
 
 
 def moons_training(framework, steps=100):

@@ -1,0 +1,142 @@
+"""The twins of benchmarks/workloads.py compute the same thing in pynn and in PyTorch.
+
+Each workload runs for 2 steps at a small size (batch 8, narrow models) in both frameworks from
+the same initial weights: the second step's loss, which follows one optimizer update, must agree
+to float32 rounding, as must a first step's loss. Inference workloads compare the predictions.
+Also: the FLOP counts of benchmarks/flops.py against hand counts, and a short end-to-end run of
+benchmarks/run.py and benchmarks/profile_steps.py (slow).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+DATA_DIR = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(BENCH))
+
+import flops  # noqa: E402
+import run as R  # noqa: E402
+import workloads as W  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+RTOL, ATOL = 1e-5, 1e-6         # float32 rounding of a loss near 2, through one update
+
+
+@pytest.fixture(scope="module")
+def data():
+    torch.set_num_threads(1)
+    return R.load_data(str(DATA_DIR))
+
+
+def tiny(name, framework, data, steps):
+    """(run, model) of workload `name` at batch 8 and, for the examples' models, a small width."""
+    if name == "resnet-fmnist":
+        x, y = data.fashion
+        return W.resnet_training(framework, x, y, steps=steps, batch=8, width=4)
+    if name == "lstm-seqmnist":
+        x, y = data.mnist[:2]
+        return W.lstm_training(framework, x.reshape(-1, 28, 28), y, steps=steps, batch=8,
+                               hidden=16)
+    if name == "transformer-words":
+        return W.words_training(framework, data.words, steps=steps, batch=8, embed=16, heads=2,
+                                layers=1)
+    if name == "moons":
+        return W.moons_training(framework, steps=steps)
+    return R.make(name, framework, data, steps, batch=8)
+
+
+TRAINING = [n for n in R.WORKLOADS if n not in R.INFERENCE]
+
+
+@pytest.mark.parametrize("name", TRAINING)
+@pytest.mark.parametrize("steps", [1, 2])
+def test_training_twins_give_the_same_loss(name, steps, data):
+    losses = {fw: tiny(name, fw, data, steps)[0]() for fw in ("pynn", "torch")}
+    np.testing.assert_allclose(losses["pynn"], losses["torch"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", R.INFERENCE)
+def test_inference_twins_give_the_same_predictions(name, data):
+    _, model = tiny(name, "pynn", data, 1)
+    _, net = tiny(name, "torch", data, 1)
+    x = data.mnist[2][:16]
+    x = x.reshape(len(x), -1) if name == "inference-mlp" else x
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_every_example_twin_starts_from_the_same_outputs(data):
+    """Forward outputs (BatchNorm in training mode) equal before any step, at full size."""
+    from torch_twins import TorchLSTMClassifier, TorchResNet, TorchWords, load_pynn_weights
+    x = data.fashion[0][:4]
+    model = W.resnet_model(8)
+    net = load_pynn_weights(TorchResNet(8), model)
+    np.testing.assert_allclose(model(x).numpy(), torch.softmax(net(torch.from_numpy(x)), 1)
+                               .detach().numpy(), rtol=1e-5, atol=1e-6)
+    rows = data.mnist[0][:4].reshape(-1, 28, 28)
+    model = W.lstm_model(32)
+    net = load_pynn_weights(TorchLSTMClassifier(32), model)
+    np.testing.assert_allclose(model(rows).numpy(), torch.softmax(net(torch.from_numpy(rows)), 1)
+                               .detach().numpy(), rtol=1e-5, atol=1e-6)
+    import words_transformer as WT
+    ids = data.words[0][:4]
+    block = data.words[3]
+    model = WT.build_model(block, 16, 2, 1)
+    net = load_pynn_weights(TorchWords(block, 16, 2, 1), model)
+    np.testing.assert_allclose(model(ids).numpy(), net(torch.from_numpy(ids)).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_load_pynn_weights_rejects_a_twin_of_another_shape():
+    from torch_twins import TorchLSTMClassifier, load_pynn_weights
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_pynn_weights(TorchLSTMClassifier(16), W.lstm_model(32))
+
+
+def test_flops_of_the_readme_cnn_and_the_lstm_by_hand():
+    # readme CNN, multiply-adds per image: conv1 28*28*32 * 1*9, conv2 14*14*64 * 32*9,
+    # dense 3136*128, dense 128*10; the first conv needs no input gradient
+    conv1, conv2, d1, d2 = 784 * 32 * 9, 196 * 64 * 288, 3136 * 128, 128 * 10
+    model = W.pynn_model(W.readme_cnn_layers(), (1, 28, 28))
+    assert flops.forward_flops(model) == 2 * (conv1 + conv2 + d1 + d2)
+    assert flops.training_flops(model) == 2 * (3 * (conv1 + conv2 + d1 + d2) - conv1)
+    # LSTM(128) over 28 steps of 28 features: 28 * 512 * (28 + 128); its input projection
+    # (28 * 512 * 28) needs no input gradient; Dense(128, 10)
+    lstm, proj, dense = 28 * 512 * 156, 28 * 512 * 28, 1280
+    model = W.lstm_model(128)
+    assert flops.forward_flops(model) == 2 * (lstm + dense)
+    assert flops.training_flops(model) == 2 * (3 * (lstm + dense) - proj)
+
+
+def test_flops_of_the_words_transformer_by_hand(data):
+    import words_transformer as WT
+    T, E = data.words[3], 64
+    block = 3 * T * E * E + T * E * E + 2 * T * T * E + 2 * T * E * 4 * E   # qkv, out, attn, MLP
+    head = T * E * 27
+    model = WT.build_model(T, E, 4, 2)
+    assert flops.forward_flops(model) == 2 * (2 * block + head)
+    assert flops.training_flops(model) == 6 * (2 * block + head)    # the embedding comes first
+
+
+def test_sgemm_peak_is_a_rate():
+    assert flops.sgemm_peak(128, repeats=2) > 0
+
+
+@pytest.mark.slow
+def test_run_and_profile_scripts_end_to_end():
+    names = ["moons", "lstm-seqmnist", "inference-mlp"]
+    out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--repeats", "1", "--passes",
+                          "1", "--steps", "2", "--no-memory", "--no-cold-start", "--peak-size",
+                          "256", "--profile", "--only", *names],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert "command: python benchmarks/run.py --repeats 1" in out
+    for name in names:
+        rows = [line for line in out.splitlines() if line.startswith(f"| {name} |")]
+        assert len(rows) == 3, out          # main table, GFLOP/s table, profile table
+    assert "SGEMM peak" in out
