@@ -44,6 +44,9 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]     # this checkout's pynn, not an installed one
 
 THREADS = 2
+if __name__ == "__main__":      # NumPy's BLAS reads its thread count once, when it loads
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(THREADS)
 WORKLOADS = ["moons", "mnist-mlp", "mnist-cnn", "readme-cnn", "resnet-fmnist", "lstm-seqmnist",
              "transformer-words", "inference-mlp", "inference-cnn"]
 #: batches per training run when --steps is not given
