@@ -28,10 +28,6 @@ from .base import Op
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
 
 
-def _contiguous(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 class Linear(Op):
     """y = act(x @ W.T + b), bias and activation fused in one pass.
 
@@ -43,7 +39,7 @@ class Linear(Op):
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
-        x2 = _contiguous(x.reshape(-1, x.shape[-1]))
+        x2 = self.contiguous("x_c", x).reshape(-1, x.shape[-1])
         y = self.buffer("y", (x2.shape[0], w.shape[0]), x2.dtype)
         np.matmul(x2, w.T, out=y)
         bias_act_forward(y, _NO_BIAS[y.dtype] if b is None else b,
@@ -52,7 +48,7 @@ class Linear(Op):
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
-        g2 = _contiguous(g.reshape(self.y.shape))
+        g2 = self.contiguous("g_c", g).reshape(self.y.shape)
         gz = self.buffer("gz", self.y.shape, g2.dtype)
         gb = self.buffer("gb", (self.y.shape[1],), g2.dtype) if self.has_bias and self.needs(2) \
             else _NO_BIAS[g2.dtype]
@@ -118,7 +114,7 @@ class Conv2d(Op):
         self.one_d = x.ndim == 3
         if self.one_d:                       # (N, C, L) as (N, C, 1, L)
             x, w = x[:, :, None, :], w[:, :, None, :]
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
         geom, geom_end = self._geometry(kh, kw)
@@ -155,7 +151,7 @@ class Conv2d(Op):
     def backward(self, g):
         N, O, OH, OW = self.y.shape
         P = OH * OW
-        g = _contiguous(g.reshape(self.y.shape))
+        g = self.contiguous("g_c", g).reshape(self.y.shape)
         rows = self.cols.shape[0]
         _, _, kh, kw = self.w_shape
         geom, geom_end = self._geometry(kh, kw)
@@ -218,7 +214,7 @@ class ConvTranspose2d(Op):
     d/db = g summed over N, OH, OW"""
 
     def forward(self, x, w, b=None):
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, Cin, H, W = x.shape
         _, Cout_g, kh, kw = w.shape
         G = self.groups
@@ -250,7 +246,7 @@ class ConvTranspose2d(Op):
         return y
 
     def backward(self, g):
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         N, Cin, H, W = self.x_shape
         HW = H * W
         cols = self.buffer("cols", (self.w2.shape[1] * self.groups, N * HW), g.dtype)
@@ -282,7 +278,7 @@ class _Pool2d(Op):
 
     def _as_4d(self, x):
         self.one_d = x.ndim == 3
-        return _contiguous(x[:, :, None, :] if self.one_d else x)
+        return self.contiguous("x_c", x[:, :, None, :] if self.one_d else x)
 
     def _out_shape(self, x):
         N, C, H, W = x.shape
@@ -298,7 +294,7 @@ class _Pool2d(Op):
         return y[:, :, 0, :] if self.one_d else y
 
     def _grad_4d(self, g):
-        return _contiguous(g[:, :, None, :] if self.one_d else g)
+        return self.contiguous("g_c", g[:, :, None, :] if self.one_d else g)
 
 
 class MaxPool2d(_Pool2d):
