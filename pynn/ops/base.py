@@ -135,9 +135,12 @@ class Op:
         return False
 
     def release(self):
-        """Drop what forward() saved for backward(); keep settings and buffers."""
+        """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
+        node once its backward has run, and its gradients then live only as long as the tape
+        needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
         attrs = self.attrs
         self.__dict__ = {k: v for k, v in self.__dict__.items() if k in attrs or k in _KEEP}
+        self._buffers = {}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
