@@ -22,6 +22,7 @@ import numpy as np
 
 from . import onnx_blocks  # noqa: F401  (registers the exporters written with its blocks)
 from .onnx_ops import EXPORTERS, ExportError, exporter
+from .onnx_tensor_ops import EAGER_ONLY
 
 __all__ = ["export", "to_onnx", "ExportError", "exporter", "EXPORTERS", "MIN_OPSET"]
 
@@ -127,10 +128,12 @@ class GraphBuilder:
 
     def to_model(self, inputs, outputs, name="pynn_model"):
         """The checked ModelProto of the nodes so far: `inputs` as ONNX value infos, `outputs` as
-        (name, dtype) pairs whose shapes (with the symbolic batch) come from shape inference."""
+        (name, dtype) or (name, dtype, rank) whose shapes (with the symbolic batch) come from
+        shape inference; where inference cannot tell (a Reshape to a run-time shape below opset
+        15), an output gets `rank` dims of unknown size."""
         onnx, helper = _onnx(), self.helper
-        outs = [helper.make_tensor_value_info(n, self.elem_type(dtype), None)
-                for n, dtype in outputs]
+        outs = [helper.make_tensor_value_info(o[0], self.elem_type(o[1]), None)
+                for o in outputs]
         graph = helper.make_graph(self.nodes, name, inputs, outs, initializer=self.initializers)
         opsets = [helper.make_opsetid("", self.opset)]
         proto = helper.make_model(graph, opset_imports=opsets, producer_name="pynn",
@@ -140,6 +143,11 @@ class GraphBuilder:
             proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
         except Exception as e:         # a type or shape the exporters got wrong
             raise ExportError(f"ONNX export: shape inference failed on the graph: {e}") from None
+        for value, o in zip(proto.graph.output, outputs, strict=True):
+            tensor_type = value.type.tensor_type
+            if len(o) > 2 and not tensor_type.HasField("shape"):
+                tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension()
+                                             for _ in range(o[2]))
         onnx.checker.check_model(proto, full_check=True)
         return proto
 
@@ -196,6 +204,10 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
     graph = model.graph
     owners = _layer_owners(model)
 
+    eager = [f"{_describe(model, step, owners)}: {EAGER_ONLY[step.op.name]}"
+             for step in graph.steps if step.op.name in EAGER_ONLY]
+    if eager:
+        raise ExportError("ONNX export: cannot export " + "; ".join(eager))
     missing = [_describe(model, step, owners) for step in graph.steps
                if step.op.name not in EXPORTERS]
     if missing:
@@ -250,8 +262,8 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         if direct.get(s) != out_names[k]:
             g.node("Identity", [slot_name[s]], [out_names[k]])
 
-    return g.to_model(graph_inputs, [(n, t.dtype) for n, t in zip(out_names, model.outputs,
-                                                                   strict=True)])
+    return g.to_model(graph_inputs, [(n, t.dtype, len(t.shape))
+                                     for n, t in zip(out_names, model.outputs, strict=True)])
 
 
 def _version():

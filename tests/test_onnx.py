@@ -307,6 +307,78 @@ CASES = {
                                        x, x, x[:, :, :, :3],
                                        attn_mask=pynn.Tensor(np.tril(np.ones((5, 5), bool))))],
              None),
+    # the loose Tensor ops (pynn.onnx_tensor_ops)
+    "rounding": ((3, 4), lambda x: [x.floor(), x.ceil(), x.trunc(), x.sign(), x.round(),
+                                    x.round(2), x.round(-1)], (-20.0, 20.0)),
+    "rounding_ties_and_integers": ((4,), lambda x: [
+        (x * 0 + pynn.Tensor(np.array([0.5, 1.5, 2.5, -2.5], np.float32))).round(),
+        (x * 0 + pynn.Tensor(np.array([0.25, 0.75, -0.25, 1.25], np.float32))).round(1),
+        (x * 3).long().floor(), (x * 3).long().sign(), (x * 3).long().round(),
+        (x * 3).long().trunc(), (x > 0).sign(), (x > 0).ceil()], None),
+    "fmod_remainder": ((3, 4), lambda x: [x.fmod(0.7), x.fmod(-1.3), x % 0.7, x % -1.3,
+                                          x.remainder(x.abs() + 0.5),
+                                          x.remainder(-(x.abs() + 0.5)), 2.5 % (x.abs() + 0.5),
+                                          (x * 3).long() % 4, (x * 3).long() % -3,
+                                          (x * 3).long().fmod(3)], None),
+    "log1p_expm1_erf_square_rsqrt": ((3, 4), lambda x: [
+        x.log1p(), x.expm1(), x.erf(), x.square(), (x.abs() + 0.1).rsqrt(),
+        (x * 1e-6).log1p() * 1e6, (x * 1e-6).expm1() * 1e6,      # accurate for small x
+        (x * 3).long().abs().log1p(), (x * 3).long().erf(), (x * 3).long().square()],
+        (-0.9, 2.0)),
+    "logical": ((3, 4), lambda x: [(x > 0).logical_and(x < 1), (x > 0).logical_or(x.relu()),
+                                   x.logical_xor(x > 0.5), x.relu().logical_not(),
+                                   (x > 0).logical_not()], None),
+    "any_all": ((3, 4), lambda x: [(x > 0).all(2).logical_or((x > 0).any()),
+                                   (x > 1).any(1, keepdim=True),
+                                   x.relu().any(dim=(1, 2)).logical_and(x.relu().all()),
+                                   (x > -1.5).all(0)], None),
+    "prod": ((3, 4), lambda x: [x.prod(2) * x.prod(), x.prod(1, keepdim=True), x.prod(0),
+                                (x * 2).long().prod(2), x.relu().prod(2)], None),
+    "norm": ((3, 4), lambda x: [x.norm(dim=2) - x.norm(), x.norm(1, dim=2),
+                                x.norm(float("inf"), dim=1),
+                                x.norm(-np.inf, 2), x.relu().norm(0, dim=2),
+                                x.norm(3, dim=(1, 2)), x.norm(2, dim=2, keepdim=True),
+                                x.norm(0.5, dim=0)], None),
+    "cumsum_cumprod": ((3, 4), lambda x: [x.cumsum(2), x.cumsum(0), (x > 0).cumsum(1),
+                                          (x * 3).long().cumsum(2), x.cumprod(2), x.cumprod(1),
+                                          x.cumprod(0), (x * 2).long().cumprod(2),
+                                          x.relu().cumprod(2)], None),
+    "cumprod_long": ((40,), lambda x: x.cumprod(1), (0.8, 1.25)),
+    "einsum": ((3, 4), lambda x: [pynn.einsum("bij,bkj->bik", x, x),
+                                  pynn.einsum("...j,jk", x, pynn.Tensor(_data((4, 2), seed=5))),
+                                  pynn.einsum("bij->b", x) + pynn.einsum("bij->", x),
+                                  pynn.einsum("bii->bi", x[:, :, :3]),
+                                  pynn.einsum("bij,bij->bi", x, x.exp()),
+                                  pynn.einsum("bij,bj->bi", x,
+                                              pynn.Tensor(_data((1, 4), seed=6)))], None),
+    "gather_index_select": ((3, 5), lambda x: [x.gather(2, x.argsort(2)),
+                                               x.gather(1, x.argsort(1)[:, :2, 1:4]),
+                                               x.gather(0, x.argsort(0)),
+                                               x.index_select(2, pynn.Tensor(np.array([4, 0, 0,
+                                                                                       2]))),
+                                               x.index_select(1, pynn.Tensor(np.array([2])))],
+                            None),
+    "scatter": ((3, 5), lambda x: [x.scatter(2, x.argsort(2)[:, :, :2], x * 10),
+                                   x.scatter(1, x.argsort(1)[:, :2, :3], -0.5),
+                                   x.scatter_add(2, (x > 0).long(), x * 2),
+                                   x.scatter_add(1, (x[:, :2, :] > 0).long(), x.exp()),
+                                   x.scatter_add(0, x.argsort(0), x.tanh())], None),
+    "sort_topk": ((3, 5), lambda x: [*x.sort(2), *x.sort(1, descending=True),
+                                     *x.topk(2, dim=2), *x.topk(2, dim=1, largest=False),
+                                     x.argsort(0), (x * 2).round().argsort(2),      # ties
+                                     (x * 2).round().argsort(2, descending=True),
+                                     (x > 0).argsort(1), (x * 2).long().argsort(2)], None),
+    "tril_triu": ((3, 4), lambda x: [x.tril(), x.triu(1), x.tril(-1), x.sum(1).triu(),
+                                     (x * 3).long().tril(1), (x > 0).triu(-1)], None),
+    "roll_flip": ((3, 4), lambda x: [x.flip(1), x.flip(0, 2), x.roll(1, 2), x.roll(-6, 1),
+                                     x.roll((2, -1), (0, 1)), x.roll(5)], None),
+    "unfold": ((3, 7), lambda x: [x.unfold(2, 2, 1), x.unfold(1, 2, 2), x.unfold(2, 3, 2),
+                                  x.unfold(2, 7, 3), x.sum(1).unfold(0, 1, 1)], None),
+    "repeat_interleave": ((3, 4), lambda x: [x.repeat_interleave(2, 2),
+                                             x.repeat_interleave(3, 0),
+                                             x.repeat_interleave([1, 0, 2], 1),
+                                             x.repeat_interleave(2),
+                                             x.repeat_interleave(1, 1)], None),
 }
 
 
@@ -381,6 +453,44 @@ def test_newer_ops_at_other_opsets(name, opset, tmp_path):
     """LayerNorm is written out below opset 17; gelu-tanh is one Gelu op from opset 20."""
     low, high = CASES[name][2] or (-2.0, 2.0)
     check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+TENSOR_OP_CASES = ["rounding", "fmod_remainder", "log1p_expm1_erf_square_rsqrt", "logical",
+                   "any_all", "prod", "norm", "cumsum_cumprod", "einsum", "gather_index_select",
+                   "sort_topk", "tril_triu", "roll_flip", "unfold", "repeat_interleave"]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("name", TENSOR_OP_CASES)
+def test_tensor_ops_at_other_opsets(name, opset, tmp_path):
+    """Below opset 14 tril/triu is a Where over a run-time mask (no Trilu); from 18 the
+    reductions take their axes as inputs."""
+    low, high = CASES[name][2] or (-2.0, 2.0)
+    check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+def test_scatter_add_needs_opset_16(tmp_path):
+    model = _case_model("scatter")
+    with pytest.raises(pynn.onnx.ExportError, match=r"ScatterAdd.*needs opset >= 16; got "
+                                                    r"opset 15"):
+        pynn.onnx.export(model, tmp_path / "model.onnx", opset=15)
+    check_export(model, tmp_path, opset=16)
+
+
+def test_nonzero_is_eager_only_and_the_error_says_why(tmp_path):
+    """Tensor.nonzero refuses a symbolic input; the op applied by hand reaches the exporter,
+    which names it and the reason before writing anything."""
+    from pynn.ops.index import Nonzero
+    x_in = Input((3,))
+    with pytest.raises(RuntimeError, match="depends on the values"):
+        x_in.nonzero()
+    model = Model(x_in, apply(Nonzero(), x_in))
+    path = tmp_path / "model.onnx"
+    with pytest.raises(pynn.onnx.ExportError, match=r"cannot export the Nonzero\(\) op .*size "
+                                                    r"\(the count of nonzero entries\) depends "
+                                                    r"on the input's values.*eager-only"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
 
 
 def test_attention_dropout_of_the_functional_form_is_not_exported(tmp_path):
