@@ -51,6 +51,9 @@ class GraphBuilder:
         self.names = set()
         self.dtypes, self.shapes, self.values = {}, {}, {}
         self.state_names = state_names    # id(array) -> its state_dict key
+        self.readers = {}                 # a step's output -> the ops reading it (None: outside)
+        self.parts = {}                   # (value, index) -> a name already holding value[index]
+        self.free_input_dims = False      # an Input left a dim besides the batch free
         self.prefix = ""                  # node-name prefix of the step being exported
         self._count = 0
 
@@ -232,13 +235,24 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         name = in_names[i]
         g.declare(name, t.dtype, t.shape)
         slot_name[s] = name
+        free = model.specs[i].shape            # None where the Input left a dim free
         dims = ["batch"] + [n if n is not None else f"{name}_dim{k + 1}"
-                            for k, n in enumerate(model.input_shapes[i])]
+                            for k, n in enumerate(free)]
+        g.free_input_dims |= None in free
         graph_inputs.append(helper.make_tensor_value_info(name, g.elem_type(t.dtype), dims))
     for s, p in zip(graph.param_slots, graph.params, strict=True):
         slot_name[s] = g.const(p.data, owner=p.data)
     for s, array in graph.consts:
         slot_name[s] = g.const(array, f"const_{s}")
+
+    # which ops read each step's output (None: it is also a model output, read outside)
+    readers = {step.out: [] for step in graph.steps}
+    for step in graph.steps:
+        for s in step.ins:
+            if s in readers and readers[s] is not None:
+                readers[s].append(step.op)
+    for s in graph.output_slots:
+        readers[s] = None
 
     # a step that makes an output (once, and not an input) writes the output's name directly
     produced = {step.out for step in graph.steps}
@@ -252,6 +266,7 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         g.prefix = f"{layer_key}/" if layer_key else ""
         out = direct.get(step.out) or g.fresh(f"{g.prefix}{op.name.lower()}")
         g.declare(out, t.dtype, t.shape)
+        g.readers[out] = readers[step.out]
         slot_name[step.out] = out
         try:
             EXPORTERS[op.name](g, op, [slot_name[s] for s in step.ins], out)

@@ -160,6 +160,16 @@ def _slopes(layer):
     return layer
 
 
+def _raw_lstm(x, reverse=False):
+    """pynn's LSTM op applied by hand, its (N, T, 2H) output read whole (the cell state of every
+    step too): the per-step ONNX form."""
+    from pynn.ops.recurrent import LSTMSequence
+    w_ih = pynn.Tensor(_data((16, 3), -0.5, 0.5, seed=1), requires_grad=True)
+    w_hh = pynn.Tensor(_data((16, 4), -0.5, 0.5, seed=2), requires_grad=True)
+    y = apply(LSTMSequence(reverse=reverse, bias=False, initial=False), x, w_ih, w_hh)
+    return y
+
+
 # name: (input shape, function of the symbolic input, (low, high) of the random inputs)
 CASES = {
     "dense": ((5,), lambda x: Dense(5, 4)(x), None),
@@ -288,6 +298,8 @@ CASES = {
     "lstm_bidirectional_stacked": ((4, 3), lambda x: list(LSTM(3, 4, num_layers=2,
                                                                bidirectional=True,
                                                                return_state=True)(x)), None),
+    "lstm_cell_sequence": ((4, 3), lambda x: [_raw_lstm(x), _raw_lstm(x, True)[:, :, 4:] * 2],
+                           None),
     "gru": ((5, 3), lambda x: [GRU(3, 4, bidirectional=True)(x), GRU(4, bias=False)(x)], None),
     "rnn": ((5, 3), lambda x: list(RNN(3, 4, num_layers=2, nonlinearity="relu",
                                        return_state=True)(x)) + [SimpleRNN(4)(x)], None),
@@ -420,6 +432,78 @@ def test_weights_are_initializers_named_like_the_state_dict():
         np.testing.assert_array_equal(inits[key], value)
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 4, 5]
+
+
+def _node_count(model, op_type):
+    return sum(n.op_type == op_type for n in pynn.onnx.to_onnx(model).graph.node)
+
+
+@pytest.mark.parametrize("name, nodes", [("lstm", 1), ("lstm_one_step_keras", 1),
+                                         ("lstm_bidirectional_stacked", 4),
+                                         ("lstm_cell_sequence", 8)])
+def test_lstm_is_one_onnx_node_unless_the_cell_sequence_is_read(name, nodes):
+    """One ONNX LSTM per layer and direction when the model reads the h sequence and the final
+    (h, c); one per time step (4 steps, two ops here) when it reads every step's cell state."""
+    assert _node_count(_case_model(name), "LSTM") == nodes
+
+
+def _random_weights(layer, scale, seed):
+    """Weights far from the default init (saturating gates), like a trained layer's."""
+    rng = np.random.default_rng(seed)
+    for p in layer.parameters:
+        p.data[...] = rng.normal(0.0, scale, p.shape)
+    return layer
+
+
+def _check_sequence_lengths(model, tmp_path, lengths, features, n_states=0, hidden=None):
+    """onnxruntime against predict for inputs (N, T, features) of each length T (and initial
+    states (N, *hidden) when the model takes them), at two batch sizes."""
+    path = tmp_path / "seq.onnx"
+    pynn.onnx.export(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert session.get_inputs()[0].shape == ["batch", f"{names[0]}_dim1", features]
+    for T in lengths:
+        for n in BATCHES:
+            xs = [_data((n, T, features), seed=T + n)]
+            xs += [_data((n,) + hidden, seed=T + n + k + 1) for k in range(n_states)]
+            got = session.run(None, dict(zip(names, xs, strict=True)))
+            want = model.predict(xs if len(xs) > 1 else xs[0])
+            want = want if isinstance(want, list) else [want]
+            for a, b in zip(got, want, strict=True):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def test_lstm_with_a_free_sequence_length(tmp_path):
+    """Input((None, 3)): the exported sequence length is free too; a 2-layer bidirectional LSTM
+    with random, large weights (its gates saturate, as a trained layer's do) and a Keras-form
+    LSTM on its output match predict at sequence lengths 4 and 11."""
+    pynn.manual_seed(0)
+    x_in = Input((None, 3))
+    seq, h, c = _random_weights(LSTM(3, 5, num_layers=2, bidirectional=True,
+                                     return_state=True), 0.8, 1)(x_in)
+    last = _random_weights(LSTM(6), 0.8, 2)(seq)
+    model = Model(x_in, [seq, h, c, Dense(6, 2)(last)])
+    assert _node_count(model, "LSTM") == 5
+    _check_sequence_lengths(model, tmp_path, (4, 11), 3)
+
+
+def test_lstm_with_initial_states_and_a_free_sequence_length(tmp_path):
+    pynn.manual_seed(0)
+    x_in, h0, c0 = Input((None, 3)), Input((4,)), Input((4,))
+    out, h, c = _random_weights(LSTM(3, 4, return_state=True), 0.8, 3)(x_in, h0, c0)
+    _check_sequence_lengths(Model([x_in, h0, c0], [out, h, c]), tmp_path, (2, 9), 3,
+                            n_states=2, hidden=(4,))
+
+
+def test_lstm_cell_sequence_with_a_free_length_is_not_exported(tmp_path):
+    model = _model((None, 3), lambda x: _raw_lstm(x))
+    path = tmp_path / "model.onnx"
+    with pytest.raises(pynn.onnx.ExportError, match="LSTMSequence.*cell state at every step.*"
+                                                    "fixed sequence length"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
