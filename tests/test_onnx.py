@@ -155,6 +155,20 @@ def _masked_attention(x):
             att(x, attn_mask=pynn.Tensor(scores))]
 
 
+def _per_head_masks(x):
+    """(N * heads, L, S) masks made from the input: boolean (True = not allowed, a different
+    one per head, the diagonal always allowed) and float, stacked per head or repeated."""
+    att = MultiHeadAttention(8, 2)
+    scores = x @ x.transpose(1, 2)                                        # (N, 5, 5)
+    off_diagonal = pynn.Tensor(~np.eye(5, dtype=bool))
+    drop = (scores < 0).logical_and(off_diagonal)
+    per_head = pynn.stack([drop, drop.logical_not().logical_and(off_diagonal)], dim=1)
+    added = pynn.stack([scores.tanh(), -scores.tanh()], dim=1)
+    return [att(x, attn_mask=per_head.reshape(-1, 5, 5)),
+            att(x, attn_mask=added.reshape(-1, 5, 5)),
+            att(x, x * 0.5, x.tanh(), attn_mask=drop.repeat_interleave(2, 0))]
+
+
 def _slopes(layer):
     layer.weight.data[...] = np.linspace(-0.5, 0.8, layer.weight.data.size).astype(np.float32)
     return layer
@@ -311,6 +325,7 @@ CASES = {
                                                                                is_causal=True)],
                        None),
     "attention_masks": ((5, 8), lambda x: _masked_attention(x), None),
+    "attention_per_head_masks": ((5, 8), lambda x: _per_head_masks(x), None),
     "sdpa": ((2, 5, 4), lambda x: [F.scaled_dot_product_attention(x, x, x, is_causal=True),
                                    F.scaled_dot_product_attention(
                                        x, x * 2, x, scale=0.3,
@@ -528,7 +543,7 @@ def test_other_opsets(opset, tmp_path):
 NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "group_norm", "gelu_tanh", "activations",
                "prelu", "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d",
                "conv1d_same", "conv_transpose2d", "lstm", "gru", "embedding", "take",
-               "attention_masks", "sdpa"]
+               "attention_masks", "attention_per_head_masks", "sdpa"]
 
 
 @pytest.mark.parametrize("opset", [13, 20])
@@ -575,6 +590,22 @@ def test_nonzero_is_eager_only_and_the_error_says_why(tmp_path):
                                                     r"on the input's values.*eager-only"):
         pynn.onnx.export(model, path)
     assert not path.exists()
+
+
+def test_per_head_mask_as_a_model_input(tmp_path):
+    """A float (N * heads, L, S) mask given as an input (its batch is N * heads)."""
+    pynn.manual_seed(0)
+    x_in, m_in = Input((5, 8)), Input((5, 5))
+    model = Model([x_in, m_in], MultiHeadAttention(8, 2)(x_in, attn_mask=m_in))
+    path = tmp_path / "model.onnx"
+    pynn.onnx.export(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in BATCHES:
+        x, m = _data((n, 5, 8), seed=n), _data((2 * n, 5, 5), seed=n + 1)
+        got = session.run(None, {"input_0": x, "input_1": m})[0]
+        with pynn.no_grad():
+            want = model([pynn.Tensor(x), pynn.Tensor(m)]).numpy()
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 def test_attention_dropout_of_the_functional_form_is_not_exported(tmp_path):
