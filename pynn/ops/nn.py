@@ -160,7 +160,7 @@ class Conv2d(Op):
         def run(k, s0, s1):
             """Images [s0, s1): slice k of the batch, on a thread of its own."""
             if keep_cols:
-                cols = self.buffer(f"cols{k}of{T}", (rows, (s1 - s0) * P), x.dtype)
+                cols = self.buffer(f"cols_batch{k}", (rows, (s1 - s0) * P), x.dtype)
                 im2col(x[s0:s1], *geom, cols, *geom_end)
             for n0, n1 in self._blocks(s0, s1, rows, O, P, x.itemsize):
                 m = n1 - n0
@@ -207,7 +207,7 @@ class Conv2d(Op):
         def run(k, s0, s1):
             """Images [s0, s1): slice k. Its first block writes the slice's gb and gw_t, later
             blocks write *_block and are added in."""
-            cols = self._buffers[f"cols{k}of{T}"]
+            cols = self._buffers[f"cols_batch{k}"]
             gb = gb_b = _NO_BIAS[g.dtype]      # (0,): the kernel skips the bias gradient
             gw_t = gw_t_b = None
             if need_gb:
