@@ -6,6 +6,7 @@ forward and backward passes are compiled once into a plan of steps on preallocat
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import enable_grad, is_grad_enabled, no_grad, retain_grads
 from .interop import from_torch_state_dict
+from .kernels.threads import get_num_threads, set_num_threads
 from .model import Input, Model, Sequential, load_model, model_from_json
 from .random import manual_seed
 from .tensor import Tensor, tensor

@@ -58,6 +58,27 @@ def create_temp(target, prefix, suffix):
     raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
 
 
+def write_atomic(path, write, prefix=".pynn-", suffix=".tmp"):
+    """Replace `path` (a link's target) with what `write(f)` writes to an open binary file:
+    into a temporary file beside it (orphans of killed writers removed first), flushed and
+    fsynced, then renamed onto it. If anything fails, even a KeyboardInterrupt, the temporary
+    file is removed and `path` is left as it was. Returns the path written."""
+    path = resolve(path)
+    remove_stale(os.path.dirname(os.path.abspath(path)), prefix, suffix)
+    fd, tmp = create_temp(path, prefix, suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def _writer_gone(name, prefix, suffix):
     """True if `name` was made by create_temp on this host by a process that has exited."""
     core = name[len(prefix):len(name) - len(suffix)]

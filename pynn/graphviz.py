@@ -246,10 +246,15 @@ def _from_plan(model):
     kinds.update({s: "const" for s, _ in graph.consts})
     outputs = set(graph.output_slots)
     pic = _Picture()
+    # a conv that computes the max-pool after it (Conv2d.fuse_pool) never stores its own output
+    fused_slots = {step.out for step, op in zip(graph.steps, plan.ops)
+                   if getattr(op, "pool", None) is not None}
 
     def label(s):
         value = plan.values[s]
         text = f"slot {s}"
+        if s in fused_slots:
+            return text + "\n(not stored: the conv writes the pooled output)"
         if s in graph.param_slots:
             p = graph.params[graph.param_slots.index(s)]
             text += f"  {names.get(id(p), 'param')}"
@@ -264,6 +269,10 @@ def _from_plan(model):
     for i, (step, op) in enumerate(zip(graph.steps, plan.ops)):
         pic.tensors[f"t{step.out}"] = ("tensor", label(step.out), step.out in outputs)
         text = f"step {i}: {op.name}"
+        if getattr(op, "pool", None) is not None:
+            text += " + MaxPool2d, fused"
+        elif getattr(op, "fused", False):
+            text += " (computed by the conv before it)"
         settings = ", ".join(f"{k}={v}" for k, v in op.attrs.items()
                              if not hasattr(v, "__dict__") and len(repr(v)) < 30)
         if settings:

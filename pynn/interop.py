@@ -29,6 +29,8 @@ and written with the optional `safetensors` package (pip install safetensors), n
 """
 import numpy as np
 
+from . import fileutil
+
 __all__ = ["from_torch_state_dict", "torch_state_dict", "save_safetensors", "load_safetensors",
            "StateDictError"]
 
@@ -166,11 +168,14 @@ def _safetensors_numpy():
 def save_safetensors(model, path, mapping=None, metadata=None):
     """Write the model's weights to a .safetensors file in PyTorch's names (see
     `torch_state_dict`), so `safetensors.torch.load_file(path)` gives a state dict the
-    matching torch module loads with `load_state_dict(strict=True)`."""
+    matching torch module loads with `load_state_dict(strict=True)`. Written atomically, as
+    `model.save` writes (`pynn.fileutil.write_atomic`): a failed write leaves an existing file
+    as it was."""
     st = _safetensors_numpy()
     meta = {"format": "pt", "producer": "pynn"}
     meta.update(metadata or {})
-    st.save_file(torch_state_dict(model, mapping), str(path), metadata=meta)
+    tensors = torch_state_dict(model, mapping)
+    fileutil.write_atomic(path, lambda f: f.write(st.save(tensors, metadata=meta)))
     return path
 
 

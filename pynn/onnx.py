@@ -22,6 +22,7 @@ import numpy as np
 
 from . import onnx_blocks  # noqa: F401  (registers the exporters written with its blocks)
 from .onnx_ops import EXPORTERS, ExportError, exporter
+from .onnx_tensor_ops import EAGER_ONLY
 
 __all__ = ["export", "to_onnx", "ExportError", "exporter", "EXPORTERS", "MIN_OPSET"]
 
@@ -50,6 +51,9 @@ class GraphBuilder:
         self.names = set()
         self.dtypes, self.shapes, self.values = {}, {}, {}
         self.state_names = state_names    # id(array) -> its state_dict key
+        self.readers = {}                 # a step's output -> the ops reading it (None: outside)
+        self.parts = {}                   # (value, index) -> a name already holding value[index]
+        self.free_input_dims = False      # an Input left a dim besides the batch free
         self.prefix = ""                  # node-name prefix of the step being exported
         self._count = 0
 
@@ -127,10 +131,12 @@ class GraphBuilder:
 
     def to_model(self, inputs, outputs, name="pynn_model"):
         """The checked ModelProto of the nodes so far: `inputs` as ONNX value infos, `outputs` as
-        (name, dtype) pairs whose shapes (with the symbolic batch) come from shape inference."""
+        (name, dtype) or (name, dtype, rank) whose shapes (with the symbolic batch) come from
+        shape inference; where inference cannot tell (a Reshape to a run-time shape below opset
+        15), an output gets `rank` dims of unknown size."""
         onnx, helper = _onnx(), self.helper
-        outs = [helper.make_tensor_value_info(n, self.elem_type(dtype), None)
-                for n, dtype in outputs]
+        outs = [helper.make_tensor_value_info(o[0], self.elem_type(o[1]), None)
+                for o in outputs]
         graph = helper.make_graph(self.nodes, name, inputs, outs, initializer=self.initializers)
         opsets = [helper.make_opsetid("", self.opset)]
         proto = helper.make_model(graph, opset_imports=opsets, producer_name="pynn",
@@ -140,6 +146,11 @@ class GraphBuilder:
             proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
         except Exception as e:         # a type or shape the exporters got wrong
             raise ExportError(f"ONNX export: shape inference failed on the graph: {e}") from None
+        for value, o in zip(proto.graph.output, outputs, strict=True):
+            tensor_type = value.type.tensor_type
+            if len(o) > 2 and not tensor_type.HasField("shape"):
+                tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension()
+                                             for _ in range(o[2]))
         onnx.checker.check_model(proto, full_check=True)
         return proto
 
@@ -196,6 +207,10 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
     graph = model.graph
     owners = _layer_owners(model)
 
+    eager = [f"{_describe(model, step, owners)}: {EAGER_ONLY[step.op.name]}"
+             for step in graph.steps if step.op.name in EAGER_ONLY]
+    if eager:
+        raise ExportError("ONNX export: cannot export " + "; ".join(eager))
     missing = [_describe(model, step, owners) for step in graph.steps
                if step.op.name not in EXPORTERS]
     if missing:
@@ -220,13 +235,24 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         name = in_names[i]
         g.declare(name, t.dtype, t.shape)
         slot_name[s] = name
+        free = model.specs[i].shape            # None where the Input left a dim free
         dims = ["batch"] + [n if n is not None else f"{name}_dim{k + 1}"
-                            for k, n in enumerate(model.input_shapes[i])]
+                            for k, n in enumerate(free)]
+        g.free_input_dims |= None in free
         graph_inputs.append(helper.make_tensor_value_info(name, g.elem_type(t.dtype), dims))
     for s, p in zip(graph.param_slots, graph.params, strict=True):
         slot_name[s] = g.const(p.data, owner=p.data)
     for s, array in graph.consts:
         slot_name[s] = g.const(array, f"const_{s}")
+
+    # which ops read each step's output (None: it is also a model output, read outside)
+    readers = {step.out: [] for step in graph.steps}
+    for step in graph.steps:
+        for s in step.ins:
+            if s in readers and readers[s] is not None:
+                readers[s].append(step.op)
+    for s in graph.output_slots:
+        readers[s] = None
 
     # a step that makes an output (once, and not an input) writes the output's name directly
     produced = {step.out for step in graph.steps}
@@ -240,6 +266,7 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         g.prefix = f"{layer_key}/" if layer_key else ""
         out = direct.get(step.out) or g.fresh(f"{g.prefix}{op.name.lower()}")
         g.declare(out, t.dtype, t.shape)
+        g.readers[out] = readers[step.out]
         slot_name[step.out] = out
         try:
             EXPORTERS[op.name](g, op, [slot_name[s] for s in step.ins], out)
@@ -250,8 +277,8 @@ def to_onnx(model, opset=17, input_names=None, output_names=None):
         if direct.get(s) != out_names[k]:
             g.node("Identity", [slot_name[s]], [out_names[k]])
 
-    return g.to_model(graph_inputs, [(n, t.dtype) for n, t in zip(out_names, model.outputs,
-                                                                   strict=True)])
+    return g.to_model(graph_inputs, [(n, t.dtype, len(t.shape))
+                                     for n, t in zip(out_names, model.outputs, strict=True)])
 
 
 def _version():

@@ -10,7 +10,7 @@ once the op is in the tree, its exporter is one registration, e.g.
 """
 import numpy as np
 
-from .onnx_ops import EXPORTERS, as_tuple, exporter, fused_activation
+from .onnx_ops import EXPORTERS, ExportError, as_tuple, exporter, fused_activation
 
 #: ONNX's gate order, as positions in PyTorch's: LSTM torch (i, f, g, o) -> ONNX (i, o, f, c);
 #: GRU torch (r, z, n) -> ONNX (z, r, h); a plain RNN has one gate
@@ -123,6 +123,11 @@ def _conv_transpose2d(g, op, ins, out):
 
 @exporter("Narrow")
 def _narrow(g, op, ins, out):
+    """A slice of x; a part an exporter already made (an LSTM's final h, say) is reused."""
+    made = g.parts.get((ins[0], repr(op.index)))
+    if made is not None:
+        g.node("Identity", [made], [out])
+        return
     EXPORTERS["GetItem"](g, op, ins, out)
 
 
@@ -146,15 +151,60 @@ def _gru_rnn(g, op, ins, out):
               reverse=bool(op.attrs.get("reverse", False)))
 
 
+def _lstm_parts(g, op, out, hidden):
+    """What each reader of the LSTM op's (N, T, 2H) output takes, when every reader is one of
+    the Narrows the LSTM layer makes (the h sequence, the final h, the final c): a dict
+    repr(index) -> "h_seq" / "h_n" / "c_n"; None when a reader wants anything else (the cell
+    sequence) or the output leaves the model."""
+    readers = g.readers.get(out)
+    if not readers:
+        return None
+    H = hidden
+    last = 0 if op.attrs.get("reverse", False) else -1
+    known = [((Ellipsis, slice(0, H)), "h_seq"),             # (slices are not hashable)
+             ((slice(None), last, slice(0, H)), "h_n"),
+             ((slice(None), last, slice(H, 2 * H)), "c_n")]
+    parts = {}
+    for reader in readers:
+        index = reader.attrs.get("index") if reader.name == "Narrow" else None
+        part = next((p for k, p in known if k == index), None)
+        if part is None:
+            return None
+        parts[repr(index)] = part
+    return parts
+
+
 @exporter("LSTMSequence")
 def _lstm(g, op, ins, out):
-    """The pynn op's output holds h_t and c_t of every step ((N, T, 2H)), but ONNX's LSTM gives
-    the cell state of the last step only: one ONNX LSTM node per time step (T is fixed at
-    export; only the batch is free), each carrying (h, c) to the next."""
+    """The pynn op's output holds h_t and c_t of every step ((N, T, 2H)); ONNX's LSTM gives
+    the h sequence and the last step's h and c. When the model reads only those (what the LSTM
+    layer does), one ONNX LSTM node, whatever the sequence length at run time; its readers
+    (Narrow) pick the ONNX outputs up from `g.parts`."""
     x, w_ih, w_hh, b_ih, b_hh, states = _recurrent_inputs(op, ins)
     h, c = states if states else (None, None)
+    reverse = bool(op.attrs.get("reverse", False))
+    parts = _lstm_parts(g, op, out, g.shape(w_hh)[1])
+    if parts is not None:
+        named = dict(zip(("h_seq", "h_n", "c_n"),
+                         recurrent(g, "LSTM", x, w_ih, w_hh, b_ih, b_hh, h, c,
+                                   reverse=reverse), strict=True))
+        for key, part in parts.items():
+            g.parts[(out, key)] = named[part]
+        return
+    _lstm_per_step(g, x, w_ih, w_hh, b_ih, b_hh, h, c, reverse, out)
+
+
+def _lstm_per_step(g, x, w_ih, w_hh, b_ih, b_hh, h, c, reverse, out):
+    """The fallback when the model reads the cell state of every step, which ONNX's LSTM does
+    not give: one ONNX LSTM node per time step, each carrying (h, c) to the next, so the
+    sequence length is fixed at export (only the batch stays free)."""
+    if g.free_input_dims:
+        raise ExportError("the model reads the LSTM's cell state at every step, which needs one "
+                          "ONNX node per step and so a fixed sequence length, but an Input "
+                          "leaves a dim besides the batch free; give the Input a fixed length "
+                          "or read only the h sequence and the final (h, c)")
     steps = g.shape(x)[1]
-    order = range(steps - 1, -1, -1) if op.attrs.get("reverse", False) else range(steps)
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
     hs, cs = [None] * steps, [None] * steps
     for t in order:
         xt = g.node("Slice", [x, g.ints([t]), g.ints([t + 1]), g.ints([1])])      # (N, 1, F)

@@ -579,13 +579,15 @@ def _merge_heads(g, op, ins, out):
     g.node("Reshape", [y, g.ints([0, 0, -1])], [out])
 
 
-def _attention_mask(g, m, layout, nd):
+def _attention_mask(g, m, layout, nd, scores):
     """A mask input read the way the op reads it (see ScaledDotProductAttention's layouts)."""
     if layout == "padding":                              # (N, S) -> (N, 1, ..., 1, S)
         return g.node("Unsqueeze", [m, g.ints(range(1, nd - 1))])
     if layout == "heads" and len(g.shape(m)) == 3 and nd == 4:
-        raise ExportError("a per-head (N*num_heads, L, S) attention mask has no ONNX form "
-                          "here; give a (L, S) mask")
+        # (N*h, L, S) -> (N, h, L, S), N read from the scores at run time (as the op does)
+        n = g.node("Slice", [g.node("Shape", [scores]), g.ints([0]), g.ints([1])])
+        rest = g.node("Slice", [g.node("Shape", [m]), g.ints([1]), g.ints([3])])
+        return g.node("Reshape", [m, g.node("Concat", [n, g.ints([-1]), rest], axis=0)])
     return m
 
 
@@ -610,7 +612,7 @@ def _attention(g, op, ins, out):
     layouts = a.get("mask_layouts") or ("attn",) * len(masks)
     for m, layout in zip(masks, layouts, strict=True):
         is_bool = g.dtype(m) == np.bool_
-        m = _attention_mask(g, m, layout, nd)
+        m = _attention_mask(g, m, layout, nd, s)
         if is_bool:
             drop = m if a.get("bool_masks_drop", False) else g.node("Not", [m])
             s = g.node("Where", [drop, ninf, s])

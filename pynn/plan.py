@@ -10,6 +10,7 @@ import numpy as np
 from . import anomaly
 from .graph import walk
 from .ops.base import Op, unbroadcast
+from .ops.nn import Conv2d, MaxPool2d
 
 
 class Step:
@@ -83,6 +84,7 @@ class Plan:
             op.needs_input_grad = tuple(needs[i] for i in step.ins)
             needs[step.out] = op.differentiable and any(op.needs_input_grad)
         self.needs = needs
+        _fuse_conv_pool(graph, self.ops)
         self.grads = [None] * graph.n_slots
         self.sums = {}          # slot -> buffer where several gradient contributions are added
         self.generation = 0     # bumped by every forward: outputs of an older call can't backprop
@@ -150,6 +152,26 @@ class Plan:
     def buffers(self):
         """Every buffer the plan's ops own (for tests that check nothing is reallocated)."""
         return [b for op in self.ops for b in op._buffers.values()] + list(self.sums.values())
+
+
+def _fuse_conv_pool(graph, ops):
+    """Let each Conv2d whose output feeds nothing but a 2x2 MaxPool2d compute that pool itself
+    (Conv2d.fuse_pool): the full-size conv output and its gradient are then never written."""
+    readers, producer = {}, {}
+    for i, step in enumerate(graph.steps):
+        producer[step.out] = i
+        for s in step.ins:
+            readers.setdefault(s, []).append(i)
+    outputs = set(graph.output_slots)
+    for j, (step, pool) in enumerate(zip(graph.steps, ops)):
+        if type(pool) is not MaxPool2d:
+            continue
+        s = step.ins[0]
+        i = producer.get(s)
+        if i is None or s in outputs or readers[s] != [j] or type(ops[i]) is not Conv2d:
+            continue
+        if ops[i].can_fuse_pool(pool, len(graph.steps[i].tensor.shape)):
+            ops[i].fuse_pool(pool)
 
 
 def _step_error(step, op, args, error):

@@ -17,7 +17,6 @@ and every array's header must agree with its member's size before anything is al
 import hashlib
 import io
 import json
-import os
 import zipfile
 import zlib
 
@@ -62,20 +61,8 @@ def save_arrays(path, weights, kind, architecture=None):
     arch_bytes = (header + "\n" + (architecture or "")).encode()
     arrays["__architecture__"] = np.frombuffer(arch_bytes, dtype=np.uint8)
     arrays["__sha256__"] = np.frombuffer(_digest(arch_bytes, arrays).encode(), dtype=np.uint8)
-    path = fileutil.resolve(path)          # through a symbolic link: replace its target
-    folder = os.path.dirname(os.path.abspath(path))
-    fileutil.remove_stale(folder, _TMP_PREFIX, _TMP_SUFFIX)
-    fd, tmp = fileutil.create_temp(path, _TMP_PREFIX, _TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    # through a symbolic link: its target is replaced
+    fileutil.write_atomic(path, lambda f: _write(f, arrays), _TMP_PREFIX, _TMP_SUFFIX)
 
 
 def _write(f, arrays):

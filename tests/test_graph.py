@@ -296,6 +296,10 @@ def test_draw_plan_shows_steps_slots_and_buffers():
     assert not model._plans                             # nothing kept, nothing changed
     model(np.zeros((5, 1, 8, 8), np.float32)).sum().backward()
     after = pynn.graph.draw(model, plan=True)           # the plan that ran: batch 5
-    assert "(5, 4, 8, 8) float32" in after and "(5, 3) float32" in after
+    assert "(5, 4, 4, 4) float32" in after and "(5, 3) float32" in after
+    # the conv computes the pool (Conv2d.fuse_pool): its full-size output is never stored
+    assert "step 0: Conv2d + MaxPool2d, fused" in after
+    assert "step 1: MaxPool2d (computed by the conv before it)" in after
+    assert "not stored: the conv writes the pooled output" in after
     with pytest.raises(TypeError, match="only a Model"):
         pynn.graph.draw(model.outputs[0], plan=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as tnn
 
 import pynn
-from pynn import Input, Model
+from pynn import Input, Model, fileutil
 from pynn.activations import relu, softmax
 from pynn.interop import (
     StateDictError,
@@ -247,6 +247,62 @@ def test_safetensors_round_trip_and_file_written_by_torch(tmp_path):
     st_torch.save_file(net.state_dict(), str(tmp_path / "torch.safetensors"))
     load_safetensors(other, tmp_path / "torch.safetensors")          # keys by order
     np.testing.assert_allclose(other.predict(x), _torch_out(net, x), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("where", ["save", "write", "fsync", "replace"])
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_failed_safetensors_write_leaves_the_old_file_intact(tmp_path, monkeypatch, where,
+                                                             error):
+    """The file is written beside the target and renamed onto it: a failure anywhere (making
+    the bytes, half-way through writing them, fsync, the rename) leaves the old file as it was,
+    no temporary file behind, and no file at all where there was none."""
+    import safetensors.numpy
+    pynn.manual_seed(6)
+    old, new = _pynn_cnn(), _pynn_cnn()
+    path = tmp_path / "w.safetensors"
+    save_safetensors(old, path)
+    old_bytes = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise error("crash (simulated)")
+    if where == "save":
+        monkeypatch.setattr(safetensors.numpy, "save", crash)
+    elif where == "write":               # some bytes are in the temporary file, then the crash
+        monkeypatch.setattr(safetensors.numpy, "save", crash)
+        real_write_atomic = fileutil.write_atomic
+
+        def write_some_first(target, write, *args):
+            def write_some(f):
+                f.write(b"\0" * 100)
+                write(f)
+            return real_write_atomic(target, write_some, *args)
+        monkeypatch.setattr(fileutil, "write_atomic", write_some_first)
+    else:
+        monkeypatch.setattr(os, where, crash)
+    with pytest.raises(error, match="simulated"):
+        save_safetensors(new, path)
+    with pytest.raises(error, match="simulated"):
+        save_safetensors(new, tmp_path / "fresh.safetensors")
+    monkeypatch.undo()
+    assert path.read_bytes() == old_bytes
+    assert sorted(os.listdir(tmp_path)) == ["w.safetensors"]
+    reloaded = _pynn_cnn()
+    load_safetensors(reloaded, path)
+    for k, v in old.state_dict().items():
+        np.testing.assert_array_equal(reloaded.state_dict()[k], v)
+
+
+def test_safetensors_write_goes_through_a_symbolic_link(tmp_path):
+    """As model.save: the link's target is replaced, the link stays."""
+    pynn.manual_seed(7)
+    model = _pynn_mlp()
+    target = tmp_path / "real.safetensors"
+    target.write_bytes(b"old")
+    link = tmp_path / "w.safetensors"
+    link.symlink_to(target)
+    save_safetensors(model, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert st_torch.load_file(str(target)).keys() == torch_state_dict(model).keys()
 
 
 class _TorchLSTMClassifier(tnn.Module):

@@ -155,9 +155,33 @@ def _masked_attention(x):
             att(x, attn_mask=pynn.Tensor(scores))]
 
 
+def _per_head_masks(x):
+    """(N * heads, L, S) masks made from the input: boolean (True = not allowed, a different
+    one per head, the diagonal always allowed) and float, stacked per head or repeated."""
+    att = MultiHeadAttention(8, 2)
+    scores = x @ x.transpose(1, 2)                                        # (N, 5, 5)
+    off_diagonal = pynn.Tensor(~np.eye(5, dtype=bool))
+    drop = (scores < 0).logical_and(off_diagonal)
+    per_head = pynn.stack([drop, drop.logical_not().logical_and(off_diagonal)], dim=1)
+    added = pynn.stack([scores.tanh(), -scores.tanh()], dim=1)
+    return [att(x, attn_mask=per_head.reshape(-1, 5, 5)),
+            att(x, attn_mask=added.reshape(-1, 5, 5)),
+            att(x, x * 0.5, x.tanh(), attn_mask=drop.repeat_interleave(2, 0))]
+
+
 def _slopes(layer):
     layer.weight.data[...] = np.linspace(-0.5, 0.8, layer.weight.data.size).astype(np.float32)
     return layer
+
+
+def _raw_lstm(x, reverse=False):
+    """pynn's LSTM op applied by hand, its (N, T, 2H) output read whole (the cell state of every
+    step too): the per-step ONNX form."""
+    from pynn.ops.recurrent import LSTMSequence
+    w_ih = pynn.Tensor(_data((16, 3), -0.5, 0.5, seed=1), requires_grad=True)
+    w_hh = pynn.Tensor(_data((16, 4), -0.5, 0.5, seed=2), requires_grad=True)
+    y = apply(LSTMSequence(reverse=reverse, bias=False, initial=False), x, w_ih, w_hh)
+    return y
 
 
 # name: (input shape, function of the symbolic input, (low, high) of the random inputs)
@@ -288,6 +312,8 @@ CASES = {
     "lstm_bidirectional_stacked": ((4, 3), lambda x: list(LSTM(3, 4, num_layers=2,
                                                                bidirectional=True,
                                                                return_state=True)(x)), None),
+    "lstm_cell_sequence": ((4, 3), lambda x: [_raw_lstm(x), _raw_lstm(x, True)[:, :, 4:] * 2],
+                           None),
     "gru": ((5, 3), lambda x: [GRU(3, 4, bidirectional=True)(x), GRU(4, bias=False)(x)], None),
     "rnn": ((5, 3), lambda x: list(RNN(3, 4, num_layers=2, nonlinearity="relu",
                                        return_state=True)(x)) + [SimpleRNN(4)(x)], None),
@@ -299,6 +325,7 @@ CASES = {
                                                                                is_causal=True)],
                        None),
     "attention_masks": ((5, 8), lambda x: _masked_attention(x), None),
+    "attention_per_head_masks": ((5, 8), lambda x: _per_head_masks(x), None),
     "sdpa": ((2, 5, 4), lambda x: [F.scaled_dot_product_attention(x, x, x, is_causal=True),
                                    F.scaled_dot_product_attention(
                                        x, x * 2, x, scale=0.3,
@@ -307,6 +334,78 @@ CASES = {
                                        x, x, x[:, :, :, :3],
                                        attn_mask=pynn.Tensor(np.tril(np.ones((5, 5), bool))))],
              None),
+    # the loose Tensor ops (pynn.onnx_tensor_ops)
+    "rounding": ((3, 4), lambda x: [x.floor(), x.ceil(), x.trunc(), x.sign(), x.round(),
+                                    x.round(2), x.round(-1)], (-20.0, 20.0)),
+    "rounding_ties_and_integers": ((4,), lambda x: [
+        (x * 0 + pynn.Tensor(np.array([0.5, 1.5, 2.5, -2.5], np.float32))).round(),
+        (x * 0 + pynn.Tensor(np.array([0.25, 0.75, -0.25, 1.25], np.float32))).round(1),
+        (x * 3).long().floor(), (x * 3).long().sign(), (x * 3).long().round(),
+        (x * 3).long().trunc(), (x > 0).sign(), (x > 0).ceil()], None),
+    "fmod_remainder": ((3, 4), lambda x: [x.fmod(0.7), x.fmod(-1.3), x % 0.7, x % -1.3,
+                                          x.remainder(x.abs() + 0.5),
+                                          x.remainder(-(x.abs() + 0.5)), 2.5 % (x.abs() + 0.5),
+                                          (x * 3).long() % 4, (x * 3).long() % -3,
+                                          (x * 3).long().fmod(3)], None),
+    "log1p_expm1_erf_square_rsqrt": ((3, 4), lambda x: [
+        x.log1p(), x.expm1(), x.erf(), x.square(), (x.abs() + 0.1).rsqrt(),
+        (x * 1e-6).log1p() * 1e6, (x * 1e-6).expm1() * 1e6,      # accurate for small x
+        (x * 3).long().abs().log1p(), (x * 3).long().erf(), (x * 3).long().square()],
+        (-0.9, 2.0)),
+    "logical": ((3, 4), lambda x: [(x > 0).logical_and(x < 1), (x > 0).logical_or(x.relu()),
+                                   x.logical_xor(x > 0.5), x.relu().logical_not(),
+                                   (x > 0).logical_not()], None),
+    "any_all": ((3, 4), lambda x: [(x > 0).all(2).logical_or((x > 0).any()),
+                                   (x > 1).any(1, keepdim=True),
+                                   x.relu().any(dim=(1, 2)).logical_and(x.relu().all()),
+                                   (x > -1.5).all(0)], None),
+    "prod": ((3, 4), lambda x: [x.prod(2) * x.prod(), x.prod(1, keepdim=True), x.prod(0),
+                                (x * 2).long().prod(2), x.relu().prod(2)], None),
+    "norm": ((3, 4), lambda x: [x.norm(dim=2) - x.norm(), x.norm(1, dim=2),
+                                x.norm(float("inf"), dim=1),
+                                x.norm(-np.inf, 2), x.relu().norm(0, dim=2),
+                                x.norm(3, dim=(1, 2)), x.norm(2, dim=2, keepdim=True),
+                                x.norm(0.5, dim=0)], None),
+    "cumsum_cumprod": ((3, 4), lambda x: [x.cumsum(2), x.cumsum(0), (x > 0).cumsum(1),
+                                          (x * 3).long().cumsum(2), x.cumprod(2), x.cumprod(1),
+                                          x.cumprod(0), (x * 2).long().cumprod(2),
+                                          x.relu().cumprod(2)], None),
+    "cumprod_long": ((40,), lambda x: x.cumprod(1), (0.8, 1.25)),
+    "einsum": ((3, 4), lambda x: [pynn.einsum("bij,bkj->bik", x, x),
+                                  pynn.einsum("...j,jk", x, pynn.Tensor(_data((4, 2), seed=5))),
+                                  pynn.einsum("bij->b", x) + pynn.einsum("bij->", x),
+                                  pynn.einsum("bii->bi", x[:, :, :3]),
+                                  pynn.einsum("bij,bij->bi", x, x.exp()),
+                                  pynn.einsum("bij,bj->bi", x,
+                                              pynn.Tensor(_data((1, 4), seed=6)))], None),
+    "gather_index_select": ((3, 5), lambda x: [x.gather(2, x.argsort(2)),
+                                               x.gather(1, x.argsort(1)[:, :2, 1:4]),
+                                               x.gather(0, x.argsort(0)),
+                                               x.index_select(2, pynn.Tensor(np.array([4, 0, 0,
+                                                                                       2]))),
+                                               x.index_select(1, pynn.Tensor(np.array([2])))],
+                            None),
+    "scatter": ((3, 5), lambda x: [x.scatter(2, x.argsort(2)[:, :, :2], x * 10),
+                                   x.scatter(1, x.argsort(1)[:, :2, :3], -0.5),
+                                   x.scatter_add(2, (x > 0).long(), x * 2),
+                                   x.scatter_add(1, (x[:, :2, :] > 0).long(), x.exp()),
+                                   x.scatter_add(0, x.argsort(0), x.tanh())], None),
+    "sort_topk": ((3, 5), lambda x: [*x.sort(2), *x.sort(1, descending=True),
+                                     *x.topk(2, dim=2), *x.topk(2, dim=1, largest=False),
+                                     x.argsort(0), (x * 2).round().argsort(2),      # ties
+                                     (x * 2).round().argsort(2, descending=True),
+                                     (x > 0).argsort(1), (x * 2).long().argsort(2)], None),
+    "tril_triu": ((3, 4), lambda x: [x.tril(), x.triu(1), x.tril(-1), x.sum(1).triu(),
+                                     (x * 3).long().tril(1), (x > 0).triu(-1)], None),
+    "roll_flip": ((3, 4), lambda x: [x.flip(1), x.flip(0, 2), x.roll(1, 2), x.roll(-6, 1),
+                                     x.roll((2, -1), (0, 1)), x.roll(5)], None),
+    "unfold": ((3, 7), lambda x: [x.unfold(2, 2, 1), x.unfold(1, 2, 2), x.unfold(2, 3, 2),
+                                  x.unfold(2, 7, 3), x.sum(1).unfold(0, 1, 1)], None),
+    "repeat_interleave": ((3, 4), lambda x: [x.repeat_interleave(2, 2),
+                                             x.repeat_interleave(3, 0),
+                                             x.repeat_interleave([1, 0, 2], 1),
+                                             x.repeat_interleave(2),
+                                             x.repeat_interleave(1, 1)], None),
 }
 
 
@@ -350,6 +449,78 @@ def test_weights_are_initializers_named_like_the_state_dict():
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 4, 5]
 
 
+def _node_count(model, op_type):
+    return sum(n.op_type == op_type for n in pynn.onnx.to_onnx(model).graph.node)
+
+
+@pytest.mark.parametrize("name, nodes", [("lstm", 1), ("lstm_one_step_keras", 1),
+                                         ("lstm_bidirectional_stacked", 4),
+                                         ("lstm_cell_sequence", 8)])
+def test_lstm_is_one_onnx_node_unless_the_cell_sequence_is_read(name, nodes):
+    """One ONNX LSTM per layer and direction when the model reads the h sequence and the final
+    (h, c); one per time step (4 steps, two ops here) when it reads every step's cell state."""
+    assert _node_count(_case_model(name), "LSTM") == nodes
+
+
+def _random_weights(layer, scale, seed):
+    """Weights far from the default init (saturating gates), like a trained layer's."""
+    rng = np.random.default_rng(seed)
+    for p in layer.parameters:
+        p.data[...] = rng.normal(0.0, scale, p.shape)
+    return layer
+
+
+def _check_sequence_lengths(model, tmp_path, lengths, features, n_states=0, hidden=None):
+    """onnxruntime against predict for inputs (N, T, features) of each length T (and initial
+    states (N, *hidden) when the model takes them), at two batch sizes."""
+    path = tmp_path / "seq.onnx"
+    pynn.onnx.export(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert session.get_inputs()[0].shape == ["batch", f"{names[0]}_dim1", features]
+    for T in lengths:
+        for n in BATCHES:
+            xs = [_data((n, T, features), seed=T + n)]
+            xs += [_data((n,) + hidden, seed=T + n + k + 1) for k in range(n_states)]
+            got = session.run(None, dict(zip(names, xs, strict=True)))
+            want = model.predict(xs if len(xs) > 1 else xs[0])
+            want = want if isinstance(want, list) else [want]
+            for a, b in zip(got, want, strict=True):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def test_lstm_with_a_free_sequence_length(tmp_path):
+    """Input((None, 3)): the exported sequence length is free too; a 2-layer bidirectional LSTM
+    with random, large weights (its gates saturate, as a trained layer's do) and a Keras-form
+    LSTM on its output match predict at sequence lengths 4 and 11."""
+    pynn.manual_seed(0)
+    x_in = Input((None, 3))
+    seq, h, c = _random_weights(LSTM(3, 5, num_layers=2, bidirectional=True,
+                                     return_state=True), 0.8, 1)(x_in)
+    last = _random_weights(LSTM(6), 0.8, 2)(seq)
+    model = Model(x_in, [seq, h, c, Dense(6, 2)(last)])
+    assert _node_count(model, "LSTM") == 5
+    _check_sequence_lengths(model, tmp_path, (4, 11), 3)
+
+
+def test_lstm_with_initial_states_and_a_free_sequence_length(tmp_path):
+    pynn.manual_seed(0)
+    x_in, h0, c0 = Input((None, 3)), Input((4,)), Input((4,))
+    out, h, c = _random_weights(LSTM(3, 4, return_state=True), 0.8, 3)(x_in, h0, c0)
+    _check_sequence_lengths(Model([x_in, h0, c0], [out, h, c]), tmp_path, (2, 9), 3,
+                            n_states=2, hidden=(4,))
+
+
+def test_lstm_cell_sequence_with_a_free_length_is_not_exported(tmp_path):
+    model = _model((None, 3), lambda x: _raw_lstm(x))
+    path = tmp_path / "model.onnx"
+    with pytest.raises(pynn.onnx.ExportError, match="LSTMSequence.*cell state at every step.*"
+                                                    "fixed sequence length"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 def test_recurrent_with_initial_states(kind, tmp_path):
     """Initial states as model inputs (pynn's (N, H) per layer and direction)."""
@@ -372,7 +543,7 @@ def test_other_opsets(opset, tmp_path):
 NEWER_CASES = ["layer_norm", "layer_norm_2d_plain", "group_norm", "gelu_tanh", "activations",
                "prelu", "upsample_nearest", "upsample_bilinear", "adaptive_avgpool2d",
                "conv1d_same", "conv_transpose2d", "lstm", "gru", "embedding", "take",
-               "attention_masks", "sdpa"]
+               "attention_masks", "attention_per_head_masks", "sdpa"]
 
 
 @pytest.mark.parametrize("opset", [13, 20])
@@ -381,6 +552,60 @@ def test_newer_ops_at_other_opsets(name, opset, tmp_path):
     """LayerNorm is written out below opset 17; gelu-tanh is one Gelu op from opset 20."""
     low, high = CASES[name][2] or (-2.0, 2.0)
     check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+TENSOR_OP_CASES = ["rounding", "fmod_remainder", "log1p_expm1_erf_square_rsqrt", "logical",
+                   "any_all", "prod", "norm", "cumsum_cumprod", "einsum", "gather_index_select",
+                   "sort_topk", "tril_triu", "roll_flip", "unfold", "repeat_interleave"]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("name", TENSOR_OP_CASES)
+def test_tensor_ops_at_other_opsets(name, opset, tmp_path):
+    """Below opset 14 tril/triu is a Where over a run-time mask (no Trilu); from 18 the
+    reductions take their axes as inputs."""
+    low, high = CASES[name][2] or (-2.0, 2.0)
+    check_export(_case_model(name), tmp_path, low, high, opset=opset)
+
+
+def test_scatter_add_needs_opset_16(tmp_path):
+    model = _case_model("scatter")
+    with pytest.raises(pynn.onnx.ExportError, match=r"ScatterAdd.*needs opset >= 16; got "
+                                                    r"opset 15"):
+        pynn.onnx.export(model, tmp_path / "model.onnx", opset=15)
+    check_export(model, tmp_path, opset=16)
+
+
+def test_nonzero_is_eager_only_and_the_error_says_why(tmp_path):
+    """Tensor.nonzero refuses a symbolic input; the op applied by hand reaches the exporter,
+    which names it and the reason before writing anything."""
+    from pynn.ops.index import Nonzero
+    x_in = Input((3,))
+    with pytest.raises(RuntimeError, match="depends on the values"):
+        x_in.nonzero()
+    model = Model(x_in, apply(Nonzero(), x_in))
+    path = tmp_path / "model.onnx"
+    with pytest.raises(pynn.onnx.ExportError, match=r"cannot export the Nonzero\(\) op .*size "
+                                                    r"\(the count of nonzero entries\) depends "
+                                                    r"on the input's values.*eager-only"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
+
+
+def test_per_head_mask_as_a_model_input(tmp_path):
+    """A float (N * heads, L, S) mask given as an input (its batch is N * heads)."""
+    pynn.manual_seed(0)
+    x_in, m_in = Input((5, 8)), Input((5, 5))
+    model = Model([x_in, m_in], MultiHeadAttention(8, 2)(x_in, attn_mask=m_in))
+    path = tmp_path / "model.onnx"
+    pynn.onnx.export(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in BATCHES:
+        x, m = _data((n, 5, 8), seed=n), _data((2 * n, 5, 5), seed=n + 1)
+        got = session.run(None, {"input_0": x, "input_1": m})[0]
+        with pynn.no_grad():
+            want = model([pynn.Tensor(x), pynn.Tensor(m)]).numpy()
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 def test_attention_dropout_of_the_functional_form_is_not_exported(tmp_path):

@@ -25,6 +25,7 @@ TESTS = Path(__file__).parent
 # Op subclasses that are not ops a user applies, so no table needs them:
 NOT_IN_TABLES = {
     "_Extreme",     # pynn/ops/reduce.py: the shared base of Max and Min (which are in the tables)
+    "_Buffered",    # pynn/ops/activation.py: the shared base of Elu, Selu, Silu, Mish, ...
     "_KernelActivation",  # pynn/ops/elementwise.py: the shared base of Relu, Sigmoid, Tanh
     "_Pool2d",      # pynn/ops/nn.py: the shared base of MaxPool2d and AvgPool2d
     "_Recurrent",   # pynn/ops/recurrent.py: the shared base of RNN, LSTM and GRU (in the tables)

@@ -3,12 +3,12 @@
 All kernels are ``@njit(cache=True)``, take C-contiguous float32/float64 arrays, write
 into caller-preallocated outputs and return None. See each module for the layouts.
 
-The kernels run on one thread, by choice: the matrix products around them already use
-every core through BLAS, and a second thread pool (Numba's) beside BLAS's makes CNN steps
-several times slower on 2 cores, also on a quiet machine (the two pools spin against each
-other). ``python benchmarks/parallel_kernels.py`` measures it: the README has its output.
-Loops over independent rows or planes are written with ``prange``, so ``parallel=True``
-stays a one-word change for machines where it pays.
+Each kernel call runs on one thread: Numba's own thread pool (``parallel=True``) beside
+BLAS's makes CNN steps several times slower on 2 cores (the two pools spin against each other;
+``python benchmarks/parallel_kernels.py`` measures it). Instead the ops cut a big batch into
+one slice per core and run each slice -- its kernels and its matrix products, with one BLAS
+thread each -- on a thread of pynn's own (``threads.py``, ``pynn.set_num_threads``); the
+kernels are compiled with ``nogil=True`` for that.
 
 A read-only install still works: ``_numba_cache`` (imported first) gives Numba a writable cache
 folder when neither the package folder nor the user's cache folder can be written.

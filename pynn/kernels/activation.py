@@ -43,7 +43,7 @@ ACT_TANH = 3
 ACTIVATION_CODES = {None: ACT_NONE, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH}
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _activate(v, act):
     """act(v) for one scalar (float64 result)."""
     if act == ACT_RELU:
@@ -61,7 +61,7 @@ def _activate(v, act):
     return 1.0 * v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _backprop(g, y, act):
     """g * act'(x) for one scalar, with act'(x) written through the output y = act(x)
     (float64 result)."""
@@ -76,7 +76,7 @@ def _backprop(g, y, act):
     return 1.0 * g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def act_forward(x, act, y):
     """y = act(x) elementwise; x and y C-contiguous of the same shape (y may be x)."""
     if x.shape != y.shape:
@@ -93,7 +93,7 @@ def act_forward(x, act, y):
             yf[k] = _activate(xf[k], act)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def act_backward(gy, y, act, gx):
     """gx = gy * act'(x), written through the output y = act(x); all of one shape (gx may be gy)."""
     if gy.shape != y.shape or gx.shape != y.shape:
@@ -105,7 +105,7 @@ def act_backward(gy, y, act, gx):
         gxf[k] = _backprop(gf[k], yf[k], act)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bias_act_forward(z, b, act):
     """In place on z (N, F): z[n, f] = act(z[n, f] + b[f]); b is (F,) or (0,) for no bias."""
     N, F = z.shape
@@ -120,7 +120,7 @@ def bias_act_forward(z, b, act):
             z[n, f] = _activate(v, act)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bias_act_backward(gy, y, act, gz, gb):
     """gz (N, F) = gy * act'(y); gb (F,) = gz summed over n (overwritten), or skipped if gb is (0,).
 
@@ -143,7 +143,7 @@ def bias_act_backward(gy, y, act, gz, gb):
 
 # Parallel: ReLU is cheap, but sigmoid/tanh are scalar libm calls (~10-30 ms serial at
 # N=64, O=16, 28x28), which two threads halve.
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bias_act_forward_cnp(z, b, act, y):
     """y[n, o, p] = act(z[o, n*P + p] + b[o]); z is (O, N*P), y is (N, O, P), b is (O,) or (0,)."""
     N, O, P = y.shape
@@ -173,7 +173,7 @@ def bias_act_forward_cnp(z, b, act, y):
 # Serial: memory-bound and ~0.3-1 ms at MNIST-CNN sizes, too short for threads to pay.
 # fastmath "reassoc" only lets LLVM vectorise the float64 bias-sum reduction (reordering the
 # additions: a rounding-level change); no flag touches NaN/inf handling.
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def bias_act_backward_cnp(gy, y, act, gz, gb):
     """gz[o, n*P + p] = gy[n, o, p] * act'(y[n, o, p]); gb[o] = sum of row o of gz, or skipped
     if gb is (0,).

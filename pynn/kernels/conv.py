@@ -39,13 +39,13 @@ def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_en
     return OH, OW
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _out_size(H, k, s, p, d, p_end):
     """Output length of a window of k taps, d apart, stepping s over H with padding p / p_end."""
     return (H + p + (p if p_end < 0 else p_end) - d * (k - 1) - 1) // s + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Return src (kh*kw, OH*OW) int64: src[i*kw + j, oh*OW + ow] is the flat index h*W + w
     of the input element that output position (oh, ow) reads through kernel tap (i, j),
@@ -68,7 +68,7 @@ def tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
     return src
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Unfold x (N, C, H, W) into cols (C*kh*kw, N*OH*OW); every entry of cols is written."""
     N, C, H, W = x.shape
@@ -98,7 +98,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
                     cf[d + p] = xf[s + tap[p]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Adjoint of im2col: dx (N, C, H, W) = 0, then scatter-add every cols entry back.
 

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pool_output_size(H, k, s, p, ceil_mode=False):
     """Number of windows of size k, stride s over H with padding p on both sides (as PyTorch:
     in ceil mode the last window must start inside the input or its left padding)."""
@@ -43,7 +43,7 @@ def pool_output_size(H, k, s, p, ceil_mode=False):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape, ceil_mode=False):
     """True if out_shape == (N, C, OH, OW) for this window sweep over (N, C, H, W)."""
     OH = pool_output_size(H, kh, sh, ph, ceil_mode)
@@ -52,7 +52,7 @@ def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape, ceil_mode=Fal
             and out_shape[2] == OH and out_shape[3] == OW)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _take_if_greater(v, k, best, best_k):
     """One step of the window scan, written as selects rather than branches (the data decides
     them at random, so branches would mispredict): a strictly greater value (the first max
@@ -61,7 +61,7 @@ def _take_if_greater(v, k, best, best_k):
     return (v if c else best), (k if c else best_k)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_2x2(a, b, c, d, k, W):
     """Max of the 2x2 window (a b / c d) whose top-left element has flat index k in a plane of
     width W, and the flat index of that max (first max wins ties, NaN propagates)."""
@@ -70,7 +70,7 @@ def _max_2x2(a, b, c, d, k, W):
     return _take_if_greater(d, k + W + 1, best, best_k)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx, ceil_mode=False):
     """y[n, c, oh, ow] = max over the window; idx = flat index h*W + w of that max in x[n, c].
 
@@ -149,7 +149,7 @@ def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, idx, ceil_mode=False):
                     idxf[yb + ow] = best_k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_backward(gy, idx, dx):
     """dx = 0, then dx[n, c].flat[idx[n, c]] += gy[n, c] (overlapping windows accumulate).
 
@@ -173,7 +173,7 @@ def maxpool2d_backward(gy, idx, dx):
                 dxf[t, k] += gyf[t, p]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _avg_divisor(h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad):
     """What AvgPool divides a window's sum by (PyTorch's rule)."""
     if count_include_pad:
@@ -181,7 +181,7 @@ def _avg_divisor(h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_inc
     return (h_hi - h_lo) * (w_hi - w_lo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, ceil_mode=False, count_include_pad=True):
     """y[n, c, oh, ow] = (sum of the in-bounds window elements) / divisor (kh*kw in floor mode
     with count_include_pad; see the module docstring)."""
@@ -212,7 +212,7 @@ def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, ceil_mode=False, count_inclu
                     h0, w0, h_lo, h_hi, w_lo, w_hi, kh, kw, H, W, ph, pw, count_include_pad))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avgpool2d_backward(gy, kh, kw, sh, sw, ph, pw, dx, ceil_mode=False, count_include_pad=True):
     """dx = 0, then every in-bounds element of window (oh, ow) gets += gy[n, c, oh, ow] / divisor
     (the forward's divisor)."""

@@ -5,6 +5,8 @@ Masks are read at run time from the arrays' shapes (the causal mask follows the 
 key lengths of each call), so nothing about the sequence length is captured when a Model is
 built. Batched matrix products go to BLAS through np.matmul into reused buffers.
 """
+import math
+
 import numpy as np
 
 from ..random import rng
@@ -38,7 +40,8 @@ class ScaledDotProductAttention(Op):
 
     def forward(self, q, k, v, *masks):
         E, L, S = q.shape[-1], q.shape[-2], k.shape[-2]
-        scale = 1.0 / np.sqrt(E) if self.attrs.get("scale") is None else self.scale
+        # a Python float: a NumPy float64 scalar would run float32 scores in float64
+        scale = 1.0 / math.sqrt(E) if self.attrs.get("scale") is None else float(self.scale)
         lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         s = self.buffer("s", lead + (L, S), q.dtype)
         np.matmul(q, np.swapaxes(k, -1, -2), out=s)
@@ -84,8 +87,8 @@ class ScaledDotProductAttention(Op):
 
     def backward(self, g):
         q, k, v, p, pd = self.q, self.k, self.v, self.p, self.pd
-        gv = unbroadcast(np.matmul(np.swapaxes(pd, -1, -2), g), v.shape) if self.needs(2) \
-            else None
+        gv = unbroadcast(_matmul(self, "gv", np.swapaxes(pd, -1, -2), g), v.shape) \
+            if self.needs(2) else None
         dp = self.buffer("dp", p.shape, g.dtype)
         np.matmul(g, np.swapaxes(v, -1, -2), out=dp)
         if self.drop is not None:
@@ -96,15 +99,28 @@ class ScaledDotProductAttention(Op):
         dp -= tmp
         ds = np.multiply(dp, p, out=dp)
         # masked entries have p = 0, so ds is 0 there (no NaN from -inf: p is exactly 0)
-        grads_masks = [None if shape is None else unbroadcast(ds, shape).reshape(shape)
-                       for shape in self.mask_shapes]
-        grads_masks = [gm if gm is None else gm.copy() for gm in grads_masks]
+        grads_masks = [None if shape is None or not self.needs(3 + i)
+                       else unbroadcast(ds, shape).reshape(shape).copy()
+                       for i, shape in enumerate(self.mask_shapes)]
         gq = gk = None
         if self.needs(0):
-            gq = unbroadcast(np.matmul(ds, k) * self.scale_used, q.shape)
+            gq = _matmul(self, "gq", ds, k)
+            gq *= self.scale_used
+            gq = unbroadcast(gq, q.shape)
         if self.needs(1):
-            gk = unbroadcast(np.matmul(np.swapaxes(ds, -1, -2), q) * self.scale_used, k.shape)
+            gk = _matmul(self, "gk", np.swapaxes(ds, -1, -2), q)
+            gk *= self.scale_used
+            gk = unbroadcast(gk, k.shape)
         return (gq, gk, gv, *grads_masks)
+
+
+def _matmul(op, key, a, b):
+    """a @ b over stacks of matrices, into op's buffer `key` (NumPy's own result for mixed
+    dtypes)."""
+    if a.dtype != b.dtype:
+        return np.matmul(a, b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    return np.matmul(a, b, out=op.buffer(key, shape, a.dtype))
 
 
 class SplitHeads(Op):

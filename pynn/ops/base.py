@@ -87,6 +87,25 @@ class Op:
             self._buffers[key] = buf
         return buf
 
+    def contiguous(self, key, a):
+        """`a` itself when it is C-contiguous, else a copy of it in this op's buffer `key`."""
+        if a.flags.c_contiguous:
+            return a
+        buf = self.buffer(key, a.shape, a.dtype)
+        np.copyto(buf, a)
+        return buf
+
+    def into(self, key, ufunc, *args):
+        """ufunc(*args) of same-dtype float arrays, written into this op's buffer `key` (of the
+        broadcast shape); other dtypes get NumPy's own result (type promotion), not a buffer."""
+        dtype = args[0].dtype
+        if dtype.kind != "f" or any(a.dtype != dtype for a in args[1:]):
+            return ufunc(*args)
+        shape = args[0].shape
+        if any(a.shape != shape for a in args[1:]):
+            shape = np.broadcast_shapes(*(a.shape for a in args))
+        return ufunc(*args, out=self.buffer(key, shape, dtype))
+
     def needs(self, i):
         return len(self.needs_input_grad) <= i or self.needs_input_grad[i]
 
@@ -116,9 +135,12 @@ class Op:
         return False
 
     def release(self):
-        """Drop what forward() saved for backward(); keep settings and buffers."""
+        """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
+        node once its backward has run, and its gradients then live only as long as the tape
+        needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
         attrs = self.attrs
         self.__dict__ = {k: v for k, v in self.__dict__.items() if k in attrs or k in _KEEP}
+        self._buffers = {}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())

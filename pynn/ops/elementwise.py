@@ -30,7 +30,7 @@ class Add(Op):
 
     def forward(self, a, b):
         a, b = promote(a, b)
-        return a + b
+        return self.into("y", np.add, a, b)
 
     def backward(self, g):
         return g, g
@@ -41,10 +41,10 @@ class Sub(Op):
 
     def forward(self, a, b):
         a, b = promote(a, b)
-        return a - b
+        return self.into("y", np.subtract, a, b)
 
     def backward(self, g):
-        return g, (-g if self.needs(1) else None)
+        return g, (self.into("gb", np.negative, g) if self.needs(1) else None)
 
 
 class Mul(Op):
@@ -52,11 +52,11 @@ class Mul(Op):
 
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
-        return a * b
+        return self.into("y", np.multiply, a, b)
 
     def backward(self, g):
-        return (g * self.b if self.needs(0) else None,
-                g * self.a if self.needs(1) else None)
+        return (self.into("ga", np.multiply, g, self.b) if self.needs(0) else None,
+                self.into("gb", np.multiply, g, self.a) if self.needs(1) else None)
 
 
 class Div(Op):
@@ -66,11 +66,15 @@ class Div(Op):
         if a.dtype.kind in "biu" and b.dtype.kind in "biu":   # true division, as in PyTorch
             a, b = a.astype(np.float32), b.astype(np.float32)
         self.a, self.b = a, b = promote(a, b)
-        return a / b
+        return self.into("y", np.divide, a, b)
 
     def backward(self, g):
-        ga = g / self.b if self.needs(0) else None
-        gb = -g * self.a / (self.b * self.b) if self.needs(1) else None
+        a, b = self.a, self.b
+        ga = self.into("ga", np.divide, g, b) if self.needs(0) else None
+        gb = None
+        if self.needs(1):
+            gb = self.into("gb", np.multiply, self.into("gb", np.negative, g), a)
+            gb = self.into("gb", np.divide, gb, self.into("b2", np.multiply, b, b))
         return ga, gb
 
 
@@ -101,21 +105,21 @@ class Neg(Op):
     """Derivative: d/dx = -g"""
 
     def forward(self, x):
-        return -x
+        return self.into("y", np.negative, x)
 
     def backward(self, g):
-        return (-g,)
+        return (self.into("gx", np.negative, g),)
 
 
 class Exp(Op):
     """Derivative: d/dx = g * y"""
 
     def forward(self, x):
-        self.out = np.exp(x)
+        self.out = self.into("y", np.exp, x)
         return self.out
 
     def backward(self, g):
-        return (g * self.out,)
+        return (self.into("gx", np.multiply, g, self.out),)
 
 
 class Log(Op):
@@ -207,10 +211,20 @@ class Tanh(_KernelActivation):
     act = "tanh"
 
 
-def stable_sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow for large |x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+def stable_sigmoid(x, op=None, key="sigmoid"):
+    """1 / (1 + exp(-x)) without overflow for large |x|; with `op` (float x), written into
+    op's buffer `key` (using two more of its buffers, key + "_e" and key + "_neg")."""
+    if op is None or x.dtype.kind != "f":
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    e = np.abs(x, out=op.buffer(key + "_e", x.shape, x.dtype))
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    s = np.add(e, 1, out=op.buffer(key, x.shape, x.dtype))
+    e /= s                                  # e / (1 + e), for x < 0
+    np.divide(1, s, out=s)                  # 1 / (1 + e), for x >= 0
+    np.copyto(s, e, where=np.less(x, 0, out=op.buffer(key + "_neg", x.shape, np.bool_)))
+    return s
 
 
 class Sigmoid(_KernelActivation):
@@ -233,10 +247,19 @@ class LeakyRelu(Op):
 
     def forward(self, x):
         self.x = x
-        return np.where(x > 0, x, x * self.negative_slope)
+        if x.dtype.kind != "f":
+            return np.where(x > 0, x, x * self.negative_slope)
+        self.pos = np.greater(x, 0, out=self.buffer("pos", x.shape, np.bool_))
+        y = np.multiply(x, self.negative_slope, out=self.buffer("y", x.shape, x.dtype))
+        np.copyto(y, x, where=self.pos)
+        return y
 
     def backward(self, g):
-        return (np.where(self.x > 0, g, g * self.negative_slope),)
+        if self.x.dtype.kind != "f" or g.shape != self.x.shape:
+            return (np.where(self.x > 0, g, g * self.negative_slope),)
+        gx = np.multiply(g, self.negative_slope, out=self.buffer("gx", g.shape, g.dtype))
+        np.copyto(gx, g, where=self.pos)
+        return (gx,)
 
 
 _SQRT1_2 = math.sqrt(0.5)
@@ -250,12 +273,23 @@ class Gelu(Op):
     def forward(self, x):
         self.x = x
         # Python-float constants: a NumPy float64 scalar would turn float32 math into float64
-        self.cdf = 0.5 * (1 + erf(x * _SQRT1_2))
-        return x * self.cdf
+        cdf = self.cdf = self.buffer("cdf", x.shape, x.dtype)
+        np.multiply(x, _SQRT1_2, out=cdf)
+        erf(cdf, out=cdf)
+        cdf += 1
+        cdf *= 0.5
+        return np.multiply(x, cdf, out=self.buffer("y", x.shape, x.dtype))
 
     def backward(self, g):
-        pdf = np.exp(-0.5 * self.x * self.x) * _INV_SQRT_2PI
-        return (g * (self.cdf + self.x * pdf),)
+        x = self.x
+        t = self.buffer("t", x.shape, x.dtype)          # x * pdf(x), then Phi'(x) * x + Phi
+        np.multiply(x, -0.5, out=t)
+        t *= x
+        np.exp(t, out=t)
+        t *= _INV_SQRT_2PI
+        t *= x
+        t += self.cdf
+        return (self.into("gx", np.multiply, g, t),)
 
 
 class Softplus(Op):
@@ -264,12 +298,25 @@ class Softplus(Op):
 
     def forward(self, x):
         self.x = x
-        bx = x * self.beta
-        return np.where(bx > self.threshold, x, np.logaddexp(0, bx) / self.beta).astype(x.dtype)
+        if x.dtype.kind != "f":
+            bx = x * self.beta
+            return np.where(bx > self.threshold, x,
+                            np.logaddexp(0, bx) / self.beta).astype(x.dtype)
+        bx = self.bx = np.multiply(x, self.beta, out=self.buffer("bx", x.shape, x.dtype))
+        self.linear = np.greater(bx, self.threshold, out=self.buffer("linear", x.shape, np.bool_))
+        y = np.logaddexp(0, bx, out=self.buffer("y", x.shape, x.dtype))
+        y /= self.beta
+        np.copyto(y, x, where=self.linear)
+        return y
 
     def backward(self, g):
-        bx = self.x * self.beta
-        return (np.where(bx > self.threshold, g, g * stable_sigmoid(bx)),)
+        if self.x.dtype.kind != "f" or g.dtype != self.x.dtype or g.shape != self.x.shape:
+            bx = self.x * self.beta
+            return (np.where(bx > self.threshold, g, g * stable_sigmoid(bx)),)
+        gx = stable_sigmoid(self.bx, self, "gx")
+        gx *= g
+        np.copyto(gx, g, where=self.linear)
+        return (gx,)
 
 
 class Clip(Op):
@@ -289,17 +336,31 @@ class Clip(Op):
         return (g * mask,)
 
 
+def _split_by(op, wins, g):
+    """The gradients of max/min(a, b): g to a where wins(a, b), to b where wins(b, a), half to
+    each on ties; (op's buffers hold the shares and the two gradients)."""
+    a, b = op.a, op.b
+    if g.dtype.kind != "f":
+        share = np.where(wins(a, b), 1.0, np.where(a == b, 0.5, 0.0)).astype(g.dtype)
+        return g * share, g * (1 - share)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    share = op.buffer("share", shape, g.dtype)
+    np.copyto(share, wins(a, b, out=op.buffer("mask", shape, np.bool_)))
+    np.copyto(share, 0.5, where=np.equal(a, b, out=op.buffer("mask", shape, np.bool_)))
+    rest = np.subtract(1, share, out=op.buffer("rest", shape, g.dtype))
+    return op.into("ga", np.multiply, g, share), op.into("gb", np.multiply, g, rest)
+
+
 class Maximum(Op):
     """Elementwise max; on ties the gradient is split evenly, as in PyTorch.
     Derivative: d/da = g where a > b, d/db = g where b > a, g / 2 to each on ties"""
 
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
-        return np.maximum(a, b)
+        return self.into("y", np.maximum, a, b)
 
     def backward(self, g):
-        share = np.where(self.a > self.b, 1.0, np.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
-        return g * share, g * (1 - share)
+        return _split_by(self, np.greater, g)
 
 
 class Minimum(Op):
@@ -307,11 +368,10 @@ class Minimum(Op):
 
     def forward(self, a, b):
         self.a, self.b = a, b = promote(a, b)
-        return np.minimum(a, b)
+        return self.into("y", np.minimum, a, b)
 
     def backward(self, g):
-        share = np.where(self.a < self.b, 1.0, np.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
-        return g * share, g * (1 - share)
+        return _split_by(self, np.less, g)
 
 
 class Where(Op):

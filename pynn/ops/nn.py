@@ -15,6 +15,11 @@ from ..kernels.activation import (
     bias_act_forward_cnp,
 )
 from ..kernels.conv import col2im, conv_output_shape, im2col
+from ..kernels.conv_pool import (
+    FUSABLE_ACTIVATIONS,
+    bias_act_maxpool2x2_backward,
+    bias_act_maxpool2x2_forward,
+)
 from ..kernels.pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -22,14 +27,11 @@ from ..kernels.pool import (
     maxpool2d_forward,
     pool_output_size,
 )
+from ..kernels.threads import slices, split_batch
 from ..random import rng
 from .base import Op
 
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
-
-
-def _contiguous(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 class Linear(Op):
@@ -43,7 +45,7 @@ class Linear(Op):
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
-        x2 = _contiguous(x.reshape(-1, x.shape[-1]))
+        x2 = self.contiguous("x_c", x).reshape(-1, x.shape[-1])
         y = self.buffer("y", (x2.shape[0], w.shape[0]), x2.dtype)
         np.matmul(x2, w.T, out=y)
         bias_act_forward(y, _NO_BIAS[y.dtype] if b is None else b,
@@ -52,7 +54,7 @@ class Linear(Op):
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
-        g2 = _contiguous(g.reshape(self.y.shape))
+        g2 = self.contiguous("g_c", g).reshape(self.y.shape)
         gz = self.buffer("gz", self.y.shape, g2.dtype)
         gb = self.buffer("gb", (self.y.shape[1],), g2.dtype) if self.has_bias and self.needs(2) \
             else _NO_BIAS[g2.dtype]
@@ -77,13 +79,15 @@ class Conv2d(Op):
     dilation (default 1) and groups (default 1), all pairs but groups. Layouts: cols
     (C*kh*kw, N*OH*OW), z = W2d @ cols (O, N*OH*OW), one product per group of channels.
 
-    Derivative: with gz = g * act'(y): d/dx = col2im(W2d.T @ gz), d/dW = gz @ cols.T,
-    d/db = gz summed over N, OH, OW (per group of channels)
-
     The products run a block of images at a time, sized so that the block's slice of cols and
     its z (or gz, gcols) stay in cache: z and gz never exist for the whole batch. Training keeps
     the whole batch's cols for the weight gradient; forward-only calls (inference) unfold each
     block on its own and keep nothing.
+
+    In a compiled Model, a conv whose output feeds only a MaxPool2d(2) gets that pool op as
+    attr ``pool`` (``fuse_pool``): it then writes the pooled output (and the argmax) straight
+    from z, and its backward takes the pooled gradient (pynn.kernels.conv_pool).
+
     Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
     d/db = sum of gz over N, H, W
     """
@@ -93,11 +97,24 @@ class Conv2d(Op):
     padding_end = None
     dilation = (1, 1)
     groups = 1
+    pool = None
 
-    def _blocks(self, N, rows, O, P, itemsize):
-        """(n0, n1) image ranges covering the batch, each about BLOCK_BYTES of cols + z."""
-        block = max(1, min(N, self.BLOCK_BYTES // ((rows + O) * P * itemsize)))
-        return [(n0, min(N, n0 + block)) for n0 in range(0, N, block)]
+    def can_fuse_pool(self, pool, out_ndim):
+        """Can this conv write `pool`'s output itself? (a 2-D conv with identity or ReLU, and
+        a 2x2, stride-2, unpadded floor-mode max-pool)"""
+        return (out_ndim == 4 and ACTIVATION_CODES[self.activation] in FUSABLE_ACTIVATIONS
+                and type(pool) is MaxPool2d and tuple(pool.kernel_size) == (2, 2)
+                and tuple(pool.stride) == (2, 2) and tuple(pool.padding) == (0, 0)
+                and not pool.ceil_mode)
+
+    def fuse_pool(self, pool):
+        """From now on, compute `pool` of this conv's output too; `pool` passes it through."""
+        self.pool, pool.fused = pool, True
+
+    def _blocks(self, s0, s1, rows, O, P, itemsize):
+        """(n0, n1) image ranges covering images [s0, s1), each about BLOCK_BYTES of cols + z."""
+        block = max(1, min(s1 - s0, self.BLOCK_BYTES // ((rows + O) * P * itemsize)))
+        return [(n0, min(s1, n0 + block)) for n0 in range(s0, s1, block)]
 
     def _geometry(self, kh, kw):
         """(kh, kw, sh, sw, ph, pw) and (dh, dw, ph_end, pw_end) for the kernels."""
@@ -118,7 +135,7 @@ class Conv2d(Op):
         self.one_d = x.ndim == 3
         if self.one_d:                       # (N, C, L) as (N, C, 1, L)
             x, w = x[:, :, None, :], w[:, :, None, :]
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
         geom, geom_end = self._geometry(kh, kw)
@@ -129,77 +146,117 @@ class Conv2d(Op):
         groups = self._group_slices(O, rows)
         b = _NO_BIAS[x.dtype] if b is None else b
         act = ACTIVATION_CODES[self.activation]
-        y = self.buffer("y", (N, O, OH, OW), x.dtype)
         # Forward-only calls (inference: nothing will call backward) keep no cols.
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
         keep_cols = not forward_only
-        if keep_cols:
-            cols = self.buffer("cols_batch", (rows, N * P), x.dtype)
-            im2col(x, *geom, cols, *geom_end)
-        for n0, n1 in self._blocks(N, rows, O, P, x.itemsize):
-            m = n1 - n0
+        pooled = self.pool is not None
+        if pooled:
+            y = self.buffer("pooled", (N, O, OH // 2, OW // 2), x.dtype)
+            idx = self.buffer("pool_idx", (0, 0, 0, 0) if forward_only else y.shape, np.int32)
+        else:
+            y = self.buffer("y", (N, O, OH, OW), x.dtype)
+        T = slices(N, N * (rows + O) * P)
+
+        def run(k, s0, s1):
+            """Images [s0, s1): slice k of the batch, on a thread of its own."""
             if keep_cols:
-                cols_b = cols[:, n0 * P:n1 * P]    # a strided view: BLAS reads it in place
-            else:
-                cols_b = self.buffer(f"cols_block{m}", (rows, m * P), x.dtype)
-                im2col(x[n0:n1], *geom, cols_b, *geom_end)
-            z = self.buffer(f"z_block{m}", (O, m * P), x.dtype)
-            for o, r in groups:
-                np.matmul(w2[o], cols_b[r], out=z[o])
-            bias_act_forward_cnp(z, b, act, y[n0:n1].reshape(m, O, P))
+                cols = self.buffer(f"cols_batch{k}", (rows, (s1 - s0) * P), x.dtype)
+                im2col(x[s0:s1], *geom, cols, *geom_end)
+            for n0, n1 in self._blocks(s0, s1, rows, O, P, x.itemsize):
+                m = n1 - n0
+                if keep_cols:
+                    # a strided view: BLAS reads it in place
+                    cols_b = cols[:, (n0 - s0) * P:(n1 - s0) * P]
+                else:
+                    cols_b = self.buffer(f"cols{k}_block{m}", (rows, m * P), x.dtype)
+                    im2col(x[n0:n1], *geom, cols_b, *geom_end)
+                z = self.buffer(f"z{k}_block{m}", (O, m * P), x.dtype)
+                for o, r in groups:
+                    np.matmul(w2[o], cols_b[r], out=z[o])
+                if pooled:
+                    plane = self.buffer(f"plane{k}", (P,), x.dtype)
+                    bias_act_maxpool2x2_forward(z, b, act, OH, OW, y[n0:n1], idx[n0:n1], plane)
+                else:
+                    bias_act_forward_cnp(z, b, act, y[n0:n1].reshape(m, O, P))
+
+        split_batch(run, N, T)
+        self.parts = T
         if keep_cols:
-            self.cols, self.x_shape, self.w2, self.w_shape, self.y = cols, x.shape, w2, w.shape, y
+            self.x_shape, self.w2, self.w_shape, self.y = x.shape, w2, w.shape, y
             self.has_bias = b.shape[0] != 0
+            self.z_shape = (N, O, OH, OW)
+            if pooled:
+                self.idx = idx
         return y[:, :, 0, :] if self.one_d else y
 
     def backward(self, g):
-        N, O, OH, OW = self.y.shape
+        N, O, OH, OW = self.z_shape
         P = OH * OW
-        g = _contiguous(g.reshape(self.y.shape))
-        rows = self.cols.shape[0]
+        g = self.contiguous("g_c", g).reshape(self.y.shape)
+        pooled = self.pool is not None
+        rows = self.w2.shape[1] * self.groups
         _, _, kh, kw = self.w_shape
         geom, geom_end = self._geometry(kh, kw)
         groups = self._group_slices(O, rows)
         G, Rg, Og = self.groups, rows // self.groups, O // self.groups
         act = ACTIVATION_CODES[self.activation]
-        # The first block writes gb and gw_t, later blocks write *_b and are added in.
-        gb = gb_b = _NO_BIAS[g.dtype]           # (0,): the kernel skips the bias gradient
-        gw_t = gw_t_b = gx = gw = None
-        if self.has_bias and self.needs(2):
-            gb = self.buffer("gb", (O,), g.dtype)
-            gb_b = self.buffer("gb_block", (O,), g.dtype)
-        if self.needs(1):
-            # gw = gz @ cols.T, computed transposed (cols @ gz.T) and summed over the blocks:
-            # BLAS reduces the long N*OH*OW axis faster with cols as the row-major left operand.
-            gw_t = self.buffer("gw_t", (G, Rg, Og), g.dtype)
-            gw_t_b = self.buffer("gw_t_block", (G, Rg, Og), g.dtype)
-        if self.needs(0):
-            gx = self.buffer("gx", self.x_shape, g.dtype)
-        for i, (n0, n1) in enumerate(self._blocks(N, rows, O, P, g.itemsize)):
-            m = n1 - n0
-            # z of this block size is dead once forward has written y: gz reuses its buffer.
-            gz = self.buffer(f"z_block{m}", (O, m * P), g.dtype)
-            bias_act_backward_cnp(g[n0:n1].reshape(m, O, P), self.y[n0:n1].reshape(m, O, P),
-                                  act, gz, gb_b if i else gb)
-            if i and gb.size:
-                gb += gb_b
-            if gw_t is not None:
-                out = gw_t_b if i else gw_t
-                for k, (o, r) in enumerate(groups):
-                    np.matmul(self.cols[r, n0 * P:n1 * P], gz[o].T, out=out[k])
-                if i:
-                    gw_t += gw_t_b
-            if gx is not None:
-                gcols = self.buffer(f"gcols_block{m}", (rows, m * P), g.dtype)
-                for o, r in groups:
-                    np.matmul(self.w2[o].T, gz[o], out=gcols[r])
-                col2im(gcols, *geom, gx[n0:n1], *geom_end)
-        if gw_t is not None:
+        T = self.parts                         # the batch is cut as forward cut it
+        need_gb, need_gw = self.has_bias and self.needs(2), self.needs(1)
+        gx = self.buffer("gx", self.x_shape, g.dtype) if self.needs(0) else None
+
+        def run(k, s0, s1):
+            """Images [s0, s1): slice k. Its first block writes the slice's gb and gw_t, later
+            blocks write *_block and are added in."""
+            cols = self._buffers[f"cols_batch{k}"]
+            gb = gb_b = _NO_BIAS[g.dtype]      # (0,): the kernel skips the bias gradient
+            gw_t = gw_t_b = None
+            if need_gb:
+                gb = self.buffer(f"gb{k}", (O,), g.dtype)
+                gb_b = self.buffer(f"gb{k}_block", (O,), g.dtype)
+            if need_gw:
+                # gw = gz @ cols.T, computed transposed (cols @ gz.T) and summed over blocks:
+                # BLAS reduces the long N*OH*OW axis faster with cols as the left operand.
+                gw_t = self.buffer(f"gw_t{k}", (G, Rg, Og), g.dtype)
+                gw_t_b = self.buffer(f"gw_t{k}_block", (G, Rg, Og), g.dtype)
+            for i, (n0, n1) in enumerate(self._blocks(s0, s1, rows, O, P, g.itemsize)):
+                m = n1 - n0
+                c0, c1 = (n0 - s0) * P, (n1 - s0) * P
+                # z of this block size is dead once forward has written y: gz reuses it.
+                gz = self.buffer(f"z{k}_block{m}", (O, m * P), g.dtype)
+                if pooled:
+                    bias_act_maxpool2x2_backward(g[n0:n1], self.y[n0:n1], self.idx[n0:n1],
+                                                 act, OH, OW, gz, gb_b if i else gb)
+                else:
+                    bias_act_backward_cnp(g[n0:n1].reshape(m, O, P),
+                                          self.y[n0:n1].reshape(m, O, P), act, gz,
+                                          gb_b if i else gb)
+                if i and gb.size:
+                    gb += gb_b
+                if gw_t is not None:
+                    out = gw_t_b if i else gw_t
+                    for q, (o, r) in enumerate(groups):
+                        np.matmul(cols[r, c0:c1], gz[o].T, out=out[q])
+                    if i:
+                        gw_t += gw_t_b
+                if gx is not None:
+                    gcols = self.buffer(f"gcols{k}_block{m}", (rows, m * P), g.dtype)
+                    for o, r in groups:
+                        np.matmul(self.w2[o].T, gz[o], out=gcols[r])
+                    col2im(gcols, *geom, gx[n0:n1], *geom_end)
+
+        split_batch(run, N, T)
+        gw = gb = None
+        if need_gw:
+            gw_t = self._buffers["gw_t0"]
+            for k in range(1, T):
+                gw_t += self._buffers[f"gw_t{k}"]
             gw = self.buffer("gw", self.w2.shape, g.dtype)
             np.copyto(gw.reshape(G, Og, Rg), gw_t.transpose(0, 2, 1))
             gw = gw.reshape(self.w_shape)
-        if not gb.size:
-            gb = None
+        if need_gb:
+            gb = self._buffers["gb0"]
+            for k in range(1, T):
+                gb += self._buffers[f"gb{k}"]
         if self.one_d:
             gx = None if gx is None else gx[:, :, 0, :]
             gw = None if gw is None else gw[:, :, 0, :]
@@ -218,7 +275,7 @@ class ConvTranspose2d(Op):
     d/db = g summed over N, OH, OW"""
 
     def forward(self, x, w, b=None):
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, Cin, H, W = x.shape
         _, Cout_g, kh, kw = w.shape
         G = self.groups
@@ -250,7 +307,7 @@ class ConvTranspose2d(Op):
         return y
 
     def backward(self, g):
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         N, Cin, H, W = self.x_shape
         HW = H * W
         cols = self.buffer("cols", (self.w2.shape[1] * self.groups, N * HW), g.dtype)
@@ -282,7 +339,7 @@ class _Pool2d(Op):
 
     def _as_4d(self, x):
         self.one_d = x.ndim == 3
-        return _contiguous(x[:, :, None, :] if self.one_d else x)
+        return self.contiguous("x_c", x[:, :, None, :] if self.one_d else x)
 
     def _out_shape(self, x):
         N, C, H, W = x.shape
@@ -298,15 +355,27 @@ class _Pool2d(Op):
         return y[:, :, 0, :] if self.one_d else y
 
     def _grad_4d(self, g):
-        return _contiguous(g[:, :, None, :] if self.one_d else g)
+        return self.contiguous("g_c", g[:, :, None, :] if self.one_d else g)
+
+    @staticmethod
+    def _split(kernel, big):
+        """kernel(n0, n1) over images [n0, n1), the batch cut across the threads (planes are
+        independent); `big` is the larger of the arrays it touches."""
+        N = big.shape[0]
+        split_batch(lambda k, n0, n1: kernel(n0, n1), N, slices(N, big.size))
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each window; remembers the argmax of each window.
+    """Max over each window; remembers the argmax of each window. attr ``fused``: the conv
+    before it computes the pool (Conv2d.fuse_pool), and this op passes values and gradients
+    through.
 
     Derivative: d/dx = g added at the argmax of each window, 0 elsewhere"""
+    fused = False
 
     def forward(self, x):
+        if self.fused:
+            return x
         x = self._as_4d(x)
         out_shape = self._out_shape(x)
         y = self.buffer("y", out_shape, x.dtype)
@@ -314,14 +383,19 @@ class MaxPool2d(_Pool2d):
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
         # int32 indices (positions inside one plane) halve the index traffic of int64.
         self.idx = self.buffer("idx", (0, 0, 0, 0) if forward_only else out_shape, np.int32)
-        maxpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.idx,
-                          self.ceil_mode)
+        idx = self.idx
+        self._split(lambda n0, n1: maxpool2d_forward(
+            x[n0:n1], *self.kernel_size, *self.stride, *self.padding, y[n0:n1], idx[n0:n1],
+            self.ceil_mode), x)
         self.x_shape = x.shape
         return self._out(y)
 
     def backward(self, g):
+        if self.fused:
+            return (g,)
         gx = self.buffer("gx", self.x_shape, g.dtype)
-        maxpool2d_backward(self._grad_4d(g), self.idx, gx)
+        g = self._grad_4d(g)
+        self._split(lambda n0, n1: maxpool2d_backward(g[n0:n1], self.idx[n0:n1], gx[n0:n1]), gx)
         return (self._out(gx),)
 
 
@@ -334,15 +408,18 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x = self._as_4d(x)
         y = self.buffer("y", self._out_shape(x), x.dtype)
-        avgpool2d_forward(x, *self.kernel_size, *self.stride, *self.padding, y, self.ceil_mode,
-                          self.count_include_pad)
+        self._split(lambda n0, n1: avgpool2d_forward(
+            x[n0:n1], *self.kernel_size, *self.stride, *self.padding, y[n0:n1], self.ceil_mode,
+            self.count_include_pad), x)
         self.x_shape = x.shape
         return self._out(y)
 
     def backward(self, g):
         gx = self.buffer("gx", self.x_shape, g.dtype)
-        avgpool2d_backward(self._grad_4d(g), *self.kernel_size, *self.stride, *self.padding, gx,
-                           self.ceil_mode, self.count_include_pad)
+        g = self._grad_4d(g)
+        self._split(lambda n0, n1: avgpool2d_backward(
+            g[n0:n1], *self.kernel_size, *self.stride, *self.padding, gx[n0:n1], self.ceil_mode,
+            self.count_include_pad), gx)
         return (self._out(gx),)
 
 

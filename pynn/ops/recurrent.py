@@ -70,7 +70,7 @@ class _Recurrent(Op):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
     def _project(self, x, w_ih, N, T, F, G):
-        self.x2 = _contiguous(x).reshape(N * T, F)
+        self.x2 = self.contiguous("x_c", x).reshape(N * T, F)
         xw = self.buffer("xw", (N, T, G), x.dtype)
         np.matmul(self.x2, w_ih.T, out=xw.reshape(N * T, G))
         return xw
@@ -150,7 +150,7 @@ class LSTMSequence(_Recurrent):
 
     def backward(self, g):
         N, T, F, H = self.shape
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         dt = g.dtype
         dA = self.buffer("dA", (N, T, 4 * H), dt)
         dh = self.buffer("dh", (N, H), dt)
@@ -203,7 +203,7 @@ class GRUSequence(_Recurrent):
 
     def backward(self, g):
         N, T, F, H = self.shape
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         dt = g.dtype
         dX = self.buffer("dX", (N, T, 3 * H), dt)
         dH = self.buffer("dH", (N, T, 3 * H), dt)
@@ -252,7 +252,7 @@ class RNNSequence(_Recurrent):
 
     def backward(self, g):
         N, T, F, H = self.shape
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         dA = self.buffer("dA", (N, T, H), g.dtype)
         dh = self.buffer("dh", (N, H), g.dtype)
         dh.fill(0)
@@ -309,7 +309,7 @@ class Embedding(Op):
             raise IndexError(f"index out of range: the table has {V} rows, got indices in "
                              f"[{flat.min()}, {flat.max()}]")
         y = self.buffer("y", (flat.shape[0], w.shape[1]), w.dtype)
-        np.take(w, flat, axis=0, out=y)
+        np.take(w, flat, axis=0, out=y, mode="clip")    # checked above; "raise" would copy
         self.flat, self.w_shape = _contiguous(flat), w.shape
         self.out_shape = idx.shape + (w.shape[1],)
         return y.reshape(self.out_shape)
@@ -320,5 +320,5 @@ class Embedding(Op):
             gw = self.buffer("gw", self.w_shape, g.dtype)
             pad = -1 if self.padding_idx is None else self.padding_idx
             embedding_backward(self.flat.astype(np.int64, copy=False),
-                               _contiguous(g).reshape(-1, self.w_shape[1]), pad, gw)
+                               self.contiguous("g_c", g).reshape(-1, self.w_shape[1]), pad, gw)
         return None, gw

@@ -28,7 +28,9 @@ class Sum(Op):
         return np.add.reduce(x, axis=self.dim, keepdims=self.keepdim)
 
     def backward(self, g):
-        return (np.broadcast_to(_keep(g, self.dim, self.keepdim, len(self.shape)), self.shape),)
+        gx = self.buffer("gx", self.shape, g.dtype)     # contiguous, as the next ops want it
+        np.copyto(gx, _keep(g, self.dim, self.keepdim, len(self.shape)))
+        return (gx,)
 
 
 class Mean(Op):
@@ -44,7 +46,9 @@ class Mean(Op):
 
     def backward(self, g):
         g = _keep(g, self.dim, self.keepdim, len(self.shape)) / self.count
-        return (np.broadcast_to(g, self.shape),)
+        gx = self.buffer("gx", self.shape, g.dtype)     # contiguous, as the next ops want it
+        np.copyto(gx, g)
+        return (gx,)
 
 
 class _Extreme(Op):
@@ -59,9 +63,13 @@ class _Extreme(Op):
 
     def backward(self, g):
         g = _keep(g, self.dim, self.keepdim, self.x.ndim)
-        mask = (self.x == self.out)
+        mask = np.equal(self.x, self.out, out=self.buffer("mask", self.x.shape, np.bool_))
         count = mask.sum(axis=self.dim, keepdims=True).astype(g.dtype)   # int would upcast g
-        return (g * mask / count,)
+        if g.dtype.kind != "f":
+            return (g * mask / count,)
+        gx = np.multiply(g, mask, out=self.buffer("gx", self.x.shape, g.dtype))
+        gx /= count
+        return (gx,)
 
 
 class Max(_Extreme):

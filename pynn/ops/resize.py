@@ -19,10 +19,6 @@ from ..kernels.resize import (
 from .base import Op
 
 
-def _contiguous(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 class Upsample(Op):
     """Resize (N, C, H, W) to (N, C, OH, OW) as torch.nn.functional.interpolate.
 
@@ -52,7 +48,7 @@ class Upsample(Op):
         return table
 
     def forward(self, x):
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, C, H, W = x.shape
         table = self._tables(H, W)
         y = self.buffer("y", (N, C) + self._out_hw, x.dtype)
@@ -64,7 +60,7 @@ class Upsample(Op):
         return y
 
     def backward(self, g):
-        g = _contiguous(g)
+        g = self.contiguous("g_c", g)
         gx = self.buffer("gx", self.x_shape, g.dtype)
         if self.mode == "nearest":
             upsample_nearest_backward(g, *self._table, gx)
@@ -81,7 +77,7 @@ class AdaptiveAvgPool2d(Op):
     Derivative: d/dx = g / window size added to every element of each window"""
 
     def forward(self, x):
-        x = _contiguous(x)
+        x = self.contiguous("x_c", x)
         N, C, H, W = x.shape
         OH, OW = self.output_size
         self._table = adaptive_table(H, OH) + adaptive_table(W, OW)
@@ -93,5 +89,5 @@ class AdaptiveAvgPool2d(Op):
 
     def backward(self, g):
         gx = self.buffer("gx", self.x_shape, g.dtype)
-        adaptive_avgpool_backward(_contiguous(g), *self._table, gx)
+        adaptive_avgpool_backward(self.contiguous("g_c", g), *self._table, gx)
         return (gx,)

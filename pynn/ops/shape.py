@@ -129,7 +129,12 @@ class Concat(Op):
 
     def forward(self, *xs):
         self.bounds = np.cumsum([x.shape[self.dim] for x in xs])[:-1]
-        return np.concatenate(xs, axis=self.dim)
+        dtype = xs[0].dtype
+        if any(x.dtype != dtype or x.ndim != xs[0].ndim for x in xs) or not xs[0].ndim:
+            return np.concatenate(xs, axis=self.dim)    # promotion and NumPy's own errors
+        shape = list(xs[0].shape)
+        shape[self.dim] = sum(x.shape[self.dim] for x in xs)
+        return np.concatenate(xs, axis=self.dim, out=self.buffer("y", tuple(shape), dtype))
 
     def backward(self, g):
         return tuple(np.split(g, self.bounds, axis=self.dim))

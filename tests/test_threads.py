@@ -1,0 +1,117 @@
+"""pynn.kernels.threads: a batch split across threads covers every image once, gives the
+one-thread results, passes errors on, never nests, and survives a fork."""
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from pynn.kernels import threads
+from pynn.ops import nn as N
+
+needs_split = pytest.mark.skipif(not threads.blas_local_threads_available(),
+                                 reason="NumPy's BLAS has no per-thread thread count")
+
+
+@pytest.fixture
+def two_threads():
+    before = threads.get_num_threads()
+    threads.set_num_threads(2)
+    yield
+    threads.set_num_threads(before)
+
+
+@needs_split
+def test_slices_cover_the_batch_once_and_run_on_two_threads(two_threads):
+    import threading
+    seen, names = np.zeros(7, int), set()
+
+    def fn(k, n0, n1):
+        seen[n0:n1] += 1
+        names.add(threading.current_thread().name)
+
+    T = threads.slices(7)
+    assert T == 2
+    threads.split_batch(fn, 7, T)
+    assert (seen == 1).all()
+    assert len(names) == 2
+
+
+def test_small_work_and_one_thread_run_inline(two_threads):
+    assert threads.slices(64, work=10) == 1
+    assert threads.slices(1) == 1
+    threads.set_num_threads(1)
+    assert threads.slices(64) == 1
+    calls = []
+    threads.split_batch(lambda k, a, b: calls.append((k, a, b)), 64, 1)
+    assert calls == [(0, 0, 64)]
+    with pytest.raises(ValueError, match="at least 1"):
+        threads.set_num_threads(0)
+
+
+@needs_split
+def test_an_error_in_a_slice_is_raised_after_every_slice_finished(two_threads):
+    done = []
+
+    def fn(k, n0, n1):
+        if k == 1:
+            raise RuntimeError("slice 1 failed")
+        done.append(k)
+
+    with pytest.raises(RuntimeError, match="slice 1 failed"):
+        threads.split_batch(fn, 8, 2)
+    assert done == [0]
+
+
+@needs_split
+def test_a_slice_does_not_split_again(two_threads):
+    inner = []
+    threads.split_batch(lambda k, a, b: inner.append(threads.slices(100)), 4, 2)
+    assert inner == [1, 1]
+
+
+def _conv_forward_backward(x, w, b, g):
+    op = N.Conv2d(stride=(1, 1), padding=(1, 1), activation="relu")
+    op.needs_input_grad = (True, True, True)
+    y = op.forward(x, w, b).copy()
+    return [y] + [a.copy() for a in op.backward(g)]
+
+
+@needs_split
+@pytest.mark.parametrize("block_bytes", [1 << 12, 1 << 20])
+def test_conv_on_two_threads_equals_one_thread(two_threads, block_bytes, monkeypatch):
+    monkeypatch.setattr(N.Conv2d, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 3, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    g = rng.standard_normal((9, 5, 20, 20)).astype(np.float32)
+    assert threads.slices(9, 9 * (27 + 5) * 400) == 2
+    two = _conv_forward_backward(x, w, b, g)
+    threads.set_num_threads(1)
+    one = _conv_forward_backward(x, w, b, g)
+    for name, a, c in zip(["y", "gx", "gw", "gb"], two, one):
+        # y and gx are per image; gw and gb add the two slices' sums (another order)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * np.abs(c).max(), err_msg=name)
+
+
+def _child(queue):
+    x = np.ones((64, 4, 16, 16), np.float32)
+    op = N.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+    op.needs_input_grad = (False,)
+    queue.put(float(op.forward(x).sum()))
+
+
+@needs_split
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
+    op = N.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+    op.needs_input_grad = (False,)
+    op.forward(np.ones((64, 4, 16, 16), np.float32))      # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_child, args=(queue,))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert queue.get(timeout=5) == 64 * 4 * 8 * 8
