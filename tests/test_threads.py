@@ -14,9 +14,11 @@ needs_split = pytest.mark.skipif(not threads.blas_local_threads_available(),
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
+    """Two threads, and every batch of these small tests big enough to split."""
     before = threads.get_num_threads()
     threads.set_num_threads(2)
+    monkeypatch.setattr(threads, "MIN_WORK", 1000)
     yield
     threads.set_num_threads(before)
 
@@ -39,6 +41,7 @@ def test_slices_cover_the_batch_once_and_run_on_two_threads(two_threads):
 
 def test_small_work_and_one_thread_run_inline(two_threads):
     assert threads.slices(64, work=10) == 1
+    assert threads.slices(64, work=10, min_work=5) == 2 or not threads.blas_local_threads_available()
     assert threads.slices(1) == 1
     threads.set_num_threads(1)
     assert threads.slices(64) == 1
@@ -95,6 +98,37 @@ def test_conv_on_two_threads_equals_one_thread(two_threads, block_bytes, monkeyp
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * np.abs(c).max(), err_msg=name)
 
 
+def test_a_small_cnn_trains_alike_on_one_and_on_two_threads(two_threads):
+    import pynn
+    from pynn import Input, Model
+    from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
+    from pynn.losses import categorical_cross_entropy
+    from pynn.optimizers import Adam
+
+    def train(n_threads):
+        threads.set_num_threads(n_threads)
+        pynn.manual_seed(0)
+        x_in = Input((1, 12, 12))
+        h = MaxPool2d(2)(Conv2d(1, 4, 3, padding=1, activation="relu")(x_in))
+        h = MaxPool2d(2)(Conv2d(4, 6, 3, padding=1)(h))          # fused, no activation
+        h = MaxPool2d(3, stride=1)(h)                            # unfused pool, split
+        model = Model(x_in, Dense(6 * 1 * 1, 5, "softmax")(Flatten()(h)))
+        opt, rng, losses = Adam(1e-2), np.random.default_rng(1), []
+        for _ in range(5):
+            x = rng.standard_normal((10, 1, 12, 12)).astype(np.float32)
+            loss = categorical_cross_entropy(model(x), rng.integers(0, 5, 10))
+            loss.zero_grad()
+            loss.backward()
+            opt.update(model.parameters)
+            losses.append(loss.item())
+        return losses, [p.data.copy() for p in model.parameters]
+
+    (l1, p1), (l2, p2) = train(1), train(2)
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)
+    for a, b in zip(p2, p1):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def _child(queue):
     x = np.ones((64, 4, 16, 16), np.float32)
     op = N.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
@@ -105,6 +139,7 @@ def _child(queue):
 @needs_split
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
+    assert threads.slices(64, 64 * 4 * 16 * 16) == 2
     op = N.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
     op.needs_input_grad = (False,)
     op.forward(np.ones((64, 4, 16, 16), np.float32))      # the parent's pool exists

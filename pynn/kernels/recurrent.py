@@ -3,8 +3,10 @@
 Layouts (N = batch, H = hidden size). Every array is 2-D over (N, gate features); the time-step
 arrays may be strided views (rows of a (N, T, F) buffer), which Numba reads in place.
 
-* LSTM: ``xw`` (N, 4H) is x_t @ W_ih.T + b_ih, ``hw`` (N, 4H) is h_{t-1} @ W_hh.T + b_hh, gates
-  in torch's order i, f, g, o. ``gates`` (N, 4H) keeps the activated gates for backward.
+* LSTM: ``xw`` (N, 4H) is x_t @ W_ih.T + b_ih, ``hw`` (N, 4H) h_{t-1} @ W_hh.T + b_hh, gates
+  in torch's order i, f, g, o; ``gates`` (N, 4H) keeps the activated gates for backward and
+  ``tanh_c`` (N, H) tanh(c_t). A forward step is split in two kernels around NumPy's exp and
+  tanh (SIMD loops, several times faster than the scalar libm calls a kernel would make).
 * GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
   z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term.
 * RNN: ``a`` (N, H) = xw + hw, activated in place to h (tanh or relu).
@@ -25,28 +27,54 @@ def _sigmoid(x):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
-def lstm_step_forward(xw, hw, c_prev, gates, c, h):
+@njit(cache=True, nogil=True)
+def lstm_preactivations(xw, hw, e, gpre):
+    """Step 1 of an LSTM time step. hw += xw (the gates' pre-activations, in place);
+    e = -|hw| (the argument of the sigmoids' exp); gpre = the g gate's pre-activations
+    (contiguous, for tanh). NumPy's SIMD exp and tanh then run on e and gpre."""
+    N, G = hw.shape
+    H = G // 4
+    for n in range(N):
+        for j in range(G):
+            v = hw[n, j] + xw[n, j]
+            hw[n, j] = v
+            e[n, j] = -abs(v)
+        for j in range(H):
+            gpre[n, j] = hw[n, 2 * H + j]
+
+
+@njit(cache=True, nogil=True)
+def lstm_cell(pre, e, tanh_g, c_prev, gates, c):
+    """Step 2: with e = exp(-|pre|), the sigmoid gates i, f, o (stable: 1 / (1 + e) for
+    pre >= 0, e / (1 + e) below) and g = tanh_g go to gates (N, 4H); c = f c_prev + i g."""
     N, H = c.shape
+    one = e.dtype.type(1)
+    for n in range(N):
+        for j in range(4 * H):
+            if j >= 2 * H and j < 3 * H:
+                gates[n, j] = tanh_g[n, j - 2 * H]
+            else:
+                v = e[n, j]
+                s = one / (one + v)
+                gates[n, j] = s if pre[n, j] >= 0 else v * s
+        for j in range(H):
+            c[n, j] = gates[n, H + j] * c_prev[n, j] + gates[n, j] * gates[n, 2 * H + j]
+
+
+@njit(cache=True, nogil=True)
+def lstm_hidden(gates, tanh_c, h):
+    """Step 3: h = o * tanh(c_t), o the last quarter of gates (N, 4H)."""
+    N, H = h.shape
     for n in range(N):
         for j in range(H):
-            i = _sigmoid(xw[n, j] + hw[n, j])
-            f = _sigmoid(xw[n, H + j] + hw[n, H + j])
-            g = math.tanh(xw[n, 2 * H + j] + hw[n, 2 * H + j])
-            o = _sigmoid(xw[n, 3 * H + j] + hw[n, 3 * H + j])
-            cn = f * c_prev[n, j] + i * g
-            gates[n, j] = i
-            gates[n, H + j] = f
-            gates[n, 2 * H + j] = g
-            gates[n, 3 * H + j] = o
-            c[n, j] = cn
-            h[n, j] = o * math.tanh(cn)
+            h[n, j] = gates[n, 3 * H + j] * tanh_c[n, j]
 
 
 @njit(cache=True)
-def lstm_step_backward(dh, dc, gates, c, c_prev, dgates):
+def lstm_step_backward(dh, dc, gates, tanh_c, c_prev, dgates):
     """dh, dc: dL/dh_t, dL/dc_t (N, H); dc is overwritten with dL/dc_{t-1}. dgates (N, 4H)
-    receives dL/d(pre-activation gates)."""
+    receives dL/d(pre-activation gates). tanh_c is tanh(c_t), kept by the forward pass (no
+    transcendental function here: the loop vectorises)."""
     N, H = dh.shape
     for n in range(N):
         for j in range(H):
@@ -54,7 +82,7 @@ def lstm_step_backward(dh, dc, gates, c, c_prev, dgates):
             f = gates[n, H + j]
             g = gates[n, 2 * H + j]
             o = gates[n, 3 * H + j]
-            tc = math.tanh(c[n, j])
+            tc = tanh_c[n, j]
             d = dh[n, j]
             dct = dc[n, j] + d * o * (1.0 - tc * tc)
             dgates[n, j] = dct * g * i * (1.0 - i)

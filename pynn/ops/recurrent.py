@@ -21,8 +21,10 @@ from ..kernels.recurrent import (
     embedding_backward,
     gru_step_backward,
     gru_step_forward,
+    lstm_cell,
+    lstm_hidden,
+    lstm_preactivations,
     lstm_step_backward,
-    lstm_step_forward,
     rnn_step_backward,
     rnn_step_forward,
 )
@@ -139,11 +141,26 @@ class LSTMSequence(_Recurrent):
         hw = self.buffer("hw", (N, 4 * H), x.dtype)
         out = self.buffer("out", (N, T, 2 * H), x.dtype)
         gates = self.buffer("gates", (N, T, 4 * H), x.dtype)
+        tanh_c = self.buffer("tanh_c", (N, T, H), x.dtype)
+        # exp and tanh run as NumPy's SIMD loops on contiguous scratch, the rest of each step in
+        # two kernels (pynn.kernels.recurrent); nothing is allocated per step.
+        e = self.buffer("sigmoid_e", (N, 4 * H), x.dtype)
+        tg = self.buffer("tanh_g", (N, H), x.dtype)
+        c = self.buffer("c_t", (N, H), x.dtype)
+        tc = self.buffer("tanh_c_t", (N, H), x.dtype)
         h_prev, c_prev = init
         for t in self._order(T):
             np.matmul(h_prev, w_hh.T, out=hw)
-            lstm_step_forward(xw[:, t], hw, c_prev, gates[:, t], out[:, t, H:], out[:, t, :H])
-            h_prev, c_prev = out[:, t, :H], out[:, t, H:]
+            lstm_preactivations(xw[:, t], hw, e, tg)
+            np.exp(e, out=e)
+            np.tanh(tg, out=tg)
+            lstm_cell(hw, e, tg, c_prev, gates[:, t], c)
+            np.tanh(c, out=tc)
+            h = out[:, t, :H]
+            lstm_hidden(gates[:, t], tc, h)                             # h = o tanh(c)
+            out[:, t, H:], tanh_c[:, t] = c, tc
+            h_prev, c_prev = h, out[:, t, H:]
+        self.tanh_c = tanh_c
         self.out, self.gates_seq = out, gates
         self.hprev2 = self._hprev(out[:, :, :H], init[0], N, T, H)
         return out
@@ -164,7 +181,7 @@ class LSTMSequence(_Recurrent):
             dh += g[:, t, :H]
             dc += g[:, t, H:]
             c_prev = self.init[1] if k == 0 else out[:, order[k - 1], H:]
-            lstm_step_backward(dh, dc, self.gates_seq[:, t], out[:, t, H:], c_prev, dA[:, t])
+            lstm_step_backward(dh, dc, self.gates_seq[:, t], self.tanh_c[:, t], c_prev, dA[:, t])
             np.matmul(dA[:, t], w_hh, out=dh)
         grads = self._weight_grads(dA, dA, N, T, F, H)
         if self.attrs.get("initial", False):
