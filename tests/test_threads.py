@@ -41,7 +41,8 @@ def test_slices_cover_the_batch_once_and_run_on_two_threads(two_threads):
 
 def test_small_work_and_one_thread_run_inline(two_threads):
     assert threads.slices(64, work=10) == 1
-    assert threads.slices(64, work=10, min_work=5) == 2 or not threads.blas_local_threads_available()
+    assert (threads.slices(64, work=10, min_work=5) == 2
+            or not threads.blas_local_threads_available())
     assert threads.slices(1) == 1
     threads.set_num_threads(1)
     assert threads.slices(64) == 1
