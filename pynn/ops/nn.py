@@ -20,6 +20,7 @@ from ..kernels.conv_pool import (
     bias_act_maxpool2x2_backward,
     bias_act_maxpool2x2_forward,
 )
+from ..kernels.norm import batchnorm_backward, batchnorm_forward
 from ..kernels.pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -30,6 +31,10 @@ from ..kernels.pool import (
 from ..kernels.threads import slices, split_batch
 from ..random import rng
 from .base import Op
+
+#: BatchNorm's kernels stream memory at ~0.4 ns an element: a batch is split across threads
+#: only above this size (at 1.2M elements two threads were slower than one).
+BN_MIN_WORK = 1 << 23
 
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
 
@@ -468,6 +473,9 @@ class BatchNorm(Op):
         self.train_mode = m.training or not track
         xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
+        self.kernel = False
+        if self.train_mode and x.dtype.kind == "f" and x.ndim >= 2:
+            return self._forward_kernel(x, gamma, beta, axes, shape, track)
         if self.train_mode:
             mean = np.mean(x, axis=axes, out=self.buffer("mean", (C,), x.dtype))
             np.subtract(x, mean.reshape(shape), out=xhat)
@@ -492,7 +500,38 @@ class BatchNorm(Op):
         y += beta.reshape(shape)
         return y
 
+    def _forward_kernel(self, x, gamma, beta, axes, shape, track):
+        """Training mode: statistics, xhat and y in two passes per channel (pynn.kernels.norm),
+        the channels cut across the threads for big batches."""
+        m = self.module
+        N, C = x.shape[:2]
+        x3 = self.contiguous("x_c", x).reshape(N, C, -1)
+        mean = self.buffer("mean", (C,), np.float64)
+        var = self.buffer("var", (C,), np.float64)
+        inv_std = self.buffer("inv_std", (C,), x.dtype)
+        xhat = self.buffer("xhat", x.shape, x.dtype)
+        y = self.buffer("y", x.shape, x.dtype)
+        self.affine = gamma is not None
+        empty = _NO_BIAS[x.dtype]
+        gm, bt = (gamma, beta) if self.affine else (empty, empty)
+        split_batch(lambda k, c0, c1: batchnorm_forward(
+            x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, xhat.reshape(x3.shape),
+            y.reshape(x3.shape)), C, slices(C, x.size, BN_MIN_WORK))
+        if track and m.training:
+            n = x.size // C
+            m.running_mean *= 1 - m.momentum
+            m.running_mean += m.momentum * mean
+            m.running_var *= 1 - m.momentum
+            m.running_var += m.momentum * var * (n / max(n - 1, 1))
+        self.inv_std, self.xhat, self.axes, self.kernel = inv_std.reshape(shape), xhat, axes, True
+        if not self.affine:
+            return xhat
+        self.gamma = gamma.reshape(shape)
+        return y
+
     def backward(self, g):
+        if getattr(self, "kernel", False):
+            return self._backward_kernel(g)
         axes, xhat, shape = self.axes, self.xhat, self.inv_std.shape
         C = g.shape[1]
         tmp = self.buffer("tmp", g.shape, g.dtype)
@@ -517,4 +556,16 @@ class BatchNorm(Op):
             np.multiply(gxhat, self.inv_std / n, out=gx)
         else:
             np.multiply(gxhat, self.inv_std, out=gx)
+        return (gx, ggamma, gbeta) if self.affine else (gx,)
+
+    def _backward_kernel(self, g):
+        N, C = g.shape[:2]
+        g3 = self.contiguous("g_c", g).reshape(N, C, -1)
+        gx = self.buffer("gx", g.shape, g.dtype)
+        ggamma = self.buffer("ggamma", (C,), g.dtype)
+        gbeta = self.buffer("gbeta", (C,), g.dtype)
+        gm = self.gamma.reshape(C) if self.affine else _NO_BIAS[g.dtype]
+        split_batch(lambda k, c0, c1: batchnorm_backward(
+            g3, self.xhat.reshape(g3.shape), self.inv_std.reshape(C), gm, c0, c1, ggamma, gbeta,
+            gx.reshape(g3.shape)), C, slices(C, g.size, BN_MIN_WORK))
         return (gx, ggamma, gbeta) if self.affine else (gx,)

@@ -1,0 +1,77 @@
+"""Numba kernels for batch normalisation in training mode (batch statistics), per channel.
+
+Layout: x, xhat, y, g, gx are (N, C, P) (P = the product of the axes after the channels, 1
+for BatchNorm1d on (N, C)); per-channel arrays are (C,). Each kernel handles the channels
+[c0, c1), so the caller can hand channel ranges to several threads. Sums are accumulated in
+float64; the variance is the biased one (mean of squared deviations, two passes), as
+np.var and torch compute it. Two passes over x forward and two over g backward, where the
+NumPy expression of the same math makes seven.
+"""
+import math
+
+from numba import njit
+
+__all__ = ["batchnorm_forward", "batchnorm_backward"]
+
+
+# fastmath "reassoc" lets LLVM vectorise the float64 sums (a rounding-level reordering); no flag
+# touches NaN/inf handling.
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y):
+    """mean, var (biased), inv_std = 1/sqrt(var + eps) of each channel; xhat = (x - mean) *
+    inv_std; y = xhat * gamma + beta (y untouched when gamma is empty: no affine)."""
+    N, C, P = x.shape
+    affine = gamma.shape[0] != 0
+    n = N * P
+    for c in range(c0, c1):
+        s = 0.0
+        for i in range(N):
+            for p in range(P):
+                s += x[i, c, p]
+        mu = s / n
+        ss = 0.0
+        for i in range(N):
+            for p in range(P):
+                d = x[i, c, p] - mu
+                ss += d * d
+        v = ss / n
+        mean[c] = mu
+        var[c] = v
+        inv = inv_std.dtype.type(1.0 / math.sqrt(v + eps))
+        inv_std[c] = inv
+        m = x.dtype.type(mu)
+        for i in range(N):
+            for p in range(P):
+                xhat[i, c, p] = (x[i, c, p] - m) * inv
+        if affine:
+            gm, bt = gamma[c], beta[c]
+            for i in range(N):
+                for p in range(P):
+                    y[i, c, p] = xhat[i, c, p] * gm + bt
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx):
+    """With batch statistics: gbeta = sum(g), ggamma = sum(g * xhat) per channel, and
+    gx = gamma * inv_std * (g - sum(g) / n - xhat * sum(g * xhat) / n) (gamma = 1 when empty)."""
+    N, C, P = g.shape
+    affine = gamma.shape[0] != 0
+    n = N * P
+    for c in range(c0, c1):
+        sg = 0.0
+        sgx = 0.0
+        for i in range(N):
+            for p in range(P):
+                gv = g[i, c, p]
+                sg += gv
+                sgx += gv * xhat[i, c, p]
+        gm = gamma[c] if affine else 1.0
+        if affine:
+            ggamma[c] = sgx
+            gbeta[c] = sg
+        k = gx.dtype.type(gm * inv_std[c])
+        a = gx.dtype.type(sg / n)
+        b = gx.dtype.type(sgx / n)
+        for i in range(N):
+            for p in range(P):
+                gx[i, c, p] = k * (g[i, c, p] - a - xhat[i, c, p] * b)
