@@ -1,5 +1,7 @@
-"""Do Numba's threads pay? pynn's CNN workloads with the shipped one-thread kernels against the
-same kernels compiled with ``parallel=True``, and PyTorch as the yardstick, in one run.
+"""Which threads pay? pynn's CNN workloads three ways -- everything on one thread of kernels
+(``pynn.set_num_threads(1)``: BLAS alone uses the cores), the batch split across the cores
+(``pynn.set_num_threads(2)``, the default: pynn/kernels/threads.py), and the kernels compiled
+with Numba's ``parallel=True`` (no split) -- with PyTorch as the yardstick, in one run.
 
     python benchmarks/parallel_kernels.py [--repeats 3] [--steps 300]
 
@@ -41,7 +43,7 @@ def main():
     p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--only", nargs="*", default=["mnist-cnn", "inference-cnn"])
+    p.add_argument("--only", nargs="*", default=["mnist-cnn", "readme-cnn", "inference-cnn"])
     args = p.parse_args()
     import run as R
     R.set_threads(R.THREADS)
@@ -51,25 +53,33 @@ def main():
           f"median of {args.repeats} alternating runs; "
           f"{args.steps} batches per training run")
     print(f"command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}\n")
-    print("| workload | serial kernels s | parallel kernels s | torch s | serial/torch "
-          "| parallel/torch |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| workload | one thread s | batch split s | numba parallel s | torch s | one/torch "
+          "| split/torch | parallel/torch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    import pynn
+    variants = ("serial", "split", "parallel", "torch")
+
+    def select(variant):
+        swap_kernels(variant == "parallel")
+        pynn.set_num_threads(R.THREADS if variant == "split" else 1)
+
     for name in args.only:
-        variants = ("serial", "parallel", "torch")
         for variant in variants:             # warm up: JIT compile (per kernel build), BLAS threads
-            swap_kernels(variant == "parallel")
+            select(variant)
             R.make(name, "torch" if variant == "torch" else "pynn", data, min(args.steps, 20))[0]()
         times = {k: [] for k in variants}
         for _ in range(args.repeats):
             for variant in variants:
-                swap_kernels(variant == "parallel")
+                select(variant)
                 run, _ = R.make(name, "torch" if variant == "torch" else "pynn", data, args.steps)
                 t0 = time.perf_counter()
                 run()
                 times[variant].append(time.perf_counter() - t0)
         swap_kernels(False)
-        s, par, t = (float(np.median(times[k])) for k in ("serial", "parallel", "torch"))
-        print(f"| {name} | {s:.3f} | {par:.3f} | {t:.3f} | {s / t:.2f} | {par / t:.2f} |")
+        pynn.set_num_threads(R.THREADS)
+        s, sp, par, t = (float(np.median(times[k])) for k in variants)
+        print(f"| {name} | {s:.3f} | {sp:.3f} | {par:.3f} | {t:.3f} | {s / t:.2f} | {sp / t:.2f} "
+              f"| {par / t:.2f} |")
 
 
 if __name__ == "__main__":
