@@ -99,10 +99,6 @@ def _one_blas_thread():
     _in_worker.active = True
 
 
-def _run(fn, k, n0, n1):
-    fn(k, n0, n1)
-
-
 #: Work (elements a kernel touches) below which a batch is not split: waking a thread costs
 #: ~0.1 ms on the project's 2-core VM, what one core spends on about a million elements.
 MIN_WORK = 1 << 20
@@ -133,7 +129,7 @@ def split_batch(fn, N, T):
         _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="pynn",
                                    initializer=_one_blas_thread)
     bounds = [N * k // T for k in range(T + 1)]
-    futures = [_pool.submit(_run, fn, k, bounds[k], bounds[k + 1]) for k in range(1, T)]
+    futures = [_pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, T)]
     previous = _setter(1)
     _in_worker.active = True
     try:
