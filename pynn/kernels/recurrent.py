@@ -5,26 +5,17 @@ arrays may be strided views (rows of a (N, T, F) buffer), which Numba reads in p
 
 * LSTM: ``xw`` (N, 4H) is x_t @ W_ih.T + b_ih, ``hw`` (N, 4H) h_{t-1} @ W_hh.T + b_hh, gates
   in torch's order i, f, g, o; ``gates`` (N, 4H) keeps the activated gates for backward and
-  ``tanh_c`` (N, H) tanh(c_t). A forward step is split in two kernels around NumPy's exp and
+  ``tanh_c`` (N, H) tanh(c_t). A forward step is three small kernels around NumPy's exp and
   tanh (SIMD loops, several times faster than the scalar libm calls a kernel would make).
 * GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
-  z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term.
-* RNN: ``a`` (N, H) = xw + hw, activated in place to h (tanh or relu).
+  z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term. A forward step is three
+  kernels around NumPy's exp and tanh, as the LSTM's.
+* RNN: ``hw`` (N, H) += xw, then ReLU here or NumPy's tanh, in place.
 
 The backward kernels turn dL/dh_t (and dL/dc_t for the LSTM) into the pre-activation gradients of
 the step, which the caller multiplies by the weights with BLAS.
 """
-import math
-
 from numba import njit
-
-
-@njit(cache=True, inline="always")
-def _sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
 
 
 @njit(cache=True, nogil=True)
@@ -92,20 +83,45 @@ def lstm_step_backward(dh, dc, gates, tanh_c, c_prev, dgates):
             dc[n, j] = dct * f
 
 
-@njit(cache=True)
-def gru_step_forward(xw, hw, h_prev, gates, h):
+@njit(cache=True, nogil=True)
+def gru_preactivations(xw, hw, e):
+    """Step 1 of a GRU time step: hw[:, :2H] += xw[:, :2H] (the r and z pre-activations, in
+    place) and e = -|those| (the sigmoids' exp argument, for NumPy's SIMD exp)."""
+    N, H = e.shape[0], e.shape[1] // 2
+    for n in range(N):
+        for j in range(2 * H):
+            v = hw[n, j] + xw[n, j]
+            hw[n, j] = v
+            e[n, j] = -abs(v)
+
+
+@njit(cache=True, nogil=True)
+def gru_candidate(xw, hw, e, gates, npre):
+    """Step 2: with e = exp(-|pre|), r and z (stable sigmoids) and hn = hw[:, 2H:] go to gates
+    (r, z, -, hn); npre = xn + r * hn, the candidate's pre-activation (for NumPy's tanh)."""
+    N, H = npre.shape
+    one = e.dtype.type(1)
+    for n in range(N):
+        for j in range(2 * H):
+            v = e[n, j]
+            s = one / (one + v)
+            gates[n, j] = s if hw[n, j] >= 0 else v * s
+        for j in range(H):
+            hn = hw[n, 2 * H + j]
+            gates[n, 3 * H + j] = hn
+            npre[n, j] = xw[n, 2 * H + j] + gates[n, j] * hn
+
+
+@njit(cache=True, nogil=True)
+def gru_output(gates, n_t, h_prev, h):
+    """Step 3: with n_t = tanh(npre): gates[:, 2H:3H] = n_t, h = (1 - z) n + z h_prev."""
     N, H = h.shape
     for n in range(N):
         for j in range(H):
-            r = _sigmoid(xw[n, j] + hw[n, j])
-            z = _sigmoid(xw[n, H + j] + hw[n, H + j])
-            hn = hw[n, 2 * H + j]
-            nn = math.tanh(xw[n, 2 * H + j] + r * hn)
-            gates[n, j] = r
-            gates[n, H + j] = z
+            nn = n_t[n, j]
+            z = gates[n, H + j]
             gates[n, 2 * H + j] = nn
-            gates[n, 3 * H + j] = hn
-            h[n, j] = (1.0 - z) * nn + z * h_prev[n, j]
+            h[n, j] = (1 - z) * nn + z * h_prev[n, j]
 
 
 @njit(cache=True)
@@ -132,16 +148,17 @@ def gru_step_backward(dh, gates, h_prev, dxw, dhw, dh_prev):
             dh_prev[n, j] = d * z
 
 
-@njit(cache=True)
-def rnn_step_forward(xw, hw, relu, h):
-    N, H = h.shape
+@njit(cache=True, nogil=True)
+def rnn_preactivations(xw, hw, relu):
+    """hw += xw, then ReLU in place when relu (a tanh is left to NumPy's SIMD loop)."""
+    N, H = hw.shape
+    zero = hw.dtype.type(0)
     for n in range(N):
         for j in range(H):
             a = xw[n, j] + hw[n, j]
             if relu:
-                h[n, j] = a if a > 0 else 0.0
-            else:
-                h[n, j] = math.tanh(a)
+                a = a if a > 0 else zero
+            hw[n, j] = a
 
 
 @njit(cache=True)

@@ -19,14 +19,16 @@ import numpy as np
 
 from ..kernels.recurrent import (
     embedding_backward,
+    gru_candidate,
+    gru_output,
+    gru_preactivations,
     gru_step_backward,
-    gru_step_forward,
     lstm_cell,
     lstm_hidden,
     lstm_preactivations,
     lstm_step_backward,
+    rnn_preactivations,
     rnn_step_backward,
-    rnn_step_forward,
 )
 from .base import Op
 
@@ -207,12 +209,19 @@ class GRUSequence(_Recurrent):
         hw = self.buffer("hw", (N, 3 * H), x.dtype)
         out = self.buffer("out", (N, T, H), x.dtype)
         gates = self.buffer("gates", (N, T, 4 * H), x.dtype)
+        # exp and tanh as NumPy's SIMD loops on contiguous scratch, between three kernels
+        e = self.buffer("sigmoid_e", (N, 2 * H), x.dtype)
+        cand = self.buffer("candidate", (N, H), x.dtype)
         h_prev = init[0]
         for t in self._order(T):
             np.matmul(h_prev, w_hh.T, out=hw)
             if b_hh is not None:
                 hw += b_hh
-            gru_step_forward(xw[:, t], hw, h_prev, gates[:, t], out[:, t])
+            gru_preactivations(xw[:, t], hw, e)
+            np.exp(e, out=e)
+            gru_candidate(xw[:, t], hw, e, gates[:, t], cand)
+            np.tanh(cand, out=cand)
+            gru_output(gates[:, t], cand, h_prev, out[:, t])
             h_prev = out[:, t]
         self.out, self.gates_seq = out, gates
         self.hprev2 = self._hprev(out, init[0], N, T, H)
@@ -261,7 +270,10 @@ class RNNSequence(_Recurrent):
         h_prev = init[0]
         for t in self._order(T):
             np.matmul(h_prev, w_hh.T, out=hw)
-            rnn_step_forward(xw[:, t], hw, relu, out[:, t])
+            rnn_preactivations(xw[:, t], hw, relu)
+            if not relu:
+                np.tanh(hw, out=hw)            # NumPy's SIMD tanh, on contiguous scratch
+            out[:, t] = hw
             h_prev = out[:, t]
         self.out = out
         self.hprev2 = self._hprev(out, init[0], N, T, H)
