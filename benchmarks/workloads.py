@@ -5,7 +5,7 @@ closure that does the timed work and returns the final loss (or a checksum of th
 inference). Both frameworks start from the same weights (pynn's initialisation, copied into
 torch) and see the same batches in the same order.
 
-The models of the worked examples (examples/fashion_resnet.py, seq_mnist_lstm.py,
+The models of the worked examples (examples/fashion_resnet.py (imported), seq_mnist_lstm.py,
 words_transformer.py) are rebuilt here at the examples' default sizes; their torch twins are in
 benchmarks/torch_twins.py (the words transformer's in benchmarks/words_transformer_torch.py)
 and get pynn's weights through pynn.interop.torch_state_dict.
@@ -17,7 +17,7 @@ import numpy as np
 
 import pynn
 from pynn import Input, Model, Tensor
-from pynn.layers import LSTM, BatchNorm2d, Conv2d, Dense, Flatten, GlobalAveragePooling2D, MaxPool2d
+from pynn.layers import LSTM, Conv2d, Dense, Flatten, MaxPool2d
 from pynn.losses import categorical_cross_entropy
 from pynn.optimizers import SGD, Adam, AdamW
 
@@ -157,35 +157,10 @@ def _torch_classifier_loop(model, x, y, steps, batch, lr):
 
 
 # -- the worked examples' models ---------------------------------------------------------------
-def _conv_bn(x, channels, stride=1, relu=True):
-    padding = "same" if stride == 1 else 1
-    x = Conv2d(channels, 3, stride=stride, padding=padding, bias=False,
-               kernel_initializer="he_normal")(x)
-    x = BatchNorm2d(channels)(x)
-    return x.relu() if relu else x
-
-
-def _residual_block(x, channels, stride=1):
-    h = _conv_bn(x, channels, stride)
-    h = _conv_bn(h, channels, relu=False)
-    if stride != 1 or x.shape[1] != channels:
-        x = Conv2d(channels, 1, stride=stride, bias=False)(x)
-        x = BatchNorm2d(channels)(x)
-    return (h + x).relu()
-
-
 def resnet_model(width=RESNET_WIDTH):
-    """examples/fashion_resnet.py's resnet(width) (keep the two in step): conv-BN-ReLU stem,
-    MaxPool2d(2), residual blocks at width (14x14), 2*width strided (7x7), 2*width, global
-    average pooling, Dense(2*width, 10, softmax)."""
-    x_in = Input((1, 28, 28))
-    x = _conv_bn(x_in, width)
-    x = MaxPool2d(2)(x)
-    x = _residual_block(x, width)
-    x = _residual_block(x, 2 * width, stride=2)
-    x = _residual_block(x, 2 * width)
-    x = GlobalAveragePooling2D()(x)
-    return Model(x_in, Dense(2 * width, 10, "softmax")(x))
+    """examples/fashion_resnet.py's resnet(width), imported from the example itself."""
+    import fashion_resnet
+    return fashion_resnet.resnet(width)
 
 
 def lstm_model(hidden=LSTM_HIDDEN):

@@ -66,17 +66,22 @@ def resnet(width):
     return Model(x_in, x)
 
 
-p = parser(__doc__, epochs=8, batch_size=128, lr=3e-3)
-p.add_argument("--width", type=int, default=24,
-               help="channels of the first stage; the second has twice as many "
-                    "(default: %(default)s)")
-p.add_argument("--save", default="fashion_resnet.pynn",
-               help="where to save the trained model (default: %(default)s)")
-args = p.parse_args()
+def main():
+    p = parser(__doc__, epochs=8, batch_size=128, lr=3e-3)
+    p.add_argument("--width", type=int, default=24,
+                   help="channels of the first stage; the second has twice as many "
+                        "(default: %(default)s)")
+    p.add_argument("--save", default="fashion_resnet.pynn",
+                   help="where to save the trained model (default: %(default)s)")
+    args = p.parse_args()
 
-pynn.manual_seed(args.seed)
-(train_x, train_y), (test_x, test_y) = load_fashion_mnist(args)
-model = resnet(args.width)
-model.summary()
+    pynn.manual_seed(args.seed)
+    (train_x, train_y), (test_x, test_y) = load_fashion_mnist(args)
+    model = resnet(args.width)
+    model.summary()
 
-train_and_report(model, args, (train_x, train_y), (test_x, test_y))
+    train_and_report(model, args, (train_x, train_y), (test_x, test_y))
+
+
+if __name__ == "__main__":
+    main()
