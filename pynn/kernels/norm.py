@@ -1,4 +1,5 @@
-"""Numba kernels for batch normalisation in training mode (batch statistics), per channel.
+"""Numba kernels for normalisation: batch norm in training mode (batch statistics) per channel,
+and the row-wise normalisation LayerNorm and GroupNorm share (rownorm_*).
 
 Layout: x, xhat, y, g, gx are (N, C, P) (P = the product of the axes after the channels, 1
 for BatchNorm1d on (N, C)); per-channel arrays are (C,). Each kernel handles the channels
@@ -11,7 +12,7 @@ import math
 
 from numba import njit
 
-__all__ = ["batchnorm_forward", "batchnorm_backward"]
+__all__ = ["batchnorm_forward", "batchnorm_backward", "rownorm_forward", "rownorm_backward"]
 
 
 # fastmath "reassoc" lets LLVM vectorise the float64 sums (a rounding-level reordering); no flag
@@ -75,3 +76,43 @@ def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx):
         for i in range(N):
             for p in range(P):
                 gx[i, c, p] = k * (g[i, c, p] - a - xhat[i, c, p] * b)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def rownorm_forward(x, eps, xhat, inv_std):
+    """Each row of x (M, K): xhat = (x - mean) / sqrt(var + eps), var the biased one (two
+    passes, float64 sums); inv_std (M,) keeps 1 / sqrt(var + eps). (LayerNorm: a row per
+    position; GroupNorm: a row per sample and group.)"""
+    M, K = x.shape
+    for m in range(M):
+        s = 0.0
+        for k in range(K):
+            s += x[m, k]
+        mu = s / K
+        ss = 0.0
+        for k in range(K):
+            d = x[m, k] - mu
+            ss += d * d
+        inv = inv_std.dtype.type(1.0 / math.sqrt(ss / K + eps))
+        inv_std[m] = inv
+        mf = x.dtype.type(mu)
+        for k in range(K):
+            xhat[m, k] = (x[m, k] - mf) * inv
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def rownorm_backward(gxhat, xhat, inv_std, gx):
+    """Each row: gx = inv_std * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))."""
+    M, K = gxhat.shape
+    for m in range(M):
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(K):
+            gv = gxhat[m, k]
+            s1 += gv
+            s2 += gv * xhat[m, k]
+        a = gx.dtype.type(s1 / K)
+        b = gx.dtype.type(s2 / K)
+        inv = inv_std[m]
+        for k in range(K):
+            gx[m, k] = inv * (gxhat[m, k] - a - xhat[m, k] * b)

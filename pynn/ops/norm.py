@@ -3,40 +3,29 @@
 Both normalise rows of a 2-D view (LayerNorm: one row per position, over the trailing
 `normalized_shape`; GroupNorm: one row per (sample, group)) to zero mean and unit (biased)
 variance, then apply a per-feature affine map. They share `_normalize` / `_normalize_backward`,
-the row-wise math; full-size arrays live in reused buffers.
+the row-wise math (two passes per row in Numba, pynn.kernels.norm); full-size arrays live in
+reused buffers.
 """
 import numpy as np
 
+from ..kernels.norm import rownorm_backward, rownorm_forward
 from .base import Op
 
 
 def _normalize(op, x2, eps):
     """xhat = (x - mean) / sqrt(var + eps) over each row of x2 (M, K); saves inv_std (M, 1)."""
     M = x2.shape[0]
-    mean = np.mean(x2, axis=1, keepdims=True, out=op.buffer("mean", (M, 1), x2.dtype))
-    xhat = np.subtract(x2, mean, out=op.buffer("xhat", x2.shape, x2.dtype))
-    sq = op.buffer("sq", x2.shape, x2.dtype)
-    var = np.mean(np.square(xhat, out=sq), axis=1, keepdims=True,
-                  out=op.buffer("var", (M, 1), x2.dtype))
-    var += eps
-    inv_std = np.sqrt(var, out=var)
-    np.divide(1.0, inv_std, out=inv_std)
-    xhat *= inv_std
+    xhat = op.buffer("xhat", x2.shape, x2.dtype)
+    inv_std = op.buffer("inv_std", (M, 1), x2.dtype)
+    rownorm_forward(x2, eps, xhat, inv_std.reshape(M))
     op.xhat, op.inv_std = xhat, inv_std
     return xhat
 
 
 def _normalize_backward(op, gxhat):
     """dL/dx from dL/dxhat (M, K): inv_std * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))."""
-    xhat, M = op.xhat, gxhat.shape[0]
     gx = op.buffer("gx", gxhat.shape, gxhat.dtype)
-    m1 = np.mean(gxhat, axis=1, keepdims=True, out=op.buffer("m1", (M, 1), gxhat.dtype))
-    m2 = np.mean(np.multiply(gxhat, xhat, out=gx), axis=1, keepdims=True,
-                 out=op.buffer("m2", (M, 1), gxhat.dtype))
-    np.multiply(xhat, m2, out=gx)
-    np.subtract(gxhat, gx, out=gx)
-    gx -= m1
-    gx *= op.inv_std
+    rownorm_backward(gxhat, op.xhat, op.inv_std.reshape(gxhat.shape[0]), gx)
     return gx
 
 
