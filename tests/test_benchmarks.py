@@ -140,3 +140,15 @@ def test_run_and_profile_scripts_end_to_end():
         rows = [line for line in out.splitlines() if line.startswith(f"| {name} |")]
         assert len(rows) == 3, out          # main table, GFLOP/s table, profile table
     assert "SGEMM peak" in out
+
+
+def test_op_times_lists_the_plan_ops_within_the_step():
+    out = subprocess.run([sys.executable, str(BENCH / "op_times.py"), "mnist-cnn", "--steps", "3",
+                          "--per-step"], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    head = out.splitlines()[0]
+    total, ops = (float(head.split(": ")[1].split(" ms per step")[0]),
+                  float(head.split(", ")[1].split(" ms in")[0]))
+    assert 0 < ops <= total, head
+    assert "| Conv2d + MaxPool2d | forward |" in out      # the fused conv + pool of W3
+    assert "| Linear | backward |" in out
