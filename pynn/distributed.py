@@ -111,12 +111,17 @@ def _install_abort_hook():
 
     def abort_world(exc_type, exc, tb):
         r, w = rank(), world_size()
+        # The error's message comes first: MPI's launcher may drop what a rank writes just
+        # before the abort tears the world down (seen under load), so the traceback is the part
+        # that can go missing, not the message.
         sys.stderr.write(f"\npynn.distributed: rank {r} of {w} failed with an uncaught "
-                         f"{exc_type.__name__}; aborting all {w} ranks (MPI Abort).\n")
+                         f"{exc_type.__name__}: {exc}; aborting all {w} ranks (MPI Abort).\n")
+        sys.stderr.flush()
         previous(exc_type, exc, tb)
         sys.stderr.write(f"pynn.distributed: rank {r} of {w}: {exc_type.__name__}: {exc}\n")
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(0.5)            # give the launcher's output forwarding a moment
         _comm.Abort(1)
 
     sys.excepthook = abort_world
