@@ -4,6 +4,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from alloc_helpers import peak_bytes
 
 import pynn
 from pynn import Input, Model
@@ -98,13 +99,5 @@ def test_a_step_allocates_less_than_one_activation(batch_norm):
     for xb, yb in data[:3]:
         step(model, opt, xb, yb)
     activation_bytes = 64 * 4 * 12 * 12 * 4        # Conv2d(1, 4) output at batch 64, float32
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for xb, yb in data[3:]:
-            step(model, opt, xb, yb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak - base < activation_bytes, (peak - base, activation_bytes)
+    peak = peak_bytes(lambda: [step(model, opt, xb, yb) for xb, yb in data[3:]])
+    assert peak < activation_bytes, (peak, activation_bytes)

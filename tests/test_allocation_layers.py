@@ -10,6 +10,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from alloc_helpers import peak_bytes
 
 import pynn
 from pynn import Input, Model
@@ -309,16 +310,8 @@ def test_a_step_allocates_less_than_the_largest_activation(name):
     (plan,) = model._plans.values()
     activation_bytes = N * int(np.prod(largest)) * F32
     assert largest_activation(plan) == (activation_bytes, (N,) + largest)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for xs, yb in data[3:]:
-            step(model, opt, xs, yb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak - base < activation_bytes, (peak - base, activation_bytes)
+    peak = peak_bytes(lambda: [step(model, opt, xs, yb) for xs, yb in data[3:]])
+    assert peak < activation_bytes, (peak, activation_bytes)
 
 
 RECURRENT = {"LSTM": lambda: LSTM(32), "GRU": lambda: GRU(32), "SimpleRNN": lambda: SimpleRNN(32),
@@ -336,15 +329,7 @@ def recurrent_step_peak(layer, t):
     data = batches([seq(t, 16)], 6)
     for xs, yb in data[:3]:
         step(model, opt, xs, yb)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for xs, yb in data[3:]:
-            step(model, opt, xs, yb)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return peak_bytes(lambda: [step(model, opt, xs, yb) for xs, yb in data[3:]])
 
 
 @pytest.mark.parametrize("layer", list(RECURRENT))
@@ -379,13 +364,5 @@ def test_the_time_loop_of_a_recurrent_op_allocates_less_than_one_hidden_state(op
         y = seq_op.forward(x, *w)
         g = np.ones_like(y)
         seq_op.backward(g)
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            seq_op.forward(x, *w)
-            seq_op.backward(g)
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
+        peak = peak_bytes(lambda op=seq_op, x=x, g=g: (op.forward(x, *w), op.backward(g)))
         assert peak < one_hidden_state, (t, peak, one_hidden_state)
