@@ -473,20 +473,15 @@ class BatchNorm(Op):
         self.train_mode = m.training or not track
         xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
-        self.kernel = False
-        if self.train_mode and x.dtype.kind == "f" and x.ndim >= 2:
+        if self._kernel_path(x):
             return self._forward_kernel(x, gamma, beta, axes, shape, track)
         if self.train_mode:
             mean = np.mean(x, axis=axes, out=self.buffer("mean", (C,), x.dtype))
             np.subtract(x, mean.reshape(shape), out=xhat)
             # the biased variance as np.var computes it: the mean of squared deviations
             var = np.mean(np.square(xhat, out=y), axis=axes, out=self.buffer("var", (C,), x.dtype))
-            n = x.size // C
             if track and m.training:
-                m.running_mean *= 1 - m.momentum
-                m.running_mean += m.momentum * mean
-                m.running_var *= 1 - m.momentum
-                m.running_var += m.momentum * var * (n / max(n - 1, 1))
+                self._update_running(mean, var, x.size // C)
         else:
             mean, var = m.running_mean, m.running_var
             np.subtract(x, mean.astype(x.dtype).reshape(shape), out=xhat)
@@ -499,6 +494,14 @@ class BatchNorm(Op):
         np.multiply(xhat, self.gamma, out=y)
         y += beta.reshape(shape)
         return y
+
+    def _update_running(self, mean, var, n):
+        """The running statistics move towards this batch's (the variance unbiased, n values)."""
+        m = self.module
+        m.running_mean *= 1 - m.momentum
+        m.running_mean += m.momentum * mean
+        m.running_var *= 1 - m.momentum
+        m.running_var += m.momentum * var * (n / max(n - 1, 1))
 
     def _forward_kernel(self, x, gamma, beta, axes, shape, track):
         """Training mode: statistics, xhat and y in two passes per channel (pynn.kernels.norm),
@@ -518,19 +521,19 @@ class BatchNorm(Op):
             x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, xhat.reshape(x3.shape),
             y.reshape(x3.shape)), C, slices(C, x.size, BN_MIN_WORK))
         if track and m.training:
-            n = x.size // C
-            m.running_mean *= 1 - m.momentum
-            m.running_mean += m.momentum * mean
-            m.running_var *= 1 - m.momentum
-            m.running_var += m.momentum * var * (n / max(n - 1, 1))
-        self.inv_std, self.xhat, self.axes, self.kernel = inv_std.reshape(shape), xhat, axes, True
+            self._update_running(mean, var, x.size // C)
+        self.inv_std, self.xhat, self.axes = inv_std.reshape(shape), xhat, axes
         if not self.affine:
             return xhat
         self.gamma = gamma.reshape(shape)
         return y
 
+    def _kernel_path(self, x):
+        """Batch statistics of floats go through pynn.kernels.norm (forward and backward)."""
+        return self.train_mode and x.dtype.kind == "f" and x.ndim >= 2
+
     def backward(self, g):
-        if getattr(self, "kernel", False):
+        if self._kernel_path(self.xhat):
             return self._backward_kernel(g)
         axes, xhat, shape = self.axes, self.xhat, self.inv_std.shape
         C = g.shape[1]

@@ -27,7 +27,7 @@ class SyncBatchNorm(BatchNorm):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         C = x.shape[1]
-        self.train_mode, self.kernel = True, False
+        self.train_mode = True
         xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
         # pass 1: global sum and count -> mean
