@@ -18,6 +18,14 @@ the step, which the caller multiplies by the weights with BLAS.
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def _sigmoid_of(x, e, one):
+    """sigmoid(x) from e = exp(-|x|), stable in both tails: 1 / (1 + e) for x >= 0, else
+    e / (1 + e); `one` is 1 in e's dtype, so the arithmetic stays in that precision."""
+    s = one / (one + e)
+    return s if x >= 0 else e * s
+
+
 @njit(cache=True, nogil=True)
 def lstm_preactivations(xw, hw, e, gpre):
     """Step 1 of an LSTM time step. hw += xw (the gates' pre-activations, in place);
@@ -45,9 +53,7 @@ def lstm_cell(pre, e, tanh_g, c_prev, gates, c):
             if j >= 2 * H and j < 3 * H:
                 gates[n, j] = tanh_g[n, j - 2 * H]
             else:
-                v = e[n, j]
-                s = one / (one + v)
-                gates[n, j] = s if pre[n, j] >= 0 else v * s
+                gates[n, j] = _sigmoid_of(pre[n, j], e[n, j], one)
         for j in range(H):
             c[n, j] = gates[n, H + j] * c_prev[n, j] + gates[n, j] * gates[n, 2 * H + j]
 
@@ -103,9 +109,7 @@ def gru_candidate(xw, hw, e, gates, npre):
     one = e.dtype.type(1)
     for n in range(N):
         for j in range(2 * H):
-            v = e[n, j]
-            s = one / (one + v)
-            gates[n, j] = s if hw[n, j] >= 0 else v * s
+            gates[n, j] = _sigmoid_of(hw[n, j], e[n, j], one)
         for j in range(H):
             hn = hw[n, 2 * H + j]
             gates[n, 3 * H + j] = hn
