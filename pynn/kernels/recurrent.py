@@ -1,12 +1,15 @@
 """Numba kernels for recurrent cells: one time step of the gates, forward and backward.
 
-Layouts (N = batch, H = hidden size). Every array is 2-D over (N, gate features); the time-step
-arrays may be strided views (rows of a (N, T, F) buffer), which Numba reads in place.
+Layouts (N = batch, T = time steps, H = hidden size). The LSTM kernels take the op's whole
+(N, T, .) buffers and the step t, and index them [n, t, j] (C-contiguous arrays, where Numba
+knows the innermost stride is 1, instead of strided views xw[:, t]). The GRU and RNN kernels
+take 2-D (N, gate features) arrays, which may be such views.
 
-* LSTM: ``xw`` (N, 4H) is x_t @ W_ih.T + b_ih, ``hw`` (N, 4H) h_{t-1} @ W_hh.T + b_hh, gates
-  in torch's order i, f, g, o; ``gates`` (N, 4H) keeps the activated gates for backward and
-  ``tanh_c`` (N, H) tanh(c_t). A forward step is three small kernels around NumPy's exp and
-  tanh (SIMD loops, several times faster than the scalar libm calls a kernel would make).
+* LSTM: ``xw`` (N, T, 4H) is x @ W_ih.T + b_ih + b_hh, ``hw`` (N, 4H) h_{t-1} @ W_hh.T, gates
+  in torch's order i, f, g, o; ``gates`` (N, T, 4H) keeps the activated gates for backward,
+  ``tanh_c`` (N, T, H) tanh(c_t) and ``out`` (N, T, 2H) h_t and c_t. A forward step is three
+  small kernels around NumPy's exp and tanh (SIMD loops, several times faster than the scalar
+  libm calls a kernel would make).
 * GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
   z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term. A forward step is three
   kernels around NumPy's exp and tanh, as the LSTM's.
@@ -14,6 +17,11 @@ arrays may be strided views (rows of a (N, T, F) buffer), which Numba reads in p
 
 The backward kernels turn dL/dh_t (and dL/dc_t for the LSTM) into the pre-activation gradients of
 the step, which the caller multiplies by the weights with BLAS.
+
+Every kernel is compiled with ``error_model="numpy"``: Numba's default (Python's) error model
+tests every float division for a zero divisor and raises ZeroDivisionError, and that branch
+keeps LLVM from vectorising a loop with a division in it (the sigmoid's 1 / (1 + e)): the LSTM
+cell kernel ran twice as fast without it.
 """
 from numba import njit
 
@@ -26,70 +34,79 @@ def _sigmoid_of(x, e, one):
     return s if x >= 0 else e * s
 
 
-@njit(cache=True, nogil=True)
-def lstm_preactivations(xw, hw, e, gpre):
-    """Step 1 of an LSTM time step. hw += xw (the gates' pre-activations, in place);
-    e = -|hw| (the argument of the sigmoids' exp); gpre = the g gate's pre-activations
-    (contiguous, for tanh). NumPy's SIMD exp and tanh then run on e and gpre."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_preactivations(xw, t, hw, e, gpre):
+    """Step 1 of LSTM time step t. hw += xw[:, t] (the gates' pre-activations, in place; xw is
+    the whole (N, T, 4H) input projection); e = -|hw| (the argument of the sigmoids' exp);
+    gpre = the g gate's pre-activations (contiguous, for tanh). NumPy's SIMD exp and tanh then
+    run on e and gpre."""
     N, G = hw.shape
     H = G // 4
     for n in range(N):
         for j in range(G):
-            v = hw[n, j] + xw[n, j]
+            v = hw[n, j] + xw[n, t, j]
             hw[n, j] = v
             e[n, j] = -abs(v)
         for j in range(H):
             gpre[n, j] = hw[n, 2 * H + j]
 
 
-@njit(cache=True, nogil=True)
-def lstm_cell(pre, e, tanh_g, c_prev, gates, c):
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_cell(pre, e, tanh_g, gates, t, c):
     """Step 2: with e = exp(-|pre|), the sigmoid gates i, f, o (stable: 1 / (1 + e) for
-    pre >= 0, e / (1 + e) below) and g = tanh_g go to gates (N, 4H); c = f c_prev + i g."""
+    pre >= 0, e / (1 + e) below) and g = tanh_g go to gates[:, t] (gates is (N, T, 4H));
+    c = f c + i g, in place (c holds c_{t-1} on entry, c_t on return)."""
     N, H = c.shape
     one = e.dtype.type(1)
     for n in range(N):
-        for j in range(4 * H):
-            if j >= 2 * H and j < 3 * H:
-                gates[n, j] = tanh_g[n, j - 2 * H]
-            else:
-                gates[n, j] = _sigmoid_of(pre[n, j], e[n, j], one)
+        for j in range(2 * H):                      # i, f
+            gates[n, t, j] = _sigmoid_of(pre[n, j], e[n, j], one)
+        for j in range(2 * H, 3 * H):               # g
+            gates[n, t, j] = tanh_g[n, j - 2 * H]
+        for j in range(3 * H, 4 * H):               # o
+            gates[n, t, j] = _sigmoid_of(pre[n, j], e[n, j], one)
         for j in range(H):
-            c[n, j] = gates[n, H + j] * c_prev[n, j] + gates[n, j] * gates[n, 2 * H + j]
+            c[n, j] = gates[n, t, H + j] * c[n, j] + gates[n, t, j] * gates[n, t, 2 * H + j]
 
 
-@njit(cache=True, nogil=True)
-def lstm_hidden(gates, tanh_c, h):
-    """Step 3: h = o * tanh(c_t), o the last quarter of gates (N, 4H)."""
-    N, H = h.shape
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_hidden(gates, t, tc, c, out, tanh_c):
+    """Step 3: h = o * tanh(c_t) into out[:, t, :H], c_t into out[:, t, H:] and tanh(c_t) into
+    tanh_c[:, t] (kept for backward); gates (N, T, 4H), out (N, T, 2H), tanh_c (N, T, H)."""
+    N, H = c.shape
     for n in range(N):
         for j in range(H):
-            h[n, j] = gates[n, 3 * H + j] * tanh_c[n, j]
+            out[n, t, j] = gates[n, t, 3 * H + j] * tc[n, j]
+            out[n, t, H + j] = c[n, j]
+            tanh_c[n, t, j] = tc[n, j]
 
 
-@njit(cache=True)
-def lstm_step_backward(dh, dc, gates, tanh_c, c_prev, dgates):
-    """dh, dc: dL/dh_t, dL/dc_t (N, H); dc is overwritten with dL/dc_{t-1}. dgates (N, 4H)
-    receives dL/d(pre-activation gates). tanh_c is tanh(c_t), kept by the forward pass (no
-    transcendental function here: the loop vectorises)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_step_backward(g, t, dh, dc, gates, tanh_c, c_prev, tp, cp0, dgates):
+    """Backward of LSTM time step t. dh: the recurrent part of dL/dh_t (dh_{t+1}'s product with
+    W_hh), to which g[:, t, :H] is added; dc: dL/dc_t carried from step t+1, to which
+    g[:, t, H:] is added, overwritten with dL/dc_{t-1}. c_{t-1} is c_prev[:, tp, cp0:cp0 + H]
+    (the forward output, or the initial state as (N, 1, H)). dgates[:, t] (dgates is
+    (N, T, 4H)) receives dL/d(pre-activation gates). tanh_c is tanh(c), kept by the forward
+    pass (no transcendental function here: the loop vectorises)."""
     N, H = dh.shape
     for n in range(N):
         for j in range(H):
-            i = gates[n, j]
-            f = gates[n, H + j]
-            g = gates[n, 2 * H + j]
-            o = gates[n, 3 * H + j]
-            tc = tanh_c[n, j]
-            d = dh[n, j]
-            dct = dc[n, j] + d * o * (1.0 - tc * tc)
-            dgates[n, j] = dct * g * i * (1.0 - i)
-            dgates[n, H + j] = dct * c_prev[n, j] * f * (1.0 - f)
-            dgates[n, 2 * H + j] = dct * i * (1.0 - g * g)
-            dgates[n, 3 * H + j] = d * tc * o * (1.0 - o)
+            i = gates[n, t, j]
+            f = gates[n, t, H + j]
+            gg = gates[n, t, 2 * H + j]
+            o = gates[n, t, 3 * H + j]
+            tc = tanh_c[n, t, j]
+            d = dh[n, j] + g[n, t, j]
+            dct = dc[n, j] + g[n, t, H + j] + d * o * (1.0 - tc * tc)
+            dgates[n, t, j] = dct * gg * i * (1.0 - i)
+            dgates[n, t, H + j] = dct * c_prev[n, tp, cp0 + j] * f * (1.0 - f)
+            dgates[n, t, 2 * H + j] = dct * i * (1.0 - gg * gg)
+            dgates[n, t, 3 * H + j] = d * tc * o * (1.0 - o)
             dc[n, j] = dct * f
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_preactivations(xw, hw, e):
     """Step 1 of a GRU time step: hw[:, :2H] += xw[:, :2H] (the r and z pre-activations, in
     place) and e = -|those| (the sigmoids' exp argument, for NumPy's SIMD exp)."""
@@ -101,7 +118,7 @@ def gru_preactivations(xw, hw, e):
             e[n, j] = -abs(v)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_candidate(xw, hw, e, gates, npre):
     """Step 2: with e = exp(-|pre|), r and z (stable sigmoids) and hn = hw[:, 2H:] go to gates
     (r, z, -, hn); npre = xn + r * hn, the candidate's pre-activation (for NumPy's tanh)."""
@@ -116,7 +133,7 @@ def gru_candidate(xw, hw, e, gates, npre):
             npre[n, j] = xw[n, 2 * H + j] + gates[n, j] * hn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_output(gates, n_t, h_prev, h):
     """Step 3: with n_t = tanh(npre): gates[:, 2H:3H] = n_t, h = (1 - z) n + z h_prev."""
     N, H = h.shape
@@ -128,7 +145,7 @@ def gru_output(gates, n_t, h_prev, h):
             h[n, j] = (1 - z) * nn + z * h_prev[n, j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_step_backward(dh, gates, h_prev, dxw, dhw, dh_prev):
     """dh: dL/dh_t (N, H). dxw, dhw (N, 3H) receive dL/d(xw), dL/d(hw); dh_prev (N, H) the
     direct part of dL/dh_{t-1} (z * dh; the caller adds dhw @ W_hh)."""
@@ -152,7 +169,7 @@ def gru_step_backward(dh, gates, h_prev, dxw, dhw, dh_prev):
             dh_prev[n, j] = d * z
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def rnn_preactivations(xw, hw, relu):
     """hw += xw, then ReLU in place when relu (a tanh is left to NumPy's SIMD loop)."""
     N, H = hw.shape
@@ -165,7 +182,7 @@ def rnn_preactivations(xw, hw, relu):
             hw[n, j] = a
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def rnn_step_backward(dh, h, relu, da):
     N, H = h.shape
     for n in range(N):
@@ -176,7 +193,7 @@ def rnn_step_backward(dh, h, relu, da):
                 da[n, j] = dh[n, j] * (1.0 - h[n, j] * h[n, j])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def embedding_backward(idx, g, padding_idx, gw):
     """gw (V, D) = scatter-add of the rows of g (M, D) at idx (M,), skipping padding_idx."""
     gw[:] = 0.0

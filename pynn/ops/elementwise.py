@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..kernels.activation import ACTIVATION_CODES, act_backward, act_forward
-from ..kernels.special import erf
+from ..kernels.special import erf, gelu_backward, gelu_forward
 from .base import Op
 
 
@@ -267,21 +267,33 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 class Gelu(Op):
-    """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default.
+    """x * Phi(x) with the exact normal CDF, as torch.nn.GELU() by default. float32 runs as one
+    Numba loop each way (``kernels/special.py``: polynomial erf and exp, vectorised); other
+    dtypes through NumPy and libm's erf.
     Derivative: d/dx = g * (Phi(x) + x * phi(x)), Phi/phi the normal CDF/density"""
 
     def forward(self, x):
         self.x = x
         # Python-float constants: a NumPy float64 scalar would turn float32 math into float64
         cdf = self.cdf = self.buffer("cdf", x.shape, x.dtype)
+        y = self.buffer("y", x.shape, x.dtype)
+        if x.dtype == np.float32:
+            self.x = x = self.contiguous("x", x)
+            gelu_forward(x.reshape(-1), cdf.reshape(-1), y.reshape(-1))
+            return y
         np.multiply(x, _SQRT1_2, out=cdf)
         erf(cdf, out=cdf)
         cdf += 1
         cdf *= 0.5
-        return np.multiply(x, cdf, out=self.buffer("y", x.shape, x.dtype))
+        return np.multiply(x, cdf, out=y)
 
     def backward(self, g):
         x = self.x
+        if x.dtype == np.float32 and g.dtype == np.float32 and g.shape == x.shape:
+            gx = self.buffer("gx", x.shape, x.dtype)
+            gelu_backward(x.reshape(-1), self.cdf.reshape(-1),
+                          self.contiguous("g", g).reshape(-1), gx.reshape(-1))
+            return (gx,)
         t = self.buffer("t", x.shape, x.dtype)          # x * pdf(x), then Phi'(x) * x + Phi
         np.multiply(x, -0.5, out=t)
         t *= x

@@ -145,23 +145,26 @@ class LSTMSequence(_Recurrent):
         gates = self.buffer("gates", (N, T, 4 * H), x.dtype)
         tanh_c = self.buffer("tanh_c", (N, T, H), x.dtype)
         # exp and tanh run as NumPy's SIMD loops on contiguous scratch, the rest of each step in
-        # two kernels (pynn.kernels.recurrent); nothing is allocated per step.
+        # three kernels that index the (N, T, .) buffers by t (pynn.kernels.recurrent); BLAS
+        # reads a contiguous copy of W_hh^T (faster than the transposed view); nothing is
+        # allocated per step.
+        w_hh_t = self.buffer("w_hh_t", (H, 4 * H), x.dtype)
+        np.copyto(w_hh_t, w_hh.T)
         e = self.buffer("sigmoid_e", (N, 4 * H), x.dtype)
         tg = self.buffer("tanh_g", (N, H), x.dtype)
         c = self.buffer("c_t", (N, H), x.dtype)
         tc = self.buffer("tanh_c_t", (N, H), x.dtype)
-        h_prev, c_prev = init
+        h_prev = init[0]
+        np.copyto(c, init[1])
         for t in self._order(T):
-            np.matmul(h_prev, w_hh.T, out=hw)
-            lstm_preactivations(xw[:, t], hw, e, tg)
+            np.matmul(h_prev, w_hh_t, out=hw)
+            lstm_preactivations(xw, t, hw, e, tg)
             np.exp(e, out=e)
             np.tanh(tg, out=tg)
-            lstm_cell(hw, e, tg, c_prev, gates[:, t], c)
+            lstm_cell(hw, e, tg, gates, t, c)                          # c = f c + i g
             np.tanh(c, out=tc)
-            h = out[:, t, :H]
-            lstm_hidden(gates[:, t], tc, h)                             # h = o tanh(c)
-            out[:, t, H:], tanh_c[:, t] = c, tc
-            h_prev, c_prev = h, out[:, t, H:]
+            lstm_hidden(gates, t, tc, c, out, tanh_c)                  # h = o tanh(c)
+            h_prev = out[:, t, :H]
         self.tanh_c = tanh_c
         self.out, self.gates_seq = out, gates
         self.hprev2 = self._hprev(out[:, :, :H], init[0], N, T, H)
@@ -177,13 +180,14 @@ class LSTMSequence(_Recurrent):
         dh.fill(0)
         dc.fill(0)
         order = list(self._order(T))
-        out, w_hh = self.out, self.w_hh
+        out, w_hh, gates, tanh_c = self.out, self.w_hh, self.gates_seq, self.tanh_c
+        c0 = self.contiguous("c0_c", self.init[1]).reshape(N, 1, H)
         for k in range(T - 1, -1, -1):
             t = order[k]
-            dh += g[:, t, :H]
-            dc += g[:, t, H:]
-            c_prev = self.init[1] if k == 0 else out[:, order[k - 1], H:]
-            lstm_step_backward(dh, dc, self.gates_seq[:, t], self.tanh_c[:, t], c_prev, dA[:, t])
+            if k == 0:       # c_{t-1} is the initial state, read as (N, 1, H)
+                lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dA)
+            else:            # c_{t-1} is the forward output out[:, t_prev, H:]
+                lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[k - 1], H, dA)
             np.matmul(dA[:, t], w_hh, out=dh)
         grads = self._weight_grads(dA, dA, N, T, F, H)
         if self.attrs.get("initial", False):
