@@ -50,7 +50,7 @@ def apply(op, *inputs):
     record = (grad or symbolic) and autograd.is_grad_enabled()
     op.needs_input_grad = needs
     try:
-        out = op.forward(*arrays)
+        out = op.placeholder(*arrays) if symbolic else op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(a.shape) for a in arrays)
         raise type(e)(f"{op.name}: {e} (input shapes: {shapes})") from None

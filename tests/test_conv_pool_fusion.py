@@ -110,3 +110,52 @@ def test_no_fusion_where_it_would_change_the_model(case):
         want.append(conv(Tensor(x)) * 2.0)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.data, w.data)
+
+
+# -- building a model compiles only what its plan runs (Op.placeholder) -----------------------
+
+def test_placeholders_of_conv_and_pool_have_the_forward_shapes_and_errors():
+    for shape, conv, pool in [((1, 28, 28), dict(padding=1), 2), ((3, 9, 7), dict(stride=2), 3)]:
+        x = Input(shape)
+        y = MaxPool2d(pool)(Conv2d(shape[0], 4, 3, activation="relu", **conv)(x))
+        eager = MaxPool2d(pool)(Conv2d(shape[0], 4, 3, activation="relu", **conv)(
+            Tensor(np.zeros((2, *shape), np.float32))))
+        assert y.shape[1:] == eager.shape[1:]
+        assert not y.data.any()
+    # the layers' own checks come first; the ops' placeholders make forward's checks too
+    with pytest.raises(ValueError, match=r"MaxPool2d.*got input of shape \(None, 2, 2, 2\)"):
+        MaxPool2d(3)(Conv2d(1, 2, 3)(Input((1, 4, 4))))
+    pool = N.MaxPool2d(kernel_size=(3, 3), stride=(3, 3), padding=(0, 0))
+    conv = N.Conv2d(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, activation=None,
+                    padding_end=None, pool=None)
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    for op, args in ((pool, (x,)), (conv, (x, np.zeros((2, 1, 3, 3), np.float32)))):
+        with pytest.raises(ValueError, match="3x3 .*does not fit in input 2x2"):
+            op.placeholder(*args)
+        with pytest.raises(ValueError, match="3x3 .*does not fit in input 2x2"):
+            op.forward(*args)
+
+
+def test_building_a_fused_model_does_not_compile_the_unfused_kernels(tmp_path):
+    # a fresh process on an empty Numba cache: after a training step of a model whose every
+    # conv is fused with its pool, the unfused max-pool and conv bias kernels were never built
+    import subprocess
+    import sys
+    code = """
+import numpy as np, pynn
+from pynn import Input, Model
+from pynn.layers import Conv2d, MaxPool2d, Flatten, Dense
+from pynn.losses import categorical_cross_entropy
+from pynn.kernels import pool, activation
+x = Input((1, 12, 12))
+y = Dense(4 * 3 * 3, 10)(Flatten()(MaxPool2d(2)(Conv2d(2, 4, 3, activation="relu", padding=1)(
+    MaxPool2d(2)(Conv2d(1, 2, 3, activation="relu", padding=1)(x))))))
+model = Model(x, y)
+out = model(np.ones((8, 1, 12, 12), np.float32))
+categorical_cross_entropy(out, np.eye(10, dtype=np.float32)[np.arange(8) % 10]).backward()
+print(len(pool.maxpool2d_forward.signatures), len(activation.bias_act_forward_cnp.signatures))
+"""
+    env = dict(__import__("os").environ, NUMBA_CACHE_DIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert res.stdout.split() == ["0", "0"]

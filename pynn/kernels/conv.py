@@ -29,8 +29,10 @@ __all__ = ["conv_output_shape", "tap_offsets", "im2col", "col2im"]
 
 
 def conv_output_shape(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
-    """Return (OH, OW) of a convolution/pooling window sweep (floor mode)."""
-    OH, OW = _out_size(H, kh, sh, ph, dh, ph_end), _out_size(W, kw, sw, pw, dw, pw_end)
+    """Return (OH, OW) of a convolution/pooling window sweep (floor mode). Called from Python,
+    so it runs the kernels' own _out_size as plain Python (no compile at first use)."""
+    size = _out_size.py_func
+    OH, OW = size(H, kh, sh, ph, dh, ph_end), size(W, kw, sw, pw, dw, pw_end)
     if OH <= 0 or OW <= 0:
         raise ValueError(
             f"window {kh}x{kw} (padding {ph},{pw}, dilation {dh},{dw}) does not fit in "

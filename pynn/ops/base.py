@@ -72,6 +72,15 @@ class Op:
         """Return one gradient (array or None) per input of forward()."""
         raise NotImplementedError
 
+    def placeholder(self, *xs):
+        """What the op returns on a model's symbolic placeholders (an Input's zeros, while the
+        graph is built; their values mean nothing): forward itself, by default. An op whose
+        forward would compile a kernel that the compiled Model may never call (a max-pool the
+        plan fuses into the conv before it) returns zeros of its output's shape instead,
+        after the same checks forward makes, so that the first `Model(...)` call compiles
+        only what runs."""
+        return self.forward(*xs)
+
     # -- helpers -------------------------------------------------------------------------
     @property
     def name(self):
