@@ -302,7 +302,7 @@ class RNNSequence(_Recurrent):
 
 class Narrow(Op):
     """x[index] for a basic index (ints and slices), copied into a reused buffer so that the
-    result is contiguous; the gradient is written into a reused zero buffer. attrs: index.
+    result is contiguous; the gradient is written into a reused buffer, zeroed once. attrs: index.
 
     Derivative: d/dx = zeros of x's shape with g placed at x[index]."""
 
@@ -315,7 +315,12 @@ class Narrow(Op):
 
     def backward(self, g):
         gx = self.buffer("gx", self.in_shape, g.dtype)
-        gx.fill(0)
+        # Only x[index] is ever written after the first fill: nothing downstream writes into a
+        # gradient it is given, so a reused buffer stays zero elsewhere (q, k and v, the
+        # thirds of one projection, then cost a third of the fill each).
+        if self._buffers.get("gx_zero_outside") is not gx:
+            gx.fill(0)
+            self._buffers["gx_zero_outside"] = gx
         gx[self.index] = g
         return (gx,)
 
