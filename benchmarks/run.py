@@ -2,9 +2,10 @@
 
 For every workload both frameworks start from the same weights, see the same batches in the same
 order and use the same number of threads. Runs alternate (pynn, torch, torch, pynn, ...) so that
-machine noise hits both alike; the table shows the median seconds of each, the pynn/torch ratio,
-the final loss of each, and the peak extra memory of one run (each framework measured in a fresh
-subprocess).
+machine noise hits both alike, each after `--pause` seconds of idle (the other framework's BLAS
+or OpenMP workers keep spinning for a while after its last product); the table shows the median
+seconds of each, the pynn/torch ratio, the final loss of each, and the peak extra memory of one
+run (each framework measured in a fresh subprocess).
 
 Warm-up: before its timed runs each framework trains a separate model instance for 20 steps at
 the workload's exact shapes (JIT compilation, BLAS threads, allocator caches, torch's lazy
@@ -144,11 +145,14 @@ def run_flops(name, data, steps):
     return flops.training_flops(model) * batch * steps
 
 
-def time_workload(name, data, repeats, steps, passes):
+def time_workload(name, data, repeats, steps, passes, pause=0.5):
     """Median seconds and last loss of each framework. Training: a 20-step warm-up on a separate
     model instance, then `repeats` runs, each on a fresh model, alternating (pynn first in even
     repeats, torch first in odd ones). Inference: each model built once and warmed up with one
-    untimed pass, then `passes` timed passes, alternating the same way."""
+    untimed pass, then `passes` timed passes, alternating the same way. Every timed run starts
+    `pause` seconds after the previous one ended: NumPy's OpenBLAS workers and torch's OpenMP
+    workers busy-wait for a while after their last product, and on 2 cores the framework timed
+    next would share them with those spinning threads (it doubled torch's inference-mlp time)."""
     times = {"pynn": [], "torch": []}
     losses = {}
     order = (("pynn", "torch"), ("torch", "pynn"))
@@ -158,6 +162,7 @@ def time_workload(name, data, repeats, steps, passes):
             run()
         for r in range(passes):
             for fw in order[r % 2]:
+                time.sleep(pause)
                 start = time.perf_counter()
                 losses[fw] = runs[fw]()
                 times[fw].append(time.perf_counter() - start)
@@ -168,6 +173,7 @@ def time_workload(name, data, repeats, steps, passes):
     for r in range(repeats):
         for fw in order[r % 2]:
             run, _ = make(name, fw, data, steps)
+            time.sleep(pause)
             start = time.perf_counter()
             losses[fw] = run()
             times[fw].append(time.perf_counter() - start)
@@ -280,6 +286,9 @@ def main():
     p.add_argument("--repeats", type=int, default=5, help="timed training runs per framework")
     p.add_argument("--passes", type=int, default=7,
                    help="timed inference passes per framework (default: %(default)s)")
+    p.add_argument("--pause", type=float, default=0.5,
+                   help="seconds of idle before each timed run, so that the other framework's "
+                        "spinning BLAS/OpenMP workers have gone to sleep (default: %(default)s)")
     p.add_argument("--steps", type=int, default=None,
                    help="batches per training run (default: 900 for the MNIST workloads, the "
                         "spec; 300 for resnet-fmnist, lstm-seqmnist, transformer-words)")
@@ -315,7 +324,8 @@ def main():
           f"torch {torch.__version__}; {THREADS} threads each (BLAS, Numba, torch); training: "
           f"median of {args.repeats} alternating runs of "
           f"{'/'.join(map(str, training_steps)) or '-'} batches after a 20-step warm-up; "
-          f"inference: median of {args.passes} alternating passes after one warm-up pass")
+          f"inference: median of {args.passes} alternating passes after one warm-up pass; "
+          f"{args.pause:g} s idle before each timed run")
     print(f"command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print()
     data = load_data(args.data_dir)
@@ -324,7 +334,8 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rates = []
     for name in args.only:
-        med, losses = time_workload(name, data, args.repeats, steps[name], args.passes)
+        med, losses = time_workload(name, data, args.repeats, steps[name], args.passes,
+                                    args.pause)
         mem = {"pynn": float("nan"), "torch": float("nan")} if args.no_memory else \
             peak_memory(name, args.data_dir, steps[name])
         print(f"| {name} | {steps[name]} | {med['pynn']:.3f} | {med['torch']:.3f} "

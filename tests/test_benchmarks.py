@@ -133,9 +133,10 @@ def test_run_and_profile_scripts_end_to_end():
     names = ["moons", "lstm-seqmnist", "inference-mlp"]
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--repeats", "1", "--passes",
                           "1", "--steps", "2", "--no-memory", "--no-cold-start", "--peak-size",
-                          "256", "--profile", "--only", *names],
+                          "256", "--profile", "--pause", "0", "--only", *names],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "command: python benchmarks/run.py --repeats 1" in out
+    assert "0 s idle before each timed run" in out
     for name in names:
         rows = [line for line in out.splitlines() if line.startswith(f"| {name} |")]
         assert len(rows) == 3, out          # main table, GFLOP/s table, profile table

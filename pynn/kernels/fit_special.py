@@ -1,4 +1,4 @@
-"""Derive the polynomial coefficients of ``special.py`` (run: ``python -m pynn.kernels.fit_special``).
+"""Derive the polynomial coefficients of ``special.py``: ``python -m pynn.kernels.fit_special``.
 
 erf: on 0 <= x <= 4, erf(x) / x is an even, entire function, so it is a polynomial in x^2 to
 any accuracy we ask for. We fit it by least squares at Chebyshev points in t = x^2 / 8 - 1
