@@ -151,3 +151,22 @@ def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
     p.join(60)
     assert p.exitcode == 0
     assert queue.get(timeout=5) == 64 * 4 * 8 * 8
+
+
+@needs_split
+def test_the_callers_blas_thread_count_is_back_after_a_split(two_threads):
+    # in NumPy's OpenBLAS the "local" thread count is process-wide: a split must leave the
+    # caller's products on as many BLAS threads as before, also when a slice raises and on the
+    # first split, while the pool's thread is still starting
+    threads.set_num_threads(1)
+    threads.set_num_threads(2)          # a fresh pool
+    before = threads._getter()
+    threads.split_batch(lambda k, n0, n1: None, 8, 2)
+    assert threads._getter() == before
+
+    def fail(k, n0, n1):
+        if k == 1:
+            raise RuntimeError("slice 1")
+    with pytest.raises(RuntimeError, match="slice 1"):
+        threads.split_batch(fail, 8, 2)
+    assert threads._getter() == before

@@ -3,9 +3,10 @@ matrix products alike, with one BLAS thread each.
 
 Why not Numba's ``parallel=True``? Its thread pool and OpenBLAS's spin against each other on
 the same cores (see pynn/kernels/__init__.py). Here the threads are ours: while a batch is
-split, every thread asks OpenBLAS for one thread *for its own calls*
-(``openblas_set_num_threads_local``, OpenBLAS 0.3.27+), so there are never more busy threads
-than cores, and the memory-bound kernels (im2col, col2im, pooling, bias + activation), which
+split, every thread asks OpenBLAS for one thread (``openblas_set_num_threads_local``, OpenBLAS
+0.3.27+: per thread in OpenMP builds, for the whole process in the pthreads build NumPy ships,
+so the caller restores the count only once every slice is done), so there are never more busy
+threads than cores, and the memory-bound kernels (im2col, col2im, pooling, bias + activation), which
 run on one core otherwise, use them all. The kernels are compiled with ``nogil=True`` so the
 threads really run at once.
 
@@ -34,28 +35,36 @@ def _default_threads():
 
 
 def _find_blas_local_setter():
-    """OpenBLAS's per-thread thread count setter from the BLAS NumPy loaded, or None."""
+    """OpenBLAS's per-thread thread count setter from the BLAS NumPy loaded, and its getter of
+    the process-wide count, or (None, None). (NumPy's scipy-openblas exports the setter under
+    its plain name and the getter under a prefixed one.)"""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
     except OSError:
-        return None
+        return None, None
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
-                return fn
-    return None
+        fn, get = (next((f for f in (getattr(lib, n, None) for n in names) if f is not None),
+                        None)
+                   for names in (("openblas_set_num_threads_local",
+                                  "scipy_openblas_set_num_threads_local64_"),
+                                 ("openblas_get_num_threads",
+                                  "scipy_openblas_get_num_threads64_")))
+        if fn is not None and get is not None:
+            fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+            get.restype, get.argtypes = ctypes.c_int, []
+            return fn, get
+    return None, None
 
 
 _threads = _default_threads()
 _pool = None
 _setter = None
+_getter = None
 _setter_looked_up = False
 _in_worker = threading.local()     # .active: this thread is running a slice
 
@@ -70,10 +79,10 @@ if hasattr(os, "register_at_fork"):
 
 
 def blas_local_threads_available():
-    global _setter, _setter_looked_up
+    global _setter, _getter, _setter_looked_up
     if not _setter_looked_up:
         import numpy  # noqa: F401  (the BLAS is loaded with NumPy)
-        _setter, _setter_looked_up = _find_blas_local_setter(), True
+        (_setter, _getter), _setter_looked_up = _find_blas_local_setter(), True
     return _setter is not None
 
 
@@ -94,9 +103,11 @@ def set_num_threads(n):
     _threads = n
 
 
-def _one_blas_thread():
+def _run_slice(fn, k, n0, n1):
+    """A worker's slice: one BLAS thread for its products, no nested splitting."""
     _setter(1)
     _in_worker.active = True
+    fn(k, n0, n1)
 
 
 #: Work (elements a kernel touches) below which a batch is not split: waking a thread costs
@@ -126,18 +137,22 @@ def split_batch(fn, N, T):
         return
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="pynn",
-                                   initializer=_one_blas_thread)
+        _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="pynn")
     bounds = [N * k // T for k in range(T + 1)]
-    futures = [_pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, T)]
-    previous = _setter(1)
+    # The count to restore is the one this thread uses now (what _setter returns can be stale),
+    # and it is restored only after every slice has finished: in NumPy's OpenBLAS the "local"
+    # setting is process-wide, and restoring it while a worker still sets 1 left every later
+    # product of the main thread on one core.
+    restore = _getter()
+    _setter(1)
+    futures = [_pool.submit(_run_slice, fn, k, bounds[k], bounds[k + 1]) for k in range(1, T)]
     _in_worker.active = True
     try:
         fn(0, bounds[0], bounds[1])
     finally:
         _in_worker.active = False
-        _setter(previous)
         for f in futures:
             f.exception()            # wait for every slice before anything is raised
+        _setter(restore)
     for f in futures:
         f.result()
