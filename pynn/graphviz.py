@@ -271,8 +271,11 @@ def _from_plan(model):
         text = f"step {i}: {op.name}"
         if getattr(op, "pool", None) is not None:
             text += " + MaxPool2d, fused"
+        elif getattr(op, "relu", False) is True:
+            text += " + ReLU, fused"
         elif getattr(op, "fused", False):
-            text += " (computed by the conv before it)"
+            text += " (computed by the %s before it)" % ("conv" if op.name == "MaxPool2d"
+                                                         else "BatchNorm")
         settings = ", ".join(f"{k}={v}" for k, v in op.attrs.items()
                              if not hasattr(v, "__dict__") and len(repr(v)) < 30)
         if settings:

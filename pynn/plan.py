@@ -9,8 +9,10 @@ import numpy as np
 
 from . import anomaly
 from .graph import walk
+from .kernels import threads
 from .ops.base import Op, unbroadcast
-from .ops.nn import Conv2d, MaxPool2d
+from .ops.elementwise import Relu
+from .ops.nn import BatchNorm, Conv2d, MaxPool2d
 
 
 class Step:
@@ -96,14 +98,18 @@ class Plan:
         for s, p in zip(graph.param_slots, graph.params):
             values[s] = p.data
         check = anomaly.enabled and check_anomalies
-        for step, op in zip(graph.steps, self.ops):
-            args = [values[i] for i in step.ins]
-            try:
-                values[step.out] = op.forward(*args)
-            except (ValueError, IndexError, TypeError) as e:
-                raise type(e)(_step_error(step, op, args, e)) from None
-            if check:
-                anomaly.check_forward(op, values[step.out], args, self._layer_finder(step))
+        threads.hold_one_blas_thread()
+        try:
+            for step, op in zip(graph.steps, self.ops):
+                args = [values[i] for i in step.ins]
+                try:
+                    values[step.out] = op.forward(*args)
+                except (ValueError, IndexError, TypeError) as e:
+                    raise type(e)(_step_error(step, op, args, e)) from None
+                if check:
+                    anomaly.check_forward(op, values[step.out], args, self._layer_finder(step))
+        finally:
+            threads.release_blas_threads()
         self.generation += 1
         return [values[s] for s in graph.output_slots]
 
@@ -115,20 +121,24 @@ class Plan:
             grads[i] = None
         grads[seed_slot] = grad
         check = anomaly.enabled
-        for step, op in zip(reversed(self.graph.steps), reversed(self.ops)):
-            g = grads[step.out]
-            if g is None:
-                continue
-            grads[step.out] = None
-            step_grads = op.backward(g)
-            if check:
-                anomaly.check_backward(op, step_grads, self._layer_finder(step))
-            for s, gi in zip(step.ins, step_grads):
-                if gi is None or not needs[s]:
+        threads.hold_one_blas_thread()
+        try:
+            for step, op in zip(reversed(self.graph.steps), reversed(self.ops)):
+                g = grads[step.out]
+                if g is None:
                     continue
-                if gi.shape != values[s].shape:
-                    gi = unbroadcast(gi, values[s].shape)
-                self._add(s, gi)
+                grads[step.out] = None
+                step_grads = op.backward(g)
+                if check:
+                    anomaly.check_backward(op, step_grads, self._layer_finder(step))
+                for s, gi in zip(step.ins, step_grads):
+                    if gi is None or not needs[s]:
+                        continue
+                    if gi.shape != values[s].shape:
+                        gi = unbroadcast(gi, values[s].shape)
+                    self._add(s, gi)
+        finally:
+            threads.release_blas_threads()
         graph = self.graph
         return ([grads[s] for s in graph.input_slots], [grads[s] for s in graph.param_slots])
 
@@ -156,22 +166,27 @@ class Plan:
 
 def _fuse_conv_pool(graph, ops):
     """Let each Conv2d whose output feeds nothing but a 2x2 MaxPool2d compute that pool itself
-    (Conv2d.fuse_pool): the full-size conv output and its gradient are then never written."""
+    (Conv2d.fuse_pool): the full-size conv output and its gradient are then never written. And
+    let each BatchNorm whose output feeds nothing but a ReLU apply it (BatchNorm.fuse_relu): one
+    pass less over the activation each way."""
     readers, producer = {}, {}
     for i, step in enumerate(graph.steps):
         producer[step.out] = i
         for s in step.ins:
             readers.setdefault(s, []).append(i)
     outputs = set(graph.output_slots)
-    for j, (step, pool) in enumerate(zip(graph.steps, ops)):
-        if type(pool) is not MaxPool2d:
+    for j, (step, op) in enumerate(zip(graph.steps, ops)):
+        if type(op) not in (MaxPool2d, Relu):
             continue
         s = step.ins[0]
         i = producer.get(s)
-        if i is None or s in outputs or readers[s] != [j] or type(ops[i]) is not Conv2d:
+        if i is None or s in outputs or readers[s] != [j]:
             continue
-        if ops[i].can_fuse_pool(pool, len(graph.steps[i].tensor.shape)):
-            ops[i].fuse_pool(pool)
+        if type(op) is MaxPool2d and type(ops[i]) is Conv2d:
+            if ops[i].can_fuse_pool(op, len(graph.steps[i].tensor.shape)):
+                ops[i].fuse_pool(op)
+        elif type(ops[i]) is BatchNorm and ops[i].can_fuse_relu(op):
+            ops[i].fuse_relu(op)
 
 
 def _step_error(step, op, args, error):

@@ -170,3 +170,18 @@ def test_the_callers_blas_thread_count_is_back_after_a_split(two_threads):
     with pytest.raises(RuntimeError, match="slice 1"):
         threads.split_batch(fail, 8, 2)
     assert threads._getter() == before
+
+
+@needs_split
+def test_a_hold_keeps_blas_on_one_thread_until_released(two_threads):
+    before = threads._getter()
+    threads.hold_one_blas_thread()
+    try:
+        threads.split_batch(lambda k, n0, n1: None, 8, 2)
+        assert threads._getter() == 1           # a compiled step that has split stays there
+    finally:
+        threads.release_blas_threads()
+    assert threads._getter() == before
+    threads.hold_one_blas_thread()              # a hold without a split changes nothing
+    threads.release_blas_threads()
+    assert threads._getter() == before

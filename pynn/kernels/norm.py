@@ -18,9 +18,11 @@ __all__ = ["batchnorm_forward", "batchnorm_backward", "rownorm_forward", "rownor
 # fastmath "reassoc" lets LLVM vectorise the float64 sums (a rounding-level reordering); no flag
 # touches NaN/inf handling.
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y):
+def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y, relu=False):
     """mean, var (biased), inv_std = 1/sqrt(var + eps) of each channel; xhat = (x - mean) *
-    inv_std; y = xhat * gamma + beta (y untouched when gamma is empty: no affine)."""
+    inv_std; y = xhat * gamma + beta (y untouched when gamma is empty: no affine), and with
+    `relu` y = max(that, 0) (NaN kept), written also without affine (the BatchNorm + ReLU the
+    plan fuses)."""
     N, C, P = x.shape
     affine = gamma.shape[0] != 0
     n = N * P
@@ -44,26 +46,31 @@ def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y):
         for i in range(N):
             for p in range(P):
                 xhat[i, c, p] = (x[i, c, p] - m) * inv
-        if affine:
-            gm, bt = gamma[c], beta[c]
+        if affine or relu:
+            gm, bt = (gamma[c], beta[c]) if affine else (x.dtype.type(1), x.dtype.type(0))
+            zero = y.dtype.type(0)
             for i in range(N):
                 for p in range(P):
-                    y[i, c, p] = xhat[i, c, p] * gm + bt
+                    v = xhat[i, c, p] * gm + bt
+                    y[i, c, p] = zero if relu and v < zero else v
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx):
+def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx, y, relu=False):
     """With batch statistics: gbeta = sum(g), ggamma = sum(g * xhat) per channel, and
-    gx = gamma * inv_std * (g - sum(g) / n - xhat * sum(g * xhat) / n) (gamma = 1 when empty)."""
+    gx = gamma * inv_std * (g - sum(g) / n - xhat * sum(g * xhat) / n) (gamma = 1 when empty).
+    With `relu`, g is first the ReLU's backward of it: 0 where the output y <= 0 (y NaN keeps
+    g, as the Relu op's)."""
     N, C, P = g.shape
     affine = gamma.shape[0] != 0
     n = N * P
+    zero = g.dtype.type(0)
     for c in range(c0, c1):
         sg = 0.0
         sgx = 0.0
         for i in range(N):
             for p in range(P):
-                gv = g[i, c, p]
+                gv = zero if relu and y[i, c, p] <= zero else g[i, c, p]
                 sg += gv
                 sgx += gv * xhat[i, c, p]
         gm = gamma[c] if affine else 1.0
@@ -75,7 +82,8 @@ def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx):
         b = gx.dtype.type(sgx / n)
         for i in range(N):
             for p in range(P):
-                gx[i, c, p] = k * (g[i, c, p] - a - xhat[i, c, p] * b)
+                gv = zero if relu and y[i, c, p] <= zero else g[i, c, p]
+                gx[i, c, p] = k * (gv - a - xhat[i, c, p] * b)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})

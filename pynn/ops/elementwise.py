@@ -235,10 +235,18 @@ class Sigmoid(_KernelActivation):
 
 
 class Relu(_KernelActivation):
-    """y = max(x, 0), NaN kept.
+    """y = max(x, 0), NaN kept. attr-like ``fused``: the BatchNorm before it applies it
+    (BatchNorm.fuse_relu, in a compiled plan), and this op passes values and gradients through.
 
     Derivative: d/dx = g where y > 0 or y is NaN, else 0 (also for an infinite g)"""
     act = "relu"
+    fused = False
+
+    def forward(self, x):
+        return x if self.fused else super().forward(x)
+
+    def backward(self, g):
+        return (g,) if self.fused else super().backward(g)
 
 
 class LeakyRelu(Op):

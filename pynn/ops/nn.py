@@ -31,6 +31,7 @@ from ..kernels.pool import (
 from ..kernels.threads import slices, split_batch
 from ..random import rng
 from .base import Op
+from .elementwise import Relu
 
 #: BatchNorm's kernels stream memory at ~0.4 ns an element: a batch is split across threads
 #: only above this size (at 1.2M elements two threads were slower than one).
@@ -481,7 +482,25 @@ class BatchNorm(Op):
     d/dx = inv_std / n * (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)); with running
     statistics d/dx = gxhat * inv_std; d/dgamma = sum(g * xhat), d/dbeta = sum(g)."""
 
+    relu = False        # the plan fused the ReLU after it (fuse_relu): y = relu(bn(x))
+
+    def can_fuse_relu(self, op):
+        """Can this BatchNorm apply `op`, the ReLU that reads its output, itself?"""
+        return type(op) is Relu and type(self) is BatchNorm
+
+    def fuse_relu(self, op):
+        """From now on, output relu(bn(x)) and take the ReLU's backward; `op` passes through."""
+        self.relu, op.fused = True, True
+
     def forward(self, x, gamma=None, beta=None):
+        y = self._forward(x, gamma, beta)
+        if self.relu:
+            if not self._kernel_path(x):     # the kernel applies it; here, in NumPy
+                y = np.maximum(y, 0, out=self.buffer("y", x.shape, x.dtype))
+            self.y_out = y
+        return y
+
+    def _forward(self, x, gamma, beta):
         m = self.module
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -536,12 +555,12 @@ class BatchNorm(Op):
         gm, bt = (gamma, beta) if self.affine else (empty, empty)
         split_batch(lambda k, c0, c1: batchnorm_forward(
             x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, xhat.reshape(x3.shape),
-            y.reshape(x3.shape)), C, slices(C, x.size, BN_MIN_WORK))
+            y.reshape(x3.shape), self.relu), C, slices(C, x.size, BN_MIN_WORK))
         if track and m.training:
             self._update_running(mean, var, x.size // C)
         self.inv_std, self.xhat, self.axes = inv_std.reshape(shape), xhat, axes
         if not self.affine:
-            return xhat
+            return y if self.relu else xhat
         self.gamma = gamma.reshape(shape)
         return y
 
@@ -552,6 +571,12 @@ class BatchNorm(Op):
     def backward(self, g):
         if self._kernel_path(self.xhat):
             return self._backward_kernel(g)
+        if self.relu:                           # the ReLU's backward: 0 where y <= 0
+            dead = np.less_equal(self.y_out, 0, out=self.buffer("dead", g.shape, np.bool_))
+            g_relu = self.buffer("g_relu", g.shape, g.dtype)
+            np.copyto(g_relu, g)
+            np.copyto(g_relu, 0, where=dead)
+            g = g_relu
         axes, xhat, shape = self.axes, self.xhat, self.inv_std.shape
         C = g.shape[1]
         tmp = self.buffer("tmp", g.shape, g.dtype)
@@ -585,7 +610,8 @@ class BatchNorm(Op):
         ggamma = self.buffer("ggamma", (C,), g.dtype)
         gbeta = self.buffer("gbeta", (C,), g.dtype)
         gm = self.gamma.reshape(C) if self.affine else _NO_BIAS[g.dtype]
+        y3 = self.y_out.reshape(g3.shape) if self.relu else g3     # (read only with relu)
         split_batch(lambda k, c0, c1: batchnorm_backward(
             g3, self.xhat.reshape(g3.shape), self.inv_std.reshape(C), gm, c0, c1, ggamma, gbeta,
-            gx.reshape(g3.shape)), C, slices(C, g.size, BN_MIN_WORK))
+            gx.reshape(g3.shape), y3, self.relu), C, slices(C, g.size, BN_MIN_WORK))
         return (gx, ggamma, gbeta) if self.affine else (gx,)
