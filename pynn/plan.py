@@ -90,6 +90,7 @@ class Plan:
         self.grads = [None] * graph.n_slots
         self.sums = {}          # slot -> buffer where several gradient contributions are added
         self.generation = 0     # bumped by every forward: outputs of an older call can't backprop
+        self.splits = False     # a pass split a batch across the cores (threads.begin_pass)
 
     def forward(self, inputs, check_anomalies=True):
         values, graph = self.values, self.graph
@@ -98,7 +99,7 @@ class Plan:
         for s, p in zip(graph.param_slots, graph.params):
             values[s] = p.data
         check = anomaly.enabled and check_anomalies
-        threads.hold_one_blas_thread()
+        threads.begin_pass(self.splits)
         try:
             for step, op in zip(graph.steps, self.ops):
                 args = [values[i] for i in step.ins]
@@ -109,7 +110,7 @@ class Plan:
                 if check:
                     anomaly.check_forward(op, values[step.out], args, self._layer_finder(step))
         finally:
-            threads.release_blas_threads()
+            self.splits = threads.end_pass() or self.splits
         self.generation += 1
         return [values[s] for s in graph.output_slots]
 
@@ -121,7 +122,7 @@ class Plan:
             grads[i] = None
         grads[seed_slot] = grad
         check = anomaly.enabled
-        threads.hold_one_blas_thread()
+        threads.begin_pass(self.splits)
         try:
             for step, op in zip(reversed(self.graph.steps), reversed(self.ops)):
                 g = grads[step.out]
@@ -138,7 +139,7 @@ class Plan:
                         gi = unbroadcast(gi, values[s].shape)
                     self._add(s, gi)
         finally:
-            threads.release_blas_threads()
+            self.splits = threads.end_pass() or self.splits
         graph = self.graph
         return ([grads[s] for s in graph.input_slots], [grads[s] for s in graph.param_slots])
 

@@ -173,15 +173,16 @@ def test_the_callers_blas_thread_count_is_back_after_a_split(two_threads):
 
 
 @needs_split
-def test_a_hold_keeps_blas_on_one_thread_until_released(two_threads):
-    before = threads._getter()
-    threads.hold_one_blas_thread()
-    try:
-        threads.split_batch(lambda k, n0, n1: None, 8, 2)
-        assert threads._getter() == 1           # a compiled step that has split stays there
-    finally:
-        threads.release_blas_threads()
-    assert threads._getter() == before
-    threads.hold_one_blas_thread()              # a hold without a split changes nothing
-    threads.release_blas_threads()
-    assert threads._getter() == before
+def test_a_compiled_pass_that_splits_keeps_blas_on_one_thread(two_threads):
+    threads.begin_pass(False)
+    default = threads._default_blas             # the count before pynn set any
+    assert default >= 1 and threads._getter() == default
+    threads.split_batch(lambda k, n0, n1: None, 8, 2)
+    assert threads._getter() == 1               # not given back inside the pass
+    assert threads.end_pass() is True
+    threads.begin_pass(True)                    # a plan that split: one thread from the start
+    assert threads._getter() == 1
+    assert threads.end_pass() is False
+    threads.begin_pass(False)                   # a plan that never split: every thread
+    assert threads._getter() == default
+    assert threads.end_pass() is False

@@ -67,8 +67,9 @@ _setter = None
 _getter = None
 _setter_looked_up = False
 _in_worker = threading.local()     # .active: this thread is running a slice
-_holding = False                   # inside hold_one_blas_thread(): splits leave BLAS at 1
-_lowered = 0                       # the BLAS count to give back when the hold ends (0: none)
+_holding = False                   # inside a compiled pass (begin_pass): splits leave BLAS at 1
+_split_done = False                # a batch was split since begin_pass()
+_default_blas = 0                  # the process's BLAS thread count before pynn set one
 
 
 def _forget_pool_after_fork():
@@ -144,12 +145,11 @@ def split_batch(fn, N, T):
     # The count to restore is the one this thread uses now (what _setter returns can be stale),
     # and it is restored only after every slice has finished: in NumPy's OpenBLAS the "local"
     # setting is process-wide, and restoring it while a worker still sets 1 left every later
-    # product of the main thread on one core. Inside hold_one_blas_thread() it is not restored
-    # at all (see there).
-    global _lowered
+    # product of the main thread on one core. Inside a compiled pass it is not restored at all
+    # (see begin_pass).
+    global _split_done
     restore = _getter()
-    if _holding:
-        _lowered = _lowered or restore
+    _split_done = True
     _setter(1)
     futures = [_pool.submit(_run_slice, fn, k, bounds[k], bounds[k + 1]) for k in range(1, T)]
     _in_worker.active = True
@@ -165,21 +165,23 @@ def split_batch(fn, N, T):
         f.result()
 
 
-def hold_one_blas_thread():
-    """From now until release_blas_threads(), a split leaves BLAS at one thread instead of
-    giving the caller its threads back. A compiled Model holds for each forward and backward
-    pass: OpenBLAS's workers busy-wait for a while after every product, so a two-thread
-    product between two splits kept a core spinning while the next split wanted both
-    (resnet-fmnist: 74 ms a step against 53 ms when BLAS stays on one thread per thread once
-    the step has split). A step that never splits keeps every BLAS thread."""
+def begin_pass(splits):
+    """A compiled pass starts: BLAS gets one thread if this plan split a batch before (`splits`),
+    else the count the process had before pynn changed it; until end_pass(), a split leaves BLAS
+    at one thread instead of giving it back. OpenBLAS's workers busy-wait for a while after
+    every product, so a two-thread product next to a split kept a core spinning while the split
+    wanted both: readme-cnn took 32 ms a step when each pass gave BLAS its threads back, 20 ms
+    with BLAS on one thread once the model splits; a model that never splits keeps them all."""
+    global _holding, _split_done, _default_blas
+    _holding, _split_done = True, False
+    if blas_local_threads_available():
+        if not _default_blas:
+            _default_blas = _getter()
+        _setter(1 if splits else _default_blas)
+
+
+def end_pass():
+    """The pass is over; True if it split a batch (the plan remembers, for its next passes)."""
     global _holding
-    _holding = True
-
-
-def release_blas_threads():
-    """End hold_one_blas_thread(): give the BLAS threads back if a split took them."""
-    global _holding, _lowered
     _holding = False
-    if _lowered:
-        _setter(_lowered)
-        _lowered = 0
+    return _split_done
