@@ -86,7 +86,7 @@ class Plan:
             op.needs_input_grad = tuple(needs[i] for i in step.ins)
             needs[step.out] = op.differentiable and any(op.needs_input_grad)
         self.needs = needs
-        _fuse_conv_pool(graph, self.ops)
+        _fuse_pairs(graph, self.ops)
         self.grads = [None] * graph.n_slots
         self.sums = {}          # slot -> buffer where several gradient contributions are added
         self.generation = 0     # bumped by every forward: outputs of an older call can't backprop
@@ -165,7 +165,7 @@ class Plan:
         return [b for op in self.ops for b in op._buffers.values()] + list(self.sums.values())
 
 
-def _fuse_conv_pool(graph, ops):
+def _fuse_pairs(graph, ops):
     """Let each Conv2d whose output feeds nothing but a 2x2 MaxPool2d compute that pool itself
     (Conv2d.fuse_pool): the full-size conv output and its gradient are then never written. And
     let each BatchNorm whose output feeds nothing but a ReLU apply it (BatchNorm.fuse_relu): one

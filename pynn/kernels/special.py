@@ -94,28 +94,6 @@ def _exp_neg(v):
     return r if v <= _EXP_RANGE else (0.0 if v > _EXP_RANGE else v)     # v NaN: NaN
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
-def _sigmoid(x):
-    """1 / (1 + exp(-x)) for one float64, from e = exp(-|x|): 1 / (1 + e) for x >= 0, else
-    e / (1 + e), so neither tail overflows (0 below x = -64)."""
-    e = _exp_neg(abs(x))
-    s = 1.0 / (1.0 + e)
-    return s if x >= 0 else e * s
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
-def _tanh(x):
-    """tanh(x) for one float64: (1 - e) / (1 + e) with e = exp(-2|x|), and below |x| = 0.1,
-    where 1 - e would cancel, the Taylor series to x^9 (relative error < 1e-12 there)."""
-    a = abs(x)
-    e = _exp_neg(2.0 * a)
-    far = (1.0 - e) / (1.0 + e)
-    x2 = x * x
-    near = a * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0
-                                                               + x2 * (62.0 / 2835.0)))))
-    return math.copysign(near if a < 0.1 else far, x)
-
-
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def erf_forward(x, out):
     """out = erf(x); flat float32 arrays."""

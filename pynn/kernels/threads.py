@@ -34,6 +34,15 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
+def _first_symbol(lib, *names):
+    """The first of `names` that the shared library `lib` exports, or None."""
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
 def _find_blas_local_setter():
     """OpenBLAS's per-thread thread count setter from the BLAS NumPy loaded, and its getter of
     the process-wide count, or (None, None). (NumPy's scipy-openblas exports the setter under
@@ -48,12 +57,9 @@ def _find_blas_local_setter():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        fn, get = (next((f for f in (getattr(lib, n, None) for n in names) if f is not None),
-                        None)
-                   for names in (("openblas_set_num_threads_local",
-                                  "scipy_openblas_set_num_threads_local64_"),
-                                 ("openblas_get_num_threads",
-                                  "scipy_openblas_get_num_threads64_")))
+        fn = _first_symbol(lib, "openblas_set_num_threads_local",
+                           "scipy_openblas_set_num_threads_local64_")
+        get = _first_symbol(lib, "openblas_get_num_threads", "scipy_openblas_get_num_threads64_")
         if fn is not None and get is not None:
             fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
             get.restype, get.argtypes = ctypes.c_int, []
