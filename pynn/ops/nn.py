@@ -141,12 +141,13 @@ class Conv2d(Op):
         # a conv whose pool the plan fuses never runs the unfused bias + activation kernel
         if self.groups * w.shape[1] != x.shape[1]:
             return self.forward(x, w, b)         # forward's own error
-        H, W = x.shape[2:] if x.ndim == 4 else (1, x.shape[2])
-        kh, kw = w.shape[2:] if w.ndim == 4 else (1, w.shape[2])
-        geom, geom_end = self._geometry(kh, kw)
-        OH, OW = conv_output_shape(H, W, *geom, *geom_end)
-        N, O = x.shape[0], w.shape[0]
-        return np.zeros((N, O, OW) if x.ndim == 3 else (N, O, OH, OW), x.dtype)
+        one_d = x.ndim == 3
+        if one_d:                                # (N, C, L) as (N, C, 1, L), as forward
+            x, w = x[:, :, None, :], w[:, :, None, :]
+        geom, geom_end = self._geometry(*w.shape[2:])
+        OH, OW = conv_output_shape(*x.shape[2:], *geom, *geom_end)
+        y = np.zeros((x.shape[0], w.shape[0], OH, OW), x.dtype)
+        return y[:, :, 0, :] if one_d else y
 
     def forward(self, x, w, b=None):
         self.one_d = x.ndim == 3
