@@ -14,15 +14,23 @@ from . import anomaly
 from .graph import walk
 from .ops.base import unbroadcast
 
-_state = threading.local()
+
+class _State(threading.local):
+    """The grad mode of each thread (PyTorch's is per thread too). The defaults are class
+    attributes, so reading them is a plain attribute lookup: every op reads them."""
+    grad_enabled = True
+    retain_all = False
+
+
+_state = _State()
 
 
 def is_grad_enabled():
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 def _retain_all():
-    return getattr(_state, "retain_all", False)
+    return _state.retain_all
 
 
 class _GradMode:
@@ -124,6 +132,12 @@ def check_versions(t, node):
     A changed input whose memory the op did not keep (x in x + y) is fine, as in PyTorch,
     unless an in-place op under grad mode gave that tensor a new grad_fn meanwhile (`y += 1`
     on a non-leaf): the gradient would then flow through the wrong history."""
+    for parent, version in zip(node.inputs, node.versions):     # the common case: unchanged
+        if parent._version != version:
+            break
+    else:
+        if t._version == node.out_version:
+            return
     for i, (parent, version) in enumerate(zip(node.inputs, node.versions)):
         if parent._version != version and (
                 parent._rebased_at > version or node.op.saves(parent.data)):

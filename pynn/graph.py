@@ -62,25 +62,23 @@ def walk(roots, stop=frozenset()):
             continue
         mark(id(root))
         # Depth first: each stack entry is a tensor and an iterator over its parents still to
-        # visit; a tensor is emitted once all its parents have been.
-        stack = [(root, _parents(root, stop))]
+        # visit; a tensor is emitted once all its parents have been. (The parents are looked
+        # up inline: this runs twice per eager training step, zero_grad and backward.)
+        fn = root.grad_fn
+        stack = [(root, iter(() if fn is None or id(root) in stop else fn.inputs))]
         push, pop = stack.append, stack.pop
         while stack:
             t, parents = stack[-1]
             for parent in parents:
                 if id(parent) not in seen:
                     mark(id(parent))
-                    push((parent, _parents(parent, stop)))
+                    fn = parent.grad_fn
+                    push((parent, iter(() if fn is None or id(parent) in stop else fn.inputs)))
                     break
             else:
                 pop()
                 emit(t)
     return order
-
-
-def _parents(t, stop):
-    fn = t.grad_fn
-    return iter(() if fn is None or id(t) in stop else fn.inputs)
 
 
 def draw(tensor_or_model, path=None, rankdir="LR", plan=False):

@@ -213,9 +213,11 @@ class Model(Layer):
 
     @property
     def dtype(self):
-        weights = [p for p in self.graph.params if p.dtype.kind == "f"]
+        for p in self.graph.params:
+            if p.data.dtype.kind == "f":
+                return p.data.dtype
         # no parameters (pooling, activations only): compute in the dtype the Input declared
-        return weights[0].dtype if weights else self.inputs[0].dtype
+        return self.inputs[0].dtype
 
     # -- running ------------------------------------------------------------------------------
     def _prepare(self, i, x):
@@ -285,11 +287,21 @@ class Model(Layer):
         """Wrap an output buffer as a Tensor whose backward runs the plan from `slot`."""
         out = self._node_tensor(plan, slot, array, xs, record)
         if out.grad_fn is not None:
-            _, step = self.graph.step_producing(slot)
-            if step is not None and step.op.softmax_logits(step.tensor.grad_fn) is not None:
-                out.grad_fn.op.logits = self._node_tensor(plan, step.ins[0],
-                                                          plan.values[step.ins[0]], xs, record)
+            src = self._logits_slot(slot)
+            if src is not None:
+                out.grad_fn.op.logits = self._node_tensor(plan, src, plan.values[src], xs, record)
         return out
+
+    def _logits_slot(self, slot):
+        """The slot of the logits when output `slot` is their softmax, else None (the graph
+        is fixed, so each output is looked up once)."""
+        cache = self.__dict__.setdefault("_logits_slots", {})
+        if slot not in cache:
+            _, step = self.graph.step_producing(slot)
+            is_softmax = step is not None and \
+                step.op.softmax_logits(step.tensor.grad_fn) is not None
+            cache[slot] = step.ins[0] if is_softmax else None
+        return cache[slot]
 
     def _node_tensor(self, plan, slot, array, xs, record):
         requires = record and plan.needs[slot]
@@ -297,7 +309,8 @@ class Model(Layer):
         if requires:
             inputs = [x if isinstance(x, Tensor) else Tensor._wrap(np.empty(0)) for x in xs]
             op = ModelOp(plan=plan, seed_slot=slot, generation=plan.generation, logits=None)
-            t.grad_fn = autograd.Node(op, tuple(inputs) + tuple(self.graph.params))
+            inputs = tuple(inputs) + tuple(self.graph.params)
+            t.grad_fn = autograd.Node(op, inputs, tuple([x._version for x in inputs]))
         return t
 
     def _call_symbolic(self, xs):

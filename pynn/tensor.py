@@ -18,6 +18,8 @@ from .ops import shape as S
 from .ops.base import FreeDim, normalize_dim
 from .random import rng
 
+_grad_state = autograd._state     # grad mode and retain_grads of this thread
+
 ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])
 
 
@@ -41,13 +43,14 @@ def apply(op, *inputs):
 
     Ops on symbolic tensors (a Model's `Input` and what is computed from it) are always
     recorded, differentiable or not, so that `Model` can replay every step on real data."""
-    arrays, needs, symbolic = [], [], False
+    arrays, needs, versions, symbolic = [], [], [], False
     for t in inputs:                 # one pass: this runs for every op, so keep it lean
         arrays.append(t.data)
         needs.append(t._requires_grad)
+        versions.append(t._version)
         symbolic = symbolic or t._symbolic
     grad = op.differentiable and True in needs
-    record = (grad or symbolic) and autograd.is_grad_enabled()
+    record = (grad or symbolic) and _grad_state.grad_enabled
     op.needs_input_grad = needs
     try:
         out = op.placeholder(*arrays) if symbolic else op.forward(*arrays)
@@ -58,8 +61,8 @@ def apply(op, *inputs):
         anomaly.check_forward(op, out, arrays)
     t = Tensor._wrap(out, record and grad)
     if record:
-        t.grad_fn = autograd.Node(op, inputs, tuple(x._version for x in inputs))
-        t._retains_grad = autograd._retain_all()
+        t.grad_fn = autograd.Node(op, inputs, tuple(versions))
+        t._retains_grad = _grad_state.retain_all
         t._symbolic = symbolic
     return t
 

@@ -17,11 +17,14 @@ With this layout a convolution is one matmul, ``W.reshape(O, C*kh*kw) @ cols`` w
 shape (O, N*OH*OW); its input gradient is ``col2im(W2d.T @ gz)``.
 
 Both kernels walk ``cols`` row by row, front to back, and reach into the image planes
-through a table of tap offsets (``tap_offsets``): every inner loop runs over all OH*OW
+through a table of tap offsets (``tap_offsets``, made by NumPy once per geometry and passed
+in, so it is neither compiled nor rebuilt per call): every inner loop runs over all OH*OW
 output positions of one image instead of over one short output row. im2col's row loop is
 a ``prange`` (rows are disjoint); col2im's is not (rows of different taps add into the
 same ``dx`` entries). Both run on one thread: see pynn/kernels/__init__.py.
 """
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -47,41 +50,59 @@ def _out_size(H, k, s, p, d, p_end):
     return (H + p + (p if p_end < 0 else p_end) - d * (k - 1) - 1) // s + 1
 
 
-@njit(cache=True, nogil=True)
+@functools.lru_cache(maxsize=256)
 def tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
-    """Return src (kh*kw, OH*OW) int64: src[i*kw + j, oh*OW + ow] is the flat index h*W + w
-    of the input element that output position (oh, ow) reads through kernel tap (i, j),
-    or -1 where that element lies in the zero padding.
+    """Return (src, padded): src (kh*kw, OH*OW) int64, where src[i*kw + j, oh*OW + ow] is the
+    flat index h*W + w of the input element that output position (oh, ow) reads through
+    kernel tap (i, j), or -1 where that element lies in the zero padding; padded says whether
+    any entry is -1.
 
-    One small table per call (kh*kw*OH*OW entries) turns the unfold into long, branch-light
-    gather loops over the output positions, instead of short loops over output rows.
+    One small table per geometry (kh*kw*OH*OW entries, made by NumPy once and cached,
+    read-only) turns the unfold into long, branch-light gather loops over the output
+    positions, instead of short loops over output rows.
     """
-    OH = _out_size(H, kh, sh, ph, dh, ph_end)
-    OW = _out_size(W, kw, sw, pw, dw, pw_end)
-    src = np.empty((kh * kw, OH * OW), np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            for oh in range(OH):
-                h = oh * sh - ph + i * dh
-                for ow in range(OW):
-                    w = ow * sw - pw + j * dw
-                    inside = h >= 0 and h < H and w >= 0 and w < W
-                    src[i * kw + j, oh * OW + ow] = h * W + w if inside else -1
-    return src
+    size = _out_size.py_func
+    OH, OW = size(H, kh, sh, ph, dh, ph_end), size(W, kw, sw, pw, dw, pw_end)
+    h = np.arange(OH)[None, :, None] * sh - ph + np.arange(kh)[:, None, None] * dh   # (kh,OH,1)
+    w = np.arange(OW)[None, None, :] * sw - pw + np.arange(kw)[:, None, None] * dw   # (kw,1,OW)
+    h, w = h[:, None], w[None, :]                                 # (kh,1,OH,1), (1,kw,1,OW)
+    inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)
+    src = np.where(inside, h * W + w, -1).astype(np.int64).reshape(kh * kw, OH * OW)
+    src.flags.writeable = False
+    return src, bool((src < 0).any())
 
 
-@njit(cache=True, nogil=True)
+def _checked_taps(name, x_shape, cols, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end):
+    N, C, H, W = x_shape
+    src, padded = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
+    K, P = src.shape
+    if cols.shape[0] != C * K or cols.shape[1] != N * P:
+        raise ValueError(f"{name}: cols must have shape (C*kh*kw, N*OH*OW) = "
+                         f"({C * K}, {N * P}), got {cols.shape}")
+    return src, padded
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Unfold x (N, C, H, W) into cols (C*kh*kw, N*OH*OW); every entry of cols is written."""
+    src, padded = _checked_taps("im2col", x.shape, cols, kh, kw, sh, sw, ph, pw, dh, dw,
+                                ph_end, pw_end)
+    _im2col(x, src, padded, cols)
+
+
+def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
+    """Adjoint of im2col: dx (N, C, H, W) = 0, then scatter-add every cols entry back.
+
+    Entries of cols that correspond to padding are dropped.
+    """
+    src, padded = _checked_taps("col2im", dx.shape, cols, kh, kw, sh, sw, ph, pw, dh, dw,
+                                ph_end, pw_end)
+    _col2im(cols, src, padded, dx)
+
+
+@njit(cache=True, nogil=True)
+def _im2col(x, src, padded, cols):
     N, C, H, W = x.shape
-    OH = _out_size(H, kh, sh, ph, dh, ph_end)
-    OW = _out_size(W, kw, sw, pw, dw, pw_end)
-    P = OH * OW
-    K = kh * kw
-    if cols.shape[0] != C * K or cols.shape[1] != N * P:
-        raise ValueError("im2col: cols must have shape (C*kh*kw, N*OH*OW)")
-    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
-    padded = ph > 0 or pw > 0 or ph_end > 0 or pw_end > 0
+    K, P = src.shape
     xf = x.reshape(x.size)
     cf = cols.reshape(cols.size)
     # Row r = c*K + tap of cols is written front to back, one image after another.
@@ -101,20 +122,9 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
 
 
 @njit(cache=True, nogil=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
-    """Adjoint of im2col: dx (N, C, H, W) = 0, then scatter-add every cols entry back.
-
-    Entries of cols that correspond to padding are dropped.
-    """
+def _col2im(cols, src, padded, dx):
     N, C, H, W = dx.shape
-    OH = _out_size(H, kh, sh, ph, dh, ph_end)
-    OW = _out_size(W, kw, sw, pw, dw, pw_end)
-    P = OH * OW
-    K = kh * kw
-    if cols.shape[0] != C * K or cols.shape[1] != N * P:
-        raise ValueError("col2im: cols must have shape (C*kh*kw, N*OH*OW)")
-    src = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
-    padded = ph > 0 or pw > 0 or ph_end > 0 or pw_end > 0
+    K, P = src.shape
     cf = cols.reshape(cols.size)
     dxf = dx.reshape(dx.size)
     for k in range(dx.size):

@@ -106,14 +106,30 @@ class Op:
 
     def into(self, key, ufunc, *args):
         """ufunc(*args) of same-dtype float arrays, written into this op's buffer `key` (of the
-        broadcast shape); other dtypes get NumPy's own result (type promotion), not a buffer."""
-        dtype = args[0].dtype
-        if dtype.kind != "f" or any(a.dtype != dtype for a in args[1:]):
+        broadcast shape); other dtypes get NumPy's own result (type promotion), not a buffer.
+
+        The first call (and every call of an eager op, which is made fresh) lets the ufunc
+        allocate its result and keeps that as the buffer: no empty buffer, no `out=`."""
+        a = args[0]
+        dtype, shape = a.dtype, a.shape
+        if dtype.kind != "f":
             return ufunc(*args)
-        shape = args[0].shape
-        if any(a.shape != shape for a in args[1:]):
-            shape = np.broadcast_shapes(*(a.shape for a in args))
-        return ufunc(*args, out=self.buffer(key, shape, dtype))
+        same = True
+        for b in args[1:]:          # a loop, not any(): this runs for every elementwise op
+            if b.dtype != dtype:
+                return ufunc(*args)
+            same = same and b.shape == shape
+        buf = self._buffers.get(key)
+        if buf is not None and buf.dtype == dtype:
+            if not same:            # (~1 us: only worked out when there is a buffer to check)
+                shape = np.broadcast_shapes(*(b.shape for b in args))
+            if buf.shape == shape:
+                return ufunc(*args, out=buf)
+        out = ufunc(*args)          # a NumPy scalar for 0-d inputs: kept as a 0-d array
+        if type(out) is not np.ndarray or out.dtype != dtype or not out.flags.c_contiguous:
+            out = np.array(out, dtype, order="C")
+        self._buffers[key] = out
+        return out
 
     def needs(self, i):
         return len(self.needs_input_grad) <= i or self.needs_input_grad[i]
@@ -147,9 +163,9 @@ class Op:
         """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
         node once its backward has run, and its gradients then live only as long as the tape
         needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
-        attrs = self.attrs
-        self.__dict__ = {k: v for k, v in self.__dict__.items() if k in attrs or k in _KEEP}
-        self._buffers = {}
+        kept = dict(self.attrs)
+        kept.update(attrs=self.attrs, needs_input_grad=self.needs_input_grad, _buffers={})
+        self.__dict__ = kept
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
