@@ -67,6 +67,8 @@ def main():
     shared_data = str(HERE.parents[1] / "shared" / "data")
     p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
     p.add_argument("--top", type=int, default=0, help="also print the N most expensive functions")
+    p.add_argument("--callers", nargs="*", default=[],
+                   help="also print who calls the functions matching these patterns")
     args = p.parse_args()
     R.set_threads(R.THREADS)
     data = R.load_data(args.data_dir)
@@ -88,6 +90,8 @@ def main():
               f"| {100 * numba / total:.0f}% | {100 * rest / total:.0f}% |", flush=True)
         if args.top:
             stats.sort_stats("tottime").print_stats(args.top)
+            for pattern in args.callers:
+                stats.print_callers(pattern)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ..kernels.softmax import softmax_backward_rows, softmax_normalize_rows, softmax_shift_rows
 from ..random import rng
 from .base import Op, unbroadcast
 
@@ -57,16 +58,12 @@ class ScaledDotProductAttention(Op):
             else:
                 s += m
                 self.mask_shapes.append(m.shape)
-        if self.attrs.get("causal", False):
-            key = f"causal{L}x{S}"
-            if key not in self._buffers:       # built once per (L, S), never rewritten
-                self._buffers[key] = np.triu(np.ones((L, S), bool), k=1)
-            np.copyto(s, -np.inf, where=self._buffers[key])
-        # softmax in place over the last axis
-        mx = np.max(s, axis=-1, keepdims=True, out=self.buffer("mx", lead + (L, 1), q.dtype))
-        s -= mx
+        # softmax in place over the last axis (row kernels around NumPy's SIMD exp), the
+        # causal mask (-inf where key j > query i, top-left aligned) applied by the first
+        s2 = s.reshape(-1, S)
+        softmax_shift_rows(s2, L, bool(self.attrs.get("causal", False)))
         np.exp(s, out=s)
-        s /= np.sum(s, axis=-1, keepdims=True, out=mx)
+        softmax_normalize_rows(s2)
         p = s
         self.drop = None
         dropout_p = self.attrs.get("dropout_p", 0.0)
@@ -93,11 +90,12 @@ class ScaledDotProductAttention(Op):
         np.matmul(g, np.swapaxes(v, -1, -2), out=dp)
         if self.drop is not None:
             dp *= self.drop
-        tmp = self.buffer("tmp", p.shape[:-1] + (1,), g.dtype)
-        prod = self.buffer("prod", p.shape, g.dtype)
-        np.sum(np.multiply(dp, p, out=prod), axis=-1, keepdims=True, out=tmp)
-        dp -= tmp
-        ds = np.multiply(dp, p, out=dp)
+        if p.dtype == dp.dtype:
+            softmax_backward_rows(dp.reshape(-1, p.shape[-1]), p.reshape(-1, p.shape[-1]))
+        else:
+            dp -= np.sum(dp * p, axis=-1, keepdims=True)
+            dp *= p
+        ds = dp
         # masked entries have p = 0, so ds is 0 there (no NaN from -inf: p is exactly 0)
         grads_masks = [None if shape is None or not self.needs(3 + i)
                        else unbroadcast(ds, shape).reshape(shape).copy()
