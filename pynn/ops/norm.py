@@ -56,8 +56,8 @@ class LayerNorm(Op):
             return (_normalize_backward(self, g2).reshape(self.shape),)
         pshape = self.shape[len(self.shape) - self.ndim:]
         tmp = np.multiply(g2, self.xhat, out=self.buffer("tmp", g2.shape, g.dtype))
-        ggamma = np.sum(tmp, axis=0, out=self.buffer("ggamma", (K,), g.dtype)).reshape(pshape)
-        gbeta = np.sum(g2, axis=0, out=self.buffer("gbeta", (K,), g.dtype)).reshape(pshape)
+        ggamma = self.sum_rows("ggamma", tmp).reshape(pshape)
+        gbeta = self.sum_rows("gbeta", g2).reshape(pshape)
         gxhat = np.multiply(g2, self.gamma, out=tmp)
         return _normalize_backward(self, gxhat).reshape(self.shape), ggamma, gbeta
 
