@@ -43,7 +43,7 @@ ACT_TANH = 3
 ACTIVATION_CODES = {None: ACT_NONE, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH}
 
 # The scalar helpers are inlined into their callers at Numba's IR level (inline="always"), so
-# they are not compiled on their own as well: ~0.13 s less at a cold first step, same speed.
+# they are not compiled on their own as well (less to compile at a cold first step, same speed).
 
 @njit(cache=True, nogil=True, inline="always")
 def _activate(v, act):

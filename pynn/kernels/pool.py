@@ -52,8 +52,8 @@ def _pool_shapes_ok(N, C, H, W, kh, kw, sh, sw, ph, pw, out_shape, ceil_mode=Fal
             and out_shape[2] == OH and out_shape[3] == OW)
 
 
-# inlined into their callers at Numba's IR level: not compiled on their own as well (~0.18 s
-# less at a cold first step of a CNN, same speed)
+# inlined into their callers at Numba's IR level: not compiled on their own as well (less to
+# compile at a cold first step of a CNN, same speed)
 @njit(cache=True, nogil=True, inline="always")
 def _take_if_greater(v, k, best, best_k):
     """One step of the window scan, written as selects rather than branches (the data decides

@@ -1,8 +1,8 @@
 """Numba kernels for a softmax over the last axis of many short rows (attention scores).
 
-NumPy reduces a short last axis slowly: ``np.max(s, axis=-1)`` over (64, 4, 20, 20) float32
-scores takes ~0.2 ms, ten times a pass over them. These kernels walk the rows of a C-contiguous
-(R, S) view instead; the exponential stays NumPy's SIMD loop between them:
+NumPy reduces a short last axis slowly (``np.max(s, axis=-1)`` over attention scores of rows of
+~20 keys costs several passes over them). These kernels walk the rows of a C-contiguous (R, S)
+view instead; the exponential stays NumPy's SIMD loop between them:
 
     softmax_shift_rows(s, L, causal)   s[r] -= max(s[r]), after the causal mask (-inf where
                                        key j > query i = r % L) when `causal`

@@ -121,7 +121,7 @@ class Op:
             same = same and b.shape == shape
         buf = self._buffers.get(key)
         if buf is not None and buf.dtype == dtype:
-            if not same:            # (~1 us: only worked out when there is a buffer to check)
+            if not same:            # (slow-ish: only worked out when there is a buffer to check)
                 shape = np.broadcast_shapes(*(b.shape for b in args))
             if buf.shape == shape:
                 return ufunc(*args, out=buf)
@@ -133,7 +133,7 @@ class Op:
 
     def sum_rows(self, key, a):
         """The sum over the rows of a 2-D float array `a` (M, K), into this op's buffer `key`
-        (K,): a BLAS product with a row of ones (made once per M), ~4x faster than NumPy's
+        (K,): a BLAS product with a row of ones (made once per M), faster than NumPy's
         row-by-row reduction and summed in blocks, so with less rounding error."""
         M = a.shape[0]
         ones = self._buffers.get("ones")
