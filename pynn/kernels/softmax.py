@@ -1,7 +1,7 @@
 """Numba kernels for a softmax over the last axis of many short rows (attention scores).
 
-NumPy reduces a short last axis slowly (``np.max(s, axis=-1)`` over attention scores of rows of
-~20 keys costs several passes over them). These kernels walk the rows of a C-contiguous (R, S)
+NumPy reduces a short last axis slowly (``np.max(s, axis=-1)`` over attention scores with rows
+of ~20 keys, op times in the README). These kernels walk the rows of a C-contiguous (R, S)
 view instead; the exponential stays NumPy's SIMD loop between them:
 
     softmax_shift_rows(s, L, causal)   s[r] -= max(s[r]), after the causal mask (-inf where
@@ -10,13 +10,18 @@ view instead; the exponential stays NumPy's SIMD loop between them:
     softmax_normalize_rows(s)          s[r] /= sum(s[r])
 
 and the backward in one pass per row: ``softmax_backward_rows(dp, p)`` makes
-dp <- p * (dp - sum(dp * p)). The max propagates NaN as np.max does, and a row that is all -inf
-gives NaN as the NumPy expression does. Sums are accumulated in float64 ("reassoc" lets LLVM
-vectorise them: a rounding-level reordering that touches no NaN/inf handling).
+dp <- p * (dp - sum(dp * p)). The Softmax and LogSoftmax ops use them too when they reduce the
+last axis of a float array (``log_softmax_finish_rows`` / ``log_softmax_backward_rows``). The
+max propagates NaN as np.max does, and a row that is all -inf gives NaN as the NumPy expression
+does. Sums are accumulated in float64 ("reassoc" lets LLVM vectorise them: a rounding-level
+reordering that touches no NaN/inf handling).
 """
+import math
+
 from numba import njit
 
-__all__ = ["softmax_shift_rows", "softmax_normalize_rows", "softmax_backward_rows"]
+__all__ = ["softmax_shift_rows", "softmax_normalize_rows", "softmax_backward_rows",
+           "log_softmax_finish_rows", "log_softmax_backward_rows"]
 
 
 @njit(cache=True, nogil=True)
@@ -65,3 +70,31 @@ def softmax_backward_rows(dp, p):
         a = dp.dtype.type(acc)
         for j in range(S):
             dp[r, j] = p[r, j] * (dp[r, j] - a)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def log_softmax_finish_rows(y, e):
+    """Each row r of y (R, S), already shifted by its max, with e = exp(y): y[r] -= log(sum(e[r]))
+    (float64 accumulation and log): y becomes log_softmax of the original row."""
+    R, S = y.shape
+    for r in range(R):
+        acc = 0.0
+        for j in range(S):
+            acc += e[r, j]
+        lse = y.dtype.type(math.log(acc))
+        for j in range(S):
+            y[r, j] = y[r, j] - lse
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def log_softmax_backward_rows(g, p, gx):
+    """Each row of (R, S): gx = g - p * sum(g), the log-softmax's vector-Jacobian product for
+    p = exp(output) and output gradient g."""
+    R, S = g.shape
+    for r in range(R):
+        acc = 0.0
+        for j in range(S):
+            acc += g[r, j]
+        a = g.dtype.type(acc)
+        for j in range(S):
+            gx[r, j] = g[r, j] - p[r, j] * a

@@ -6,6 +6,13 @@ import warnings
 
 import numpy as np
 
+from ..kernels.softmax import (
+    log_softmax_backward_rows,
+    log_softmax_finish_rows,
+    softmax_backward_rows,
+    softmax_normalize_rows,
+    softmax_shift_rows,
+)
 from .base import Op
 
 
@@ -154,17 +161,39 @@ class LogSumExp(Op):
         return (g * np.exp(self.x - self.out),)
 
 
+def _last_axis_rows(x, dim):
+    """Does a softmax over `dim` of x go to the row kernels (a float array, its last axis,
+    non-empty rows)? Other cases take the NumPy expressions."""
+    return x.dtype.kind == "f" and x.ndim > 0 and dim % x.ndim == x.ndim - 1 and x.size > 0
+
+
 class Softmax(Op):
-    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000.
+    """attrs: dim (an int). exp(x - max) / sum: no overflow at logits of +-1000. Over the last
+    axis of a float array: row kernels around NumPy's exp (pynn.kernels.softmax), into
+    reused buffers.
     Derivative: d/dx = y * (g - sum(g * y)) over dim"""
 
     def forward(self, x):
+        if _last_axis_rows(x, self.dim):
+            y = self.buffer("y", x.shape, x.dtype)
+            np.copyto(y, x)
+            y2 = y.reshape(-1, x.shape[-1])
+            softmax_shift_rows(y2, 1, False)
+            np.exp(y, out=y)
+            softmax_normalize_rows(y2)
+            self.out = y
+            return y
         e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
         self.out = e / np.sum(e, axis=self.dim, keepdims=True)
         return self.out
 
     def backward(self, g):
         y = self.out
+        if _last_axis_rows(y, self.dim) and g.dtype == y.dtype:
+            gx = self.buffer("gx", y.shape, y.dtype)
+            np.copyto(gx, g)
+            softmax_backward_rows(gx.reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]))
+            return (gx,)
         return (y * (g - np.sum(g * y, axis=self.dim, keepdims=True)),)
 
     def softmax_logits(self, node):
@@ -173,10 +202,20 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
-    """
+    """Over the last axis of a float array: row kernels around NumPy's exp
+    (pynn.kernels.softmax), into reused buffers.
     Derivative: d/dx = g - softmax(x) * sum(g) over dim"""
 
     def forward(self, x):
+        if _last_axis_rows(x, self.dim):
+            y = self.buffer("y", x.shape, x.dtype)
+            np.copyto(y, x)
+            y2 = y.reshape(-1, x.shape[-1])
+            softmax_shift_rows(y2, 1, False)
+            e = np.exp(y, out=self.buffer("e", x.shape, x.dtype))
+            log_softmax_finish_rows(y2, e.reshape(y2.shape))
+            self.out = y
+            return y
         # the ufuncs' own reduce: np.max / np.sum add a Python-level dispatch
         shifted = x - np.maximum.reduce(x, axis=self.dim, keepdims=True)
         total = np.add.reduce(np.exp(shifted), axis=self.dim, keepdims=True)
@@ -184,6 +223,14 @@ class LogSoftmax(Op):
         return self.out
 
     def backward(self, g):
+        y = self.out
+        if _last_axis_rows(y, self.dim) and g.dtype == y.dtype:
+            S = y.shape[-1]
+            p = np.exp(y, out=self.buffer("p", y.shape, y.dtype))
+            gx = self.buffer("gx", y.shape, y.dtype)
+            g2 = self.contiguous("g_c", g).reshape(-1, S)
+            log_softmax_backward_rows(g2, p.reshape(-1, S), gx.reshape(-1, S))
+            return (gx,)
         return (g - np.exp(self.out) * np.add.reduce(g, axis=self.dim, keepdims=True),)
 
 
