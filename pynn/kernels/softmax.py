@@ -18,10 +18,21 @@ reordering that touches no NaN/inf handling).
 """
 import math
 
+import numpy as np
 from numba import njit
 
-__all__ = ["softmax_shift_rows", "softmax_normalize_rows", "softmax_backward_rows",
+__all__ = ["softmax_rows", "softmax_shift_rows", "softmax_normalize_rows", "softmax_backward_rows",
            "log_softmax_finish_rows", "log_softmax_backward_rows"]
+
+
+def softmax_rows(s, L=1, causal=False):
+    """In place on a C-contiguous float array s (..., S): the softmax of each row over its last
+    axis, with the causal mask over rows of L queries when `causal` (the three steps above)."""
+    s2 = s.reshape(-1, s.shape[-1])
+    softmax_shift_rows(s2, L, causal)
+    np.exp(s, out=s)
+    softmax_normalize_rows(s2)
+    return s
 
 
 @njit(cache=True, nogil=True)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..kernels.softmax import softmax_backward_rows, softmax_normalize_rows, softmax_shift_rows
+from ..kernels.softmax import softmax_backward_rows, softmax_rows
 from ..random import rng
 from .base import Op, unbroadcast
 
@@ -60,11 +60,7 @@ class ScaledDotProductAttention(Op):
                 self.mask_shapes.append(m.shape)
         # softmax in place over the last axis (row kernels around NumPy's SIMD exp), the
         # causal mask (-inf where key j > query i, top-left aligned) applied by the first
-        s2 = s.reshape(-1, S)
-        softmax_shift_rows(s2, L, bool(self.attrs.get("causal", False)))
-        np.exp(s, out=s)
-        softmax_normalize_rows(s2)
-        p = s
+        p = softmax_rows(s, L, bool(self.attrs.get("causal", False)))
         self.drop = None
         dropout_p = self.attrs.get("dropout_p", 0.0)
         module = self.attrs.get("module")

@@ -10,7 +10,7 @@ from ..kernels.softmax import (
     log_softmax_backward_rows,
     log_softmax_finish_rows,
     softmax_backward_rows,
-    softmax_normalize_rows,
+    softmax_rows,
     softmax_shift_rows,
 )
 from .base import Op
@@ -177,11 +177,7 @@ class Softmax(Op):
         if _last_axis_rows(x, self.dim):
             y = self.buffer("y", x.shape, x.dtype)
             np.copyto(y, x)
-            y2 = y.reshape(-1, x.shape[-1])
-            softmax_shift_rows(y2, 1, False)
-            np.exp(y, out=y)
-            softmax_normalize_rows(y2)
-            self.out = y
+            self.out = softmax_rows(y)
             return y
         e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
         self.out = e / np.sum(e, axis=self.dim, keepdims=True)
