@@ -173,8 +173,10 @@ class Op:
         """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
         node once its backward has run, and its gradients then live only as long as the tape
         needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
-        kept = dict(self.attrs)
-        kept.update(attrs=self.attrs, needs_input_grad=self.needs_input_grad, _buffers={})
+        d = self.__dict__
+        kept = {k: d[k] for k in _KEEP if k in d}       # the same names saves() skips
+        kept.update(self.attrs)
+        kept["_buffers"] = {}
         self.__dict__ = kept
 
     def __repr__(self):
