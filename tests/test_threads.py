@@ -186,3 +186,38 @@ def test_a_compiled_pass_that_splits_keeps_blas_on_one_thread(two_threads):
     threads.begin_pass(False)                   # a plan that never split: every thread
     assert threads._getter() == default
     assert threads.end_pass() is False
+
+
+def _recurrent_forward_backward(op_name, reverse, initial, x, w, states, g):
+    from pynn.ops import recurrent as R
+    op = getattr(R, op_name)(reverse=reverse, bias=True, initial=initial)
+    op.needs_input_grad = (True,) * (5 + len(states))
+    y = op.forward(x, *w, *states).copy()
+    return op.parts, [y] + [a.copy() for a in op.backward(g)]
+
+
+@needs_split
+@pytest.mark.parametrize("op_name", ["LSTMSequence", "GRUSequence", "RNNSequence"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("initial", [False, True])
+def test_a_recurrent_op_on_two_threads_equals_one_thread(two_threads, op_name, reverse, initial):
+    """Each thread runs the whole time loop for its own rows (an odd batch: slices of 4 and 5);
+    the weight gradients add the two slices' partial sums."""
+    gates = {"LSTMSequence": 4, "GRUSequence": 3, "RNNSequence": 1}[op_name]
+    n, t, f, h = 9, 6, 5, 7
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, t, f)).astype(np.float32)
+    w = [(rng.standard_normal(s) * 0.5).astype(np.float32)
+         for s in ((gates * h, f), (gates * h, h), (gates * h,), (gates * h,))]
+    states = [rng.standard_normal((n, h)).astype(np.float32)
+              for _ in range(2 if op_name == "LSTMSequence" else 1)] if initial else []
+    width = 2 * h if op_name == "LSTMSequence" else h
+    g = rng.standard_normal((n, t, width)).astype(np.float32)
+    parts_two, two = _recurrent_forward_backward(op_name, reverse, initial, x, w, states, g)
+    threads.set_num_threads(1)
+    parts_one, one = _recurrent_forward_backward(op_name, reverse, initial, x, w, states, g)
+    assert (parts_two, parts_one) == (2, 1)
+    names = ["y", "gx", "gw_ih", "gw_hh", "gb_ih", "gb_hh", "gh0", "gc0"]
+    assert len(two) == len(one) == 6 + len(states)
+    for name, a, c in zip(names, two, one):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6 * np.abs(c).max(), err_msg=name)

@@ -38,6 +38,26 @@ def _sigmoid_of(x, e, one):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def add_rows(a, b):
+    """a[n, :] += b for every row of a 2-D array a (in place, as NumPy's ``a += b``, which
+    allocates a buffer of np.getbufsize() elements for the broadcast on every call, per thread)."""
+    M, G = a.shape
+    for n in range(M):
+        for j in range(G):
+            a[n, j] += b[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_step(a, seq, t):
+    """a += seq[:, t] for a (N, H) and a C-contiguous (N, T, H) sequence (NumPy's ``+=`` of
+    that strided view would allocate a buffer of np.getbufsize() elements, per thread)."""
+    N, H = a.shape
+    for n in range(N):
+        for j in range(H):
+            a[n, j] += seq[n, t, j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lstm_preactivations(xw, t, hw, e, gpre):
     """Step 1 of LSTM time step t. hw += xw[:, t] (the gates' pre-activations, in place; xw is
     the whole (N, T, 4H) input projection); e = -|hw| (the argument of the sigmoids' exp);

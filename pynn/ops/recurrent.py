@@ -5,9 +5,13 @@ Each recurrent op runs the whole sequence (batch-first x of shape (N, T, F)):
 
 * one BLAS product projects every time step at once: XW = x.reshape(N*T, F) @ W_ih.T (+ biases);
 * per step, the recurrent product h_{t-1} @ W_hh.T goes to BLAS into a reused (N, G) buffer, and
-  one fused Numba kernel (pynn.kernels.recurrent) applies the gates and writes h_t (and c_t);
+  small fused Numba kernels (pynn.kernels.recurrent) apply the gates and write h_t (and c_t);
 * backward through time runs the steps in reverse with the same buffers, and the weight
   gradients are again one BLAS product each over all time steps.
+
+The rows of a batch never meet until the weight gradients, so a big enough batch is cut in two
+(``pynn.kernels.threads``): each core runs the whole time loop, forward and backward, for its
+own rows, with one BLAS thread, and the two halves' weight gradients are added at the end.
 
 Every array comes from ``self.buffer(...)``: in a compiled Model nothing is allocated per step or
 per call. Inputs: x, W_ih, W_hh, then b_ih, b_hh when attr ``bias`` is true, then the initial
@@ -18,6 +22,8 @@ backward direction of a bidirectional layer); its outputs stay in time order.
 import numpy as np
 
 from ..kernels.recurrent import (
+    add_rows,
+    add_step,
     embedding_backward,
     gru_candidate,
     gru_output,
@@ -30,7 +36,12 @@ from ..kernels.recurrent import (
     rnn_preactivations,
     rnn_step_backward,
 )
+from ..kernels.threads import slices, split_batch
 from .base import Op
+
+#: Elements the step kernels touch per gate value and time step, roughly (the projections, the
+#: exp/tanh scratch and the saved gates): what a batch's work is measured in before it is split.
+STEP_TOUCHES = 8
 
 
 def _contiguous(a):
@@ -39,12 +50,15 @@ def _contiguous(a):
 
 class _Recurrent(Op):
     """What the three recurrent ops share: unpacking inputs, the input projection, the shifted
-    previous-hidden sequence and the weight gradients. Subclasses set `gates` (G = gates * H),
-    and define `_steps` and `backward`.
+    previous-hidden sequence, the batch split and the weight gradients. Subclasses set `gates`
+    (G = gates * H) and `fold_hidden_bias` (b_hh added to the projection once, not per step),
+    and define `_allocate` (the whole batch's saved buffers, made before the split), `_steps`
+    and `_through_time` (one slice of rows each).
 
     Derivative: backpropagation through time, stated by each subclass."""
     gates = 1
     n_states = 1
+    fold_hidden_bias = True
 
     def _unpack(self, x, w_ih, w_hh, rest):
         bias = self.attrs.get("bias", True)
@@ -73,54 +87,84 @@ class _Recurrent(Op):
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
-    def _project(self, x, w_ih, N, T, F, G):
-        self.x2 = self.contiguous("x_c", x).reshape(N * T, F)
-        xw = self.buffer("xw", (N, T, G), x.dtype)
-        np.matmul(self.x2, w_ih.T, out=xw.reshape(N * T, G))
-        return xw
-
-    def _hprev(self, h_seq, h0, N, T, H):
-        """The sequence of previous hidden states h_{t-1} in time order (contiguous)."""
-        hp = self.buffer("hprev", (N, T, H), h0.dtype)
+    def _hprev(self, h_seq, h0, hp):
+        """hp = the previous hidden states h_{t-1} of h_seq (rows, T, H) in time order."""
+        T = hp.shape[1]
         if self.attrs.get("reverse", False):
             hp[:, :T - 1] = h_seq[:, 1:]
             hp[:, T - 1] = h0
         else:
             hp[:, 1:] = h_seq[:, :T - 1]
             hp[:, 0] = h0
-        return hp.reshape(N * T, H)
 
     def forward(self, x, w_ih, w_hh, *rest):
         b_ih, b_hh, init, N, T, F, H = self._unpack(x, w_ih, w_hh, rest)
         self.w_ih, self.w_hh, self.has_bias, self.shape = w_ih, w_hh, b_ih is not None, (N, T, F, H)
         self.init = init
-        return self._steps(x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H)
-
-    def _weight_grads(self, d_in, d_rec, N, T, F, H):
-        """Gradients of x, W_ih, W_hh, b_ih, b_hh from dL/d(input projection) d_in and
-        dL/d(recurrent projection) d_rec, both (N, T, G)."""
         G = self.gates * H
-        dt = d_in.dtype
-        d_in2, d_rec2 = d_in.reshape(N * T, G), d_rec.reshape(N * T, G)
-        gx = gwi = gwh = gbi = gbh = None
-        if self.needs(0):
-            gx = self.buffer("gx", (N * T, F), dt)
-            np.matmul(d_in2, self.w_ih, out=gx)
-            gx = gx.reshape(N, T, F)
-        if self.needs(1):
-            gwi = self.buffer("gw_ih", (G, F), dt)
-            np.matmul(d_in2.T, self.x2, out=gwi)
-        if self.needs(2):
-            gwh = self.buffer("gw_hh", (G, H), dt)
-            np.matmul(d_rec2.T, self.hprev2, out=gwh)
-        grads = [gx, gwi, gwh]
-        if self.has_bias:
-            if self.needs(3):
-                gbi = np.sum(d_in2, axis=0, out=self.buffer("gb_ih", (G,), dt))
-            if self.needs(4):
-                gbh = np.sum(d_rec2, axis=0, out=self.buffer("gb_hh", (G,), dt))
-            grads += [gbi, gbh]
-        return grads
+        x2 = self.x2 = self.contiguous("x_c", x).reshape(N * T, F)
+        xw = self.buffer("xw", (N, T, G), x.dtype)
+        hprev = self.buffer("hprev", (N, T, H), x.dtype)
+        self.hprev2 = hprev.reshape(N * T, H)
+        self._allocate(N, T, H, x.dtype)
+        self.parts = slices(N, STEP_TOUCHES * N * T * G)
+
+        def run(k, n0, n1):
+            """Rows [n0, n1) of the batch, the whole sequence, on a thread of its own."""
+            xw_k = xw[n0:n1]
+            xw2 = xw_k.reshape(-1, G)
+            np.matmul(x2[n0 * T:n1 * T], w_ih.T, out=xw2)
+            if b_ih is not None:
+                add_rows(xw2, b_ih)
+                if self.fold_hidden_bias:
+                    add_rows(xw2, b_hh)
+            h_seq = self._steps(k, slice(n0, n1), xw_k, b_hh, [s[n0:n1] for s in init])
+            self._hprev(h_seq, init[0][n0:n1], hprev[n0:n1])
+
+        split_batch(run, N, self.parts)
+        return self.out
+
+    def backward(self, g):
+        N, T, F, H = self.shape
+        g = self.contiguous("g_c", g)
+        G, dt = self.gates * H, g.dtype
+        d_in, d_rec = self._allocate_grads(N, T, H, dt)
+        gx = self.buffer("gx", (N * T, F), dt) if self.needs(0) else None
+
+        def run(k, n0, n1):
+            """Rows [n0, n1): backward through time, then this slice's share of the weight
+            gradients (its own buffers, k) and its rows of dx."""
+            self._through_time(k, slice(n0, n1), g)
+            d_in2 = d_in[n0:n1].reshape(-1, G)
+            d_rec2 = d_rec[n0:n1].reshape(-1, G)
+            rows = slice(n0 * T, n1 * T)
+            if gx is not None:
+                np.matmul(d_in2, self.w_ih, out=gx[rows])
+            if self.needs(1):
+                np.matmul(d_in2.T, self.x2[rows], out=self.buffer(f"gw_ih{k}", (G, F), dt))
+            if self.needs(2):
+                np.matmul(d_rec2.T, self.hprev2[rows], out=self.buffer(f"gw_hh{k}", (G, H), dt))
+            if self.has_bias:
+                if self.needs(3):
+                    np.sum(d_in2, axis=0, out=self.buffer(f"gb_ih{k}", (G,), dt))
+                if self.needs(4):
+                    np.sum(d_rec2, axis=0, out=self.buffer(f"gb_hh{k}", (G,), dt))
+
+        split_batch(run, N, self.parts)
+        grads = [None if gx is None else gx.reshape(N, T, F)]
+        names = ["gw_ih", "gw_hh"] + (["gb_ih", "gb_hh"] if self.has_bias else [])
+        for i, name in enumerate(names, start=1):
+            grads.append(self._sum_parts(name) if self.needs(i) else None)
+        if self.attrs.get("initial", False):
+            grads += self.state_grads
+        return tuple(grads)
+
+    def _sum_parts(self, name):
+        """The slices' partial sums of one weight gradient, added into slice 0's buffer."""
+        total = self._buffers[f"{name}0"]
+        for k in range(1, self.parts):
+            total += self._buffers[f"{name}{k}"]
+        return total
 
 
 class LSTMSequence(_Recurrent):
@@ -135,29 +179,29 @@ class LSTMSequence(_Recurrent):
     gates = 4
     n_states = 2
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
-        xw = self._project(x, w_ih, N, T, F, 4 * H)
-        if b_ih is not None:
-            xw += b_ih
-            xw += b_hh
-        hw = self.buffer("hw", (N, 4 * H), x.dtype)
-        out = self.buffer("out", (N, T, 2 * H), x.dtype)
-        gates = self.buffer("gates", (N, T, 4 * H), x.dtype)
-        tanh_c = self.buffer("tanh_c", (N, T, H), x.dtype)
+    def _allocate(self, N, T, H, dt):
+        self.out = self.buffer("out", (N, T, 2 * H), dt)
+        self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
+        self.tanh_c = self.buffer("tanh_c", (N, T, H), dt)
+        # BLAS reads a contiguous copy of W_hh^T faster than the transposed view
+        self.w_hh_t = self.buffer("w_hh_t", (H, 4 * H), dt)
+        np.copyto(self.w_hh_t, self.w_hh.T)
+
+    def _steps(self, k, r, xw, b_hh, init):
         # exp and tanh run as NumPy's SIMD loops on contiguous scratch, the rest of each step in
-        # three kernels that index the (N, T, .) buffers by t (pynn.kernels.recurrent); BLAS
-        # reads a contiguous copy of W_hh^T (faster than the transposed view); nothing is
-        # allocated per step.
-        w_hh_t = self.buffer("w_hh_t", (H, 4 * H), x.dtype)
-        np.copyto(w_hh_t, w_hh.T)
-        e = self.buffer("sigmoid_e", (N, 4 * H), x.dtype)
-        tg = self.buffer("tanh_g", (N, H), x.dtype)
-        c = self.buffer("c_t", (N, H), x.dtype)
-        tc = self.buffer("tanh_c_t", (N, H), x.dtype)
+        # three kernels that index the (rows, T, .) buffers by t (pynn.kernels.recurrent);
+        # nothing is allocated per step.
+        out, gates, tanh_c = self.out[r], self.gates_seq[r], self.tanh_c[r]
+        m, H, dt = xw.shape[0], self.shape[3], xw.dtype
+        hw = self.buffer(f"hw{k}", (m, 4 * H), dt)
+        e = self.buffer(f"sigmoid_e{k}", (m, 4 * H), dt)
+        tg = self.buffer(f"tanh_g{k}", (m, H), dt)
+        c = self.buffer(f"c_t{k}", (m, H), dt)
+        tc = self.buffer(f"tanh_c_t{k}", (m, H), dt)
         h_prev = init[0]
         np.copyto(c, init[1])
-        for t in self._order(T):
-            np.matmul(h_prev, w_hh_t, out=hw)
+        for t in self._order(self.shape[1]):
+            np.matmul(h_prev, self.w_hh_t, out=hw)
             lstm_preactivations(xw, t, hw, e, tg)
             np.exp(e, out=e)
             np.tanh(tg, out=tg)
@@ -165,34 +209,28 @@ class LSTMSequence(_Recurrent):
             np.tanh(c, out=tc)
             lstm_hidden(gates, t, tc, c, out, tanh_c)                  # h = o tanh(c)
             h_prev = out[:, t, :H]
-        self.tanh_c = tanh_c
-        self.out, self.gates_seq = out, gates
-        self.hprev2 = self._hprev(out[:, :, :H], init[0], N, T, H)
-        return out
+        return out[:, :, :H]
 
-    def backward(self, g):
+    def _allocate_grads(self, N, T, H, dt):
+        self.dA = self.buffer("dA", (N, T, 4 * H), dt)
+        self.state_grads = [self.buffer("dh", (N, H), dt), self.buffer("dc", (N, H), dt)]
+        return self.dA, self.dA
+
+    def _through_time(self, k, r, g):
         N, T, F, H = self.shape
-        g = self.contiguous("g_c", g)
-        dt = g.dtype
-        dA = self.buffer("dA", (N, T, 4 * H), dt)
-        dh = self.buffer("dh", (N, H), dt)
-        dc = self.buffer("dc", (N, H), dt)
+        dh, dc = (s[r] for s in self.state_grads)
         dh.fill(0)
         dc.fill(0)
+        g, dA, out, gates, tanh_c = g[r], self.dA[r], self.out[r], self.gates_seq[r], self.tanh_c[r]
         order = list(self._order(T))
-        out, w_hh, gates, tanh_c = self.out, self.w_hh, self.gates_seq, self.tanh_c
-        c0 = self.contiguous("c0_c", self.init[1]).reshape(N, 1, H)
-        for k in range(T - 1, -1, -1):
-            t = order[k]
-            if k == 0:       # c_{t-1} is the initial state, read as (N, 1, H)
+        c0 = self.contiguous(f"c0_c{k}", self.init[1][r]).reshape(-1, 1, H)
+        for i in range(T - 1, -1, -1):
+            t = order[i]
+            if i == 0:       # c_{t-1} is the initial state, read as (rows, 1, H)
                 lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dA)
             else:            # c_{t-1} is the forward output out[:, t_prev, H:]
-                lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[k - 1], H, dA)
-            np.matmul(dA[:, t], w_hh, out=dh)
-        grads = self._weight_grads(dA, dA, N, T, F, H)
-        if self.attrs.get("initial", False):
-            grads += [dh, dc]
-        return tuple(grads)
+                lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[i - 1], H, dA)
+            np.matmul(dA[:, t], self.w_hh, out=dh)
 
 
 class GRUSequence(_Recurrent):
@@ -205,53 +243,50 @@ class GRUSequence(_Recurrent):
     d(h-projection) = (dr, dz, dn * r); dh_{t-1} = dh * z + d(h-projection) @ W_hh; then
     dW_ih = dX^T x, db_ih = sum dX, dW_hh = dH^T h_prev, db_hh = sum dH, dx = dX @ W_ih."""
     gates = 3
+    fold_hidden_bias = False        # r multiplies h W_hn^T + b_hn: b_hh goes in every step
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
-        xw = self._project(x, w_ih, N, T, F, 3 * H)
-        if b_ih is not None:
-            xw += b_ih
-        hw = self.buffer("hw", (N, 3 * H), x.dtype)
-        out = self.buffer("out", (N, T, H), x.dtype)
-        gates = self.buffer("gates", (N, T, 4 * H), x.dtype)
+    def _allocate(self, N, T, H, dt):
+        self.out = self.buffer("out", (N, T, H), dt)
+        self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
+
+    def _steps(self, k, r, xw, b_hh, init):
         # exp and tanh as NumPy's SIMD loops on contiguous scratch, between three kernels
-        e = self.buffer("sigmoid_e", (N, 2 * H), x.dtype)
-        cand = self.buffer("candidate", (N, H), x.dtype)
+        out, gates = self.out[r], self.gates_seq[r]
+        m, H, dt = xw.shape[0], self.shape[3], xw.dtype
+        hw = self.buffer(f"hw{k}", (m, 3 * H), dt)
+        e = self.buffer(f"sigmoid_e{k}", (m, 2 * H), dt)
+        cand = self.buffer(f"candidate{k}", (m, H), dt)
         h_prev = init[0]
-        for t in self._order(T):
-            np.matmul(h_prev, w_hh.T, out=hw)
+        for t in self._order(self.shape[1]):
+            np.matmul(h_prev, self.w_hh.T, out=hw)
             if b_hh is not None:
-                hw += b_hh
+                add_rows(hw, b_hh)
             gru_preactivations(xw[:, t], hw, e)
             np.exp(e, out=e)
             gru_candidate(xw[:, t], hw, e, gates[:, t], cand)
             np.tanh(cand, out=cand)
             gru_output(gates[:, t], cand, h_prev, out[:, t])
             h_prev = out[:, t]
-        self.out, self.gates_seq = out, gates
-        self.hprev2 = self._hprev(out, init[0], N, T, H)
         return out
 
-    def backward(self, g):
+    def _allocate_grads(self, N, T, H, dt):
+        self.dX = self.buffer("dX", (N, T, 3 * H), dt)
+        self.dH = self.buffer("dH", (N, T, 3 * H), dt)
+        self.state_grads = [self.buffer("dh", (N, H), dt)]
+        return self.dX, self.dH
+
+    def _through_time(self, k, r, g):
         N, T, F, H = self.shape
-        g = self.contiguous("g_c", g)
-        dt = g.dtype
-        dX = self.buffer("dX", (N, T, 3 * H), dt)
-        dH = self.buffer("dH", (N, T, 3 * H), dt)
-        dh = self.buffer("dh", (N, H), dt)
-        dhz = self.buffer("dhz", (N, H), dt)
+        dh = self.state_grads[0][r]
         dh.fill(0)
-        order = list(self._order(T))
-        hprev = self.hprev2.reshape(N, T, H)
-        for k in range(T - 1, -1, -1):
-            t = order[k]
-            dh += g[:, t]
-            gru_step_backward(dh, self.gates_seq[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
+        g, dX, dH, gates = g[r], self.dX[r], self.dH[r], self.gates_seq[r]
+        dhz = self.buffer(f"dhz{k}", dh.shape, dh.dtype)
+        hprev = self.hprev2.reshape(N, T, H)[r]
+        for t in reversed(list(self._order(T))):
+            add_step(dh, g, t)
+            gru_step_backward(dh, gates[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
             np.matmul(dH[:, t], self.w_hh, out=dh)
             dh += dhz
-        grads = self._weight_grads(dX, dH, N, T, F, H)
-        if self.attrs.get("initial", False):
-            grads += [dh]
-        return tuple(grads)
 
 
 class RNNSequence(_Recurrent):
@@ -263,41 +298,42 @@ class RNNSequence(_Recurrent):
     dh_{t-1} += dA_t @ W_hh; dW_ih = dA^T x, dW_hh = dA^T h_prev, db_ih = db_hh = sum dA,
     dx = dA @ W_ih, dh0 = the carried dh."""
 
-    def _steps(self, x, w_ih, w_hh, b_ih, b_hh, init, N, T, F, H):
-        xw = self._project(x, w_ih, N, T, F, H)
-        if b_ih is not None:
-            xw += b_ih
-            xw += b_hh
-        hw = self.buffer("hw", (N, H), x.dtype)
-        out = self.buffer("out", (N, T, H), x.dtype)
-        relu = self.attrs.get("nonlinearity", "tanh") == "relu"
+    def _relu(self):
+        return self.attrs.get("nonlinearity", "tanh") == "relu"
+
+    def _allocate(self, N, T, H, dt):
+        self.out = self.buffer("out", (N, T, H), dt)
+
+    def _steps(self, k, r, xw, b_hh, init):
+        out = self.out[r]
+        m, H, dt = xw.shape[0], self.shape[3], xw.dtype
+        hw = self.buffer(f"hw{k}", (m, H), dt)
+        relu = self._relu()
         h_prev = init[0]
-        for t in self._order(T):
-            np.matmul(h_prev, w_hh.T, out=hw)
+        for t in self._order(self.shape[1]):
+            np.matmul(h_prev, self.w_hh.T, out=hw)
             rnn_preactivations(xw[:, t], hw, relu)
             if not relu:
                 np.tanh(hw, out=hw)            # NumPy's SIMD tanh, on contiguous scratch
             out[:, t] = hw
             h_prev = out[:, t]
-        self.out = out
-        self.hprev2 = self._hprev(out, init[0], N, T, H)
         return out
 
-    def backward(self, g):
-        N, T, F, H = self.shape
-        g = self.contiguous("g_c", g)
-        dA = self.buffer("dA", (N, T, H), g.dtype)
-        dh = self.buffer("dh", (N, H), g.dtype)
+    def _allocate_grads(self, N, T, H, dt):
+        self.dA = self.buffer("dA", (N, T, H), dt)
+        self.state_grads = [self.buffer("dh", (N, H), dt)]
+        return self.dA, self.dA
+
+    def _through_time(self, k, r, g):
+        T = self.shape[1]
+        dh = self.state_grads[0][r]
         dh.fill(0)
-        relu = self.attrs.get("nonlinearity", "tanh") == "relu"
+        g, dA, out = g[r], self.dA[r], self.out[r]
+        relu = self._relu()
         for t in reversed(list(self._order(T))):
-            dh += g[:, t]
-            rnn_step_backward(dh, self.out[:, t], relu, dA[:, t])
+            add_step(dh, g, t)
+            rnn_step_backward(dh, out[:, t], relu, dA[:, t])
             np.matmul(dA[:, t], self.w_hh, out=dh)
-        grads = self._weight_grads(dA, dA, N, T, F, H)
-        if self.attrs.get("initial", False):
-            grads += [dh]
-        return tuple(grads)
 
 
 class Narrow(Op):
