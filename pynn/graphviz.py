@@ -237,6 +237,16 @@ def compiled_plan(model):
     return model.trial_plan(1, record=True)
 
 
+#: how a plan step that another step computes is labelled (pynn.plan's fusions)
+FUSED_BY = {
+    "MaxPool2d": " (computed by the conv before it)",
+    "Relu": " (computed by the BatchNorm before it)",
+    "Narrow": " (passed through: the attention reads its third of the projection)",
+    "SplitHeads": " (passed through: the attention reads the heads itself)",
+    "MergeHeads": " (passed through: the attention writes the merged layout)",
+}
+
+
 def _from_plan(model):
     plan = compiled_plan(model)
     graph = model.graph
@@ -273,9 +283,10 @@ def _from_plan(model):
             text += " + MaxPool2d, fused"
         elif getattr(op, "relu", False) is True:
             text += " + ReLU, fused"
+        elif getattr(op, "packed_heads", 0):
+            text += " + head split and merge, fused (reads q, k, v from the projection)"
         elif getattr(op, "fused", False):
-            text += " (computed by the %s before it)" % ("conv" if op.name == "MaxPool2d"
-                                                         else "BatchNorm")
+            text += FUSED_BY.get(op.name, " (passed through: fused into its neighbour)")
         settings = ", ".join(f"{k}={v}" for k, v in op.attrs.items()
                              if not hasattr(v, "__dict__") and len(repr(v)) < 30)
         if settings:

@@ -10,9 +10,11 @@ import numpy as np
 from . import anomaly
 from .graph import walk
 from .kernels import threads
+from .ops.attention import MergeHeads, ScaledDotProductAttention, SplitHeads
 from .ops.base import Op, unbroadcast
 from .ops.elementwise import Relu
 from .ops.nn import BatchNorm, Conv2d, MaxPool2d
+from .ops.recurrent import Narrow
 
 
 class Step:
@@ -188,6 +190,60 @@ def _fuse_pairs(graph, ops):
                 ops[i].fuse_pool(op)
         elif type(ops[i]) is BatchNorm and ops[i].can_fuse_relu(op):
             ops[i].fuse_relu(op)
+    for j, op in enumerate(ops):
+        if type(op) is ScaledDotProductAttention:
+            _fuse_attention(graph, ops, j, readers, producer, outputs)
+
+
+def _fuse_attention(graph, ops, j, readers, producer, outputs):
+    """Multi-head self-attention's chain: one (N, L, 3E) projection, cut into q, k and v thirds
+    (three Narrows), each split into heads (SplitHeads), attended (step j), merged back
+    (MergeHeads). When every link is read by the next one only, the attention reads the heads
+    of q, k and v as strided views of the projection and writes the merged layout itself
+    (ScaledDotProductAttention.fuse_packed); the other seven ops pass values and gradients
+    through. Forward saves seven copies, backward seven copies and two full-size gradient adds.
+    (The projection may have other readers: its gradient from the attention is whole.)"""
+
+    def only_reader(slot, i):
+        """Is step i the one reader of `slot`, which is no output of the model?"""
+        return slot not in outputs and readers.get(slot) == [i]
+
+    step = graph.steps[j]
+    if len(set(step.ins[:3])) != 3:
+        return
+    heads, narrows, source = [], [], None
+    for part, s in enumerate(step.ins[:3]):
+        i = producer.get(s)
+        if i is None or type(ops[i]) is not SplitHeads or not only_reader(s, j):
+            return
+        n = producer.get(graph.steps[i].ins[0])
+        if n is None or type(ops[n]) is not Narrow or not only_reader(graph.steps[i].ins[0], i):
+            return
+        heads.append(i)
+        narrows.append(n)
+        index = ops[n].attrs.get("index")
+        x = graph.steps[n].ins[0]
+        if source is None:
+            source, E = x, graph.steps[n].tensor.shape[-1]
+        if x != source or not _is_third(index, part, E):
+            return
+    h = ops[heads[0]].attrs.get("num_heads")
+    if any(ops[i].attrs.get("num_heads") != h for i in heads) or not isinstance(E, int) or E % h:
+        return
+    merge = [i for i in readers.get(step.out, []) if type(ops[i]) is MergeHeads]
+    if step.out in outputs or len(merge) != 1 or readers[step.out] != merge \
+            or ops[merge[0]].attrs.get("num_heads") != h:
+        return
+    ops[j].fuse_packed(h, E)
+    for i in heads + narrows + merge:
+        ops[i].fused = True
+
+
+def _is_third(index, part, E):
+    """Is `index` x[..., part*E:(part+1)*E], the q (0), k (1) or v (2) third of the last axis?"""
+    return (isinstance(index, tuple) and len(index) == 2 and index[0] is Ellipsis
+            and isinstance(index[1], slice) and index[1].step in (None, 1)
+            and index[1].start == part * E and index[1].stop == (part + 1) * E)
 
 
 def _step_error(step, op, args, error):

@@ -340,9 +340,16 @@ class Narrow(Op):
     """x[index] for a basic index (ints and slices), copied into a reused buffer so that the
     result is contiguous; the gradient is written into a reused buffer, zeroed once. attrs: index.
 
+    attr ``fused`` (set by the plan for multi-head attention's q/k/v thirds, see
+    ScaledDotProductAttention.fuse_packed): the attention reads its third of x itself, and this
+    op passes x and the gradient through.
+
     Derivative: d/dx = zeros of x's shape with g placed at x[index]."""
+    fused = False
 
     def forward(self, x):
+        if self.fused:
+            return x
         view = x[self.index]
         y = self.buffer("y", view.shape, x.dtype)
         np.copyto(y, view)
@@ -350,6 +357,8 @@ class Narrow(Op):
         return y
 
     def backward(self, g):
+        if self.fused:
+            return (g,)
         gx = self.buffer("gx", self.in_shape, g.dtype)
         # Only x[index] is ever written after the first fill: nothing downstream writes into a
         # gradient it is given, so a reused buffer stays zero elsewhere (q, k and v, the
