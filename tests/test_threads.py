@@ -221,3 +221,45 @@ def test_a_recurrent_op_on_two_threads_equals_one_thread(two_threads, op_name, r
     assert len(two) == len(one) == 6 + len(states)
     for name, a, c in zip(names, two, one):
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6 * np.abs(c).max(), err_msg=name)
+
+
+def _batchnorm_forward_backward(x, g, relu):
+    from pynn.layers import BatchNorm2d
+    layer = BatchNorm2d(x.shape[1])
+    layer.weight.data[:] = np.linspace(0.5, 1.5, x.shape[1])
+    layer.bias.data[:] = np.linspace(-0.2, 0.3, x.shape[1])
+    op = N.BatchNorm(module=layer)
+    op.relu = relu
+    op.needs_input_grad = (True, True, True)
+    y = op.forward(x, layer.weight.data, layer.bias.data).copy()
+    return [y] + [a.copy() for a in op.backward(g)] + [layer.running_mean, layer.running_var]
+
+
+@needs_split
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("spread", [False, True])
+def test_batchnorm_split_by_channels_equals_one_thread(two_threads, monkeypatch, relu, spread):
+    """Channels cut across the threads above BN_MIN_WORK elements, or above the smaller
+    BN_SPREAD_MIN_WORK inside a pass whose plan splits its batches (threads.pass_splits)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5, 7, 7)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    monkeypatch.setattr(N, "BN_MIN_WORK", 10**9 if spread else 100)
+    monkeypatch.setattr(N, "BN_SPREAD_MIN_WORK", 100 if spread else 10**9)
+    split_calls = []
+    real = N.split_batch
+    monkeypatch.setattr(N, "split_batch", lambda fn, n, t: (split_calls.append(t), real(fn, n, t)))
+    if spread:
+        threads.begin_pass(True)
+    try:
+        two = _batchnorm_forward_backward(x, g, relu)
+    finally:
+        if spread:
+            threads.end_pass()
+            threads.begin_pass(False)            # BLAS back to the threads it had
+            threads.end_pass()
+    assert split_calls == [2, 2]
+    threads.set_num_threads(1)
+    one = _batchnorm_forward_backward(x, g, relu)
+    for name, a, c in zip(["y", "gx", "ggamma", "gbeta", "running_mean", "running_var"], two, one):
+        np.testing.assert_array_equal(a, c, err_msg=name)      # per channel: the same sums

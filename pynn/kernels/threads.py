@@ -75,6 +75,7 @@ _setter_looked_up = False
 _in_worker = threading.local()     # .active: this thread is running a slice
 _holding = False                   # inside a compiled pass (begin_pass): splits leave BLAS at 1
 _split_done = False                # a batch was split since begin_pass()
+_pass_splits = False               # the running pass's plan split a batch in an earlier pass
 _default_blas = 0                  # the process's BLAS thread count before pynn set one
 
 
@@ -178,12 +179,19 @@ def begin_pass(splits):
     every product, so a two-thread product next to a split kept a core spinning while the split
     wanted both: readme-cnn took 32 ms a step when each pass gave BLAS its threads back, 20 ms
     with BLAS on one thread once the model splits; a model that never splits keeps them all."""
-    global _holding, _split_done, _default_blas
-    _holding, _split_done = True, False
+    global _holding, _split_done, _default_blas, _pass_splits
+    _holding, _split_done, _pass_splits = True, False, bool(splits)
     if blas_local_threads_available():
         if not _default_blas:
             _default_blas = _getter()
         _setter(1 if splits else _default_blas)
+
+
+def pass_splits():
+    """Is a compiled pass running whose plan split a batch before? Then the activations lie in
+    both cores' caches (each wrote its own slice), and a memory-bound op gains from splitting
+    much smaller work than it would on data one core holds (BatchNorm)."""
+    return _holding and _pass_splits
 
 
 def end_pass():

@@ -7,6 +7,7 @@ elementwise or index-shuffling runs in the Numba kernels of pynn.kernels.
 """
 import numpy as np
 
+from ..kernels import threads
 from ..kernels.activation import (
     ACT_NONE,
     ACTIVATION_CODES,
@@ -34,9 +35,17 @@ from ..random import rng
 from .base import Op
 from .elementwise import Relu
 
-#: BatchNorm's kernels stream memory at ~0.4 ns an element: a batch is split across threads
-#: only above this size (at 1.2M elements two threads were slower than one).
-BN_MIN_WORK = 1 << 23
+#: BatchNorm's kernels stream memory: a batch is split across threads (by channels) above
+#: BN_MIN_WORK elements, or above BN_SPREAD_MIN_WORK inside a compiled pass that splits its
+#: batches: each core then wrote half of the activations, which lie in both cores' caches, and
+#: one core reading them all was two to three times slower than on data of its own (the
+#: ResNet's batch norms, `python benchmarks/op_times.py resnet-fmnist --per-step`).
+BN_MIN_WORK = 1 << 20
+BN_SPREAD_MIN_WORK = 1 << 16
+
+def _bn_min_work():
+    return BN_SPREAD_MIN_WORK if threads.pass_splits() else BN_MIN_WORK
+
 
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
 
@@ -560,7 +569,7 @@ class BatchNorm(Op):
         gm, bt = (gamma, beta) if self.affine else (empty, empty)
         split_batch(lambda k, c0, c1: batchnorm_forward(
             x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, xhat.reshape(x3.shape),
-            y.reshape(x3.shape), self.relu), C, slices(C, x.size, BN_MIN_WORK))
+            y.reshape(x3.shape), self.relu), C, slices(C, x.size, _bn_min_work()))
         if track and m.training:
             self._update_running(mean, var, x.size // C)
         self.inv_std, self.xhat, self.axes = inv_std.reshape(shape), xhat, axes
@@ -618,5 +627,5 @@ class BatchNorm(Op):
         y3 = self.y_out.reshape(g3.shape) if self.relu else g3     # (read only with relu)
         split_batch(lambda k, c0, c1: batchnorm_backward(
             g3, self.xhat.reshape(g3.shape), self.inv_std.reshape(C), gm, c0, c1, ggamma, gbeta,
-            gx.reshape(g3.shape), y3, self.relu), C, slices(C, g.size, BN_MIN_WORK))
+            gx.reshape(g3.shape), y3, self.relu), C, slices(C, g.size, _bn_min_work()))
         return (gx, ggamma, gbeta) if self.affine else (gx,)
