@@ -12,7 +12,8 @@ import math
 
 from numba import njit
 
-__all__ = ["batchnorm_forward", "batchnorm_backward", "rownorm_forward", "rownorm_backward"]
+__all__ = ["batchnorm_forward", "batchnorm_backward", "rownorm_forward", "rownorm_backward",
+           "rownorm_affine_forward", "rownorm_affine_backward"]
 
 
 # fastmath "reassoc" lets LLVM vectorise the float64 sums (a rounding-level reordering); no flag
@@ -124,3 +125,48 @@ def rownorm_backward(gxhat, xhat, inv_std, gx):
         inv = inv_std[m]
         for k in range(K):
             gx[m, k] = inv * (gxhat[m, k] - a - xhat[m, k] * b)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def rownorm_affine_forward(x, eps, gamma, beta, xhat, inv_std, y):
+    """rownorm_forward, then y = xhat * gamma + beta with gamma, beta (K,) per column, in the
+    same pass over each row (LayerNorm with elementwise_affine)."""
+    M, K = x.shape
+    for m in range(M):
+        s = 0.0
+        for k in range(K):
+            s += x[m, k]
+        mu = s / K
+        ss = 0.0
+        for k in range(K):
+            d = x[m, k] - mu
+            ss += d * d
+        inv = inv_std.dtype.type(1.0 / math.sqrt(ss / K + eps))
+        inv_std[m] = inv
+        mf = x.dtype.type(mu)
+        for k in range(K):
+            h = (x[m, k] - mf) * inv
+            xhat[m, k] = h
+            y[m, k] = h * gamma[k] + beta[k]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def rownorm_affine_backward(g, gamma, xhat, inv_std, gx, g_xhat):
+    """The backward of rownorm_affine_forward for one output gradient g (M, K): with
+    gxhat = g * gamma, gx = inv_std * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) per
+    row, and g_xhat = g * xhat, whose column sums are d/dgamma (the caller's BLAS sum)."""
+    M, K = g.shape
+    for m in range(M):
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(K):
+            gv = g[m, k] * gamma[k]
+            s1 += gv
+            s2 += gv * xhat[m, k]
+        a = gx.dtype.type(s1 / K)
+        b = gx.dtype.type(s2 / K)
+        inv = inv_std[m]
+        for k in range(K):
+            h = xhat[m, k]
+            gx[m, k] = inv * (g[m, k] * gamma[k] - a - h * b)
+            g_xhat[m, k] = g[m, k] * h

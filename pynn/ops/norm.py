@@ -8,7 +8,12 @@ reused buffers.
 """
 import numpy as np
 
-from ..kernels.norm import rownorm_backward, rownorm_forward
+from ..kernels.norm import (
+    rownorm_affine_backward,
+    rownorm_affine_forward,
+    rownorm_backward,
+    rownorm_forward,
+)
 from .base import Op
 
 
@@ -29,6 +34,15 @@ def _normalize_backward(op, gxhat):
     return gx
 
 
+def _one_dtype(*arrays):
+    """Do these arrays share one float dtype (the kernels' case; else NumPy promotes)?"""
+    return all(a.dtype == arrays[0].dtype for a in arrays) and arrays[0].dtype.kind == "f"
+
+
+def _flat(a):
+    return a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+
+
 class LayerNorm(Op):
     """Normalise over the last `ndim` dims of x, then y = xhat * gamma + beta (gamma, beta of
     those dims' shape, given only when elementwise_affine). attrs: ndim, eps.
@@ -40,13 +54,20 @@ class LayerNorm(Op):
     def forward(self, x, gamma=None, beta=None):
         K = int(np.prod(x.shape[x.ndim - self.ndim:]))
         x2 = x.reshape(-1, K)
-        xhat = _normalize(self, x2, self.eps)
         self.shape, self.affine = x.shape, gamma is not None
         if not self.affine:
-            return xhat.reshape(x.shape)
+            return _normalize(self, x2, self.eps).reshape(x.shape)
         self.gamma = gamma.reshape(K)
-        y = np.multiply(xhat, self.gamma, out=self.buffer("y", x2.shape, x.dtype))
-        y += beta.reshape(K)
+        if not _one_dtype(x2, gamma, beta):
+            xhat = _normalize(self, x2, self.eps)
+            return (xhat * self.gamma + beta.reshape(K)).reshape(x.shape)
+        # normalisation and affine map in one pass per row (pynn.kernels.norm)
+        x2 = self.contiguous("x_c", x2)
+        M = x2.shape[0]
+        self.xhat = xhat = self.buffer("xhat", x2.shape, x2.dtype)
+        self.inv_std = inv_std = self.buffer("inv_std", (M, 1), x2.dtype)
+        y = self.buffer("y", x2.shape, x.dtype)
+        rownorm_affine_forward(x2, self.eps, self.gamma, _flat(beta), xhat, inv_std.reshape(M), y)
         return y.reshape(x.shape)
 
     def backward(self, g):
@@ -55,11 +76,18 @@ class LayerNorm(Op):
         if not self.affine:
             return (_normalize_backward(self, g2).reshape(self.shape),)
         pshape = self.shape[len(self.shape) - self.ndim:]
-        tmp = np.multiply(g2, self.xhat, out=self.buffer("tmp", g2.shape, g.dtype))
+        if not _one_dtype(g2, self.gamma, self.xhat):
+            gxhat = g2 * self.gamma
+            ggamma = np.sum(g2 * self.xhat, axis=0).reshape(pshape)
+            return (_normalize_backward(self, gxhat).reshape(self.shape), ggamma,
+                    np.sum(g2, axis=0).reshape(pshape))
+        g2 = self.contiguous("g_c", g2)
+        gx = self.buffer("gx", g2.shape, g.dtype)
+        tmp = self.buffer("tmp", g2.shape, g.dtype)
+        rownorm_affine_backward(g2, self.gamma, self.xhat, self.inv_std.reshape(-1), gx, tmp)
         ggamma = self.sum_rows("ggamma", tmp).reshape(pshape)
         gbeta = self.sum_rows("gbeta", g2).reshape(pshape)
-        gxhat = np.multiply(g2, self.gamma, out=tmp)
-        return _normalize_backward(self, gxhat).reshape(self.shape), ggamma, gbeta
+        return gx.reshape(self.shape), ggamma, gbeta
 
 
 class GroupNorm(Op):
