@@ -165,7 +165,7 @@ class _Workers:
 
 #: Work (elements a kernel touches) below which a batch is not split: waking a thread costs
 #: ~0.1 ms on the project's 2-core VM. Half a million: mnist-cnn's convolutions (0.7M) then
-#: split, and its step went from 2.7 to 2.5 ms (`python benchmarks/op_times.py mnist-cnn
+#: split, and its step went from 2.8 to 2.5 ms (`python benchmarks/op_times.py mnist-cnn
 #: --steps 300`, at 1M and at 0.5M); the ResNet's and readme-cnn's steps did not change.
 MIN_WORK = 1 << 19
 
