@@ -225,10 +225,14 @@ def _fuse_attention(graph, ops, j, readers, producer, outputs):
         x = graph.steps[n].ins[0]
         if source is None:
             source, E = x, graph.steps[n].tensor.shape[-1]
+            p = producer.get(source)        # the projection: a step's (N, L, 3E) output
+            if not isinstance(E, int) or p is None \
+                    or tuple(graph.steps[p].tensor.shape[-1:]) != (3 * E,):
+                return
         if x != source or not _is_third(index, part, E):
             return
     h = ops[heads[0]].attrs.get("num_heads")
-    if any(ops[i].attrs.get("num_heads") != h for i in heads) or not isinstance(E, int) or E % h:
+    if any(ops[i].attrs.get("num_heads") != h for i in heads) or E % h:
         return
     merge = [i for i in readers.get(step.out, []) if type(ops[i]) is MergeHeads]
     if step.out in outputs or len(merge) != 1 or readers[step.out] != merge \

@@ -107,7 +107,7 @@ def _hand_built(extra):
     """q/k/v thirds, heads, attention and merge built op by op; `extra` adds a second reader of
     one intermediate (which must stop the fusion)."""
     pynn.manual_seed(0)
-    proj = Dense(E, 3 * E)
+    proj = Dense(E, 4 * E if extra == "projection wider than 3E" else 3 * E)
     x_in = Input((L, E))
     qkv = proj(x_in)
     thirds = [apply(R.Narrow(index=(Ellipsis, slice(i * E, (i + 1) * E))), qkv) for i in range(3)]
@@ -129,7 +129,7 @@ def _hand_built(extra):
 
 
 @pytest.mark.parametrize("extra", [None, "third read twice", "heads are an output",
-                                   "attention read twice", "q is k"])
+                                   "attention read twice", "q is k", "projection wider than 3E"])
 def test_no_fusion_where_an_intermediate_is_read_elsewhere(extra):
     model = _hand_built(extra)
     x = np.random.default_rng(0).standard_normal((B, L, E)).astype(np.float32)
