@@ -103,28 +103,30 @@ def test_cross_attention_is_not_fused_and_still_right():
     assert not _fused(model)
 
 
-def _hand_built(extra):
-    """q/k/v thirds, heads, attention and merge built op by op; `extra` adds a second reader of
-    one intermediate (which must stop the fusion)."""
-    pynn.manual_seed(0)
-    proj = Dense(E, 4 * E if extra == "projection wider than 3E" else 3 * E)
-    x_in = Input((L, E))
-    qkv = proj(x_in)
+def _chain(qkv, extra):
+    """q/k/v thirds of qkv, heads, attention and merge, op by op (on symbolic or eager
+    tensors); `extra` adds a second reader of one intermediate (which must stop the fusion),
+    or feeds q as k too. Returns the outputs."""
     thirds = [apply(R.Narrow(index=(Ellipsis, slice(i * E, (i + 1) * E))), qkv) for i in range(3)]
     heads = [apply(A.SplitHeads(num_heads=HEADS), t) for t in thirds]
-    att = apply(A.ScaledDotProductAttention(causal=False, scale=None), *heads)
-    out = apply(A.MergeHeads(num_heads=HEADS), att)
-    outputs = [out]
+    attend = heads if extra != "q is k" else [heads[0], heads[0], heads[2]]
+    att = apply(A.ScaledDotProductAttention(causal=False, scale=None), *attend)
+    outputs = [apply(A.MergeHeads(num_heads=HEADS), att)]
     if extra == "third read twice":
         outputs.append(thirds[1] * 2.0)
     elif extra == "heads are an output":
         outputs.append(heads[0])
     elif extra == "attention read twice":
         outputs.append(att * 1.0)
-    elif extra == "q is k":
-        att2 = apply(A.ScaledDotProductAttention(causal=False, scale=None),
-                     heads[0], heads[0], heads[2])
-        outputs = [apply(A.MergeHeads(num_heads=HEADS), att2)]
+    return outputs
+
+
+def _hand_built(extra):
+    """A Model of _chain behind a Dense projection (4E wide for "projection wider than 3E")."""
+    pynn.manual_seed(0)
+    proj = Dense(E, 4 * E if extra == "projection wider than 3E" else 3 * E)
+    x_in = Input((L, E))
+    outputs = _chain(proj(x_in), extra)
     return Model(x_in, outputs if len(outputs) > 1 else outputs[0])
 
 
@@ -147,18 +149,5 @@ def _eager_hand_built(model, x, extra):
     """The gradient of sum(outputs^2) w.r.t. x computed with eager ops and model's weights."""
     w, b = model.parameters
     xt = Tensor(x, requires_grad=True)
-    qkv = xt @ w.T + b
-    thirds = [apply(R.Narrow(index=(Ellipsis, slice(i * E, (i + 1) * E))), qkv) for i in range(3)]
-    heads = [apply(A.SplitHeads(num_heads=HEADS), t) for t in thirds]
-    if extra == "q is k":
-        heads = [heads[0], heads[0], heads[2]]
-    att = apply(A.ScaledDotProductAttention(causal=False, scale=None), *heads)
-    outs = [apply(A.MergeHeads(num_heads=HEADS), att)]
-    if extra == "third read twice":
-        outs.append(thirds[1] * 2.0)
-    elif extra == "heads are an output":
-        outs.append(heads[0])
-    elif extra == "attention read twice":
-        outs.append(att * 1.0)
-    sum((o * o).sum() for o in outs).backward()
+    sum((o * o).sum() for o in _chain(xt @ w.T + b, extra)).backward()
     return xt.grad.data

@@ -87,6 +87,24 @@ def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx, y, re
                 gx[i, c, p] = k * (gv - a - xhat[i, c, p] * b)
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc"}, inline="always")
+def _row_moments(x, m, eps, inv_std):
+    """The mean of row m of x (in x's dtype) and 1 / sqrt(var + eps), var the biased one (two
+    passes, float64 sums), which also goes to inv_std[m]."""
+    K = x.shape[1]
+    s = 0.0
+    for k in range(K):
+        s += x[m, k]
+    mu = s / K
+    ss = 0.0
+    for k in range(K):
+        d = x[m, k] - mu
+        ss += d * d
+    inv = inv_std.dtype.type(1.0 / math.sqrt(ss / K + eps))
+    inv_std[m] = inv
+    return x.dtype.type(mu), inv
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
 def rownorm_forward(x, eps, xhat, inv_std):
     """Each row of x (M, K): xhat = (x - mean) / sqrt(var + eps), var the biased one (two
@@ -94,17 +112,7 @@ def rownorm_forward(x, eps, xhat, inv_std):
     position; GroupNorm: a row per sample and group.)"""
     M, K = x.shape
     for m in range(M):
-        s = 0.0
-        for k in range(K):
-            s += x[m, k]
-        mu = s / K
-        ss = 0.0
-        for k in range(K):
-            d = x[m, k] - mu
-            ss += d * d
-        inv = inv_std.dtype.type(1.0 / math.sqrt(ss / K + eps))
-        inv_std[m] = inv
-        mf = x.dtype.type(mu)
+        mf, inv = _row_moments(x, m, eps, inv_std)
         for k in range(K):
             xhat[m, k] = (x[m, k] - mf) * inv
 
@@ -133,17 +141,7 @@ def rownorm_affine_forward(x, eps, gamma, beta, xhat, inv_std, y):
     same pass over each row (LayerNorm with elementwise_affine)."""
     M, K = x.shape
     for m in range(M):
-        s = 0.0
-        for k in range(K):
-            s += x[m, k]
-        mu = s / K
-        ss = 0.0
-        for k in range(K):
-            d = x[m, k] - mu
-            ss += d * d
-        inv = inv_std.dtype.type(1.0 / math.sqrt(ss / K + eps))
-        inv_std[m] = inv
-        mf = x.dtype.type(mu)
+        mf, inv = _row_moments(x, m, eps, inv_std)
         for k in range(K):
             h = (x[m, k] - mf) * inv
             xhat[m, k] = h
