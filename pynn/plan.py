@@ -171,7 +171,8 @@ def _fuse_pairs(graph, ops):
     """Let each Conv2d whose output feeds nothing but a 2x2 MaxPool2d compute that pool itself
     (Conv2d.fuse_pool): the full-size conv output and its gradient are then never written. And
     let each BatchNorm whose output feeds nothing but a ReLU apply it (BatchNorm.fuse_relu): one
-    pass less over the activation each way."""
+    pass less over the activation each way. Then fuse multi-head self-attention's chains
+    (_fuse_attention), with the same map of who reads and who writes each slot."""
     readers, producer = {}, {}
     for i, step in enumerate(graph.steps):
         producer[step.out] = i

@@ -108,9 +108,9 @@ class ScaledDotProductAttention(Op):
         return out
 
     def backward(self, g):
-        q, k, v, pd = self.q, self.k, self.v, self.pd
         if self.packed_heads:
             return self._packed_backward(g)
+        q, k, v, pd = self.q, self.k, self.v, self.pd
         gv = unbroadcast(_matmul(self, "gv", np.swapaxes(pd, -1, -2), g), v.shape) \
             if self.needs(2) else None
         ds, grads_masks = self._ds(g, v)

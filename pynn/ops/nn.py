@@ -43,6 +43,7 @@ from .elementwise import Relu
 BN_MIN_WORK = 1 << 20
 BN_SPREAD_MIN_WORK = 1 << 16
 
+
 def _bn_min_work():
     return BN_SPREAD_MIN_WORK if threads.pass_splits() else BN_MIN_WORK
 

@@ -17,13 +17,17 @@ from ..kernels.norm import (
 from .base import Op
 
 
+def _saved(op, x2):
+    """op's xhat (M, K) and inv_std (M, 1) buffers for rows x2, kept on op for backward."""
+    op.xhat = op.buffer("xhat", x2.shape, x2.dtype)
+    op.inv_std = op.buffer("inv_std", (x2.shape[0], 1), x2.dtype)
+    return op.xhat, op.inv_std.reshape(-1)
+
+
 def _normalize(op, x2, eps):
     """xhat = (x - mean) / sqrt(var + eps) over each row of x2 (M, K); saves inv_std (M, 1)."""
-    M = x2.shape[0]
-    xhat = op.buffer("xhat", x2.shape, x2.dtype)
-    inv_std = op.buffer("inv_std", (M, 1), x2.dtype)
-    rownorm_forward(x2, eps, xhat, inv_std.reshape(M))
-    op.xhat, op.inv_std = xhat, inv_std
+    xhat, inv_std = _saved(op, x2)
+    rownorm_forward(x2, eps, xhat, inv_std)
     return xhat
 
 
@@ -37,10 +41,6 @@ def _normalize_backward(op, gxhat):
 def _one_dtype(*arrays):
     """Do these arrays share one float dtype (the kernels' case; else NumPy promotes)?"""
     return all(a.dtype == arrays[0].dtype for a in arrays) and arrays[0].dtype.kind == "f"
-
-
-def _flat(a):
-    return a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
 
 
 class LayerNorm(Op):
@@ -63,11 +63,9 @@ class LayerNorm(Op):
             return (xhat * self.gamma + beta.reshape(K)).reshape(x.shape)
         # normalisation and affine map in one pass per row (pynn.kernels.norm)
         x2 = self.contiguous("x_c", x2)
-        M = x2.shape[0]
-        self.xhat = xhat = self.buffer("xhat", x2.shape, x2.dtype)
-        self.inv_std = inv_std = self.buffer("inv_std", (M, 1), x2.dtype)
+        xhat, inv_std = _saved(self, x2)
         y = self.buffer("y", x2.shape, x.dtype)
-        rownorm_affine_forward(x2, self.eps, self.gamma, _flat(beta), xhat, inv_std.reshape(M), y)
+        rownorm_affine_forward(x2, self.eps, self.gamma, beta.reshape(K), xhat, inv_std, y)
         return y.reshape(x.shape)
 
     def backward(self, g):
