@@ -47,13 +47,20 @@ def _subnormals(arrays, dtype):
     return sum(int(((a != 0) & (np.abs(a) < tiny)).sum()) for a in arrays)
 
 
-# A first moment of ~1e-3 times beta1 = 0.9 per step is subnormal in float32 (below 1.2e-38,
-# above 1.4e-45) from about step 765 to 915; with betas (0.5, 0.6) the first moment has
-# underflowed to 0 by step 141 and the second is subnormal from about 155 to 189
+# A first moment of ~1e-3 times beta1 = 0.9 per step is subnormal in float32 (below 1.2e-38)
+# from about step 765 on, and stays so: 0.9 times the smallest subnormal rounds back to it.
+# With betas (0.5, 0.6) the first moment underflows to 0 and the second is subnormal from
+# about step 155 on.
 CASES = [
     ("Adam", dict(lr=1e-3), 840),
     ("Adam", dict(lr=1e-3, betas=(0.5, 0.6)), 170),
     ("AdamW", dict(lr=1e-3), 840),
+    ("NAdam", dict(lr=1e-3), 840),
+    ("NAdam", dict(lr=1e-3, betas=(0.5, 0.6)), 170),
+    ("RAdam", dict(lr=1e-3), 840),
+    ("Adamax", dict(lr=1e-3), 840),
+    ("RMSprop", dict(lr=1e-3, alpha=0.6, centered=True), 170),
+    ("Adadelta", dict(lr=1.0, rho=0.6), 170),
     ("SGD", dict(lr=1e-2, momentum=0.9), 840),
 ]
 

@@ -22,17 +22,19 @@ Conventions
   ``amsgrad``) are passed as empty arrays and never touched.
 * ``error_model="numpy"`` removes Python's division-by-zero checks so the
   loops vectorise; no ``fastmath`` (it would reorder the arithmetic).
-* Decaying state (SGD's momentum buffer, Adam's two moments) is flushed to zero
-  once it falls below the dtype's smallest normal number (``_flush``). A weight
-  whose gradient stays zero (an MNIST border pixel's) has moments that shrink by
-  beta every step into the subnormal range, and x86 runs arithmetic on
-  subnormals through a microcode assist many times slower: late in an MNIST MLP
-  run that made Adam's step 2.4 times slower. A flushed momentum changes SGD's
-  update by less than lr times that smallest normal number. Adam flushes only
-  while eps is 2^30 times the square root of the largest subnormal second moment
-  (``_adam_flushes``: eps=1e-8 qualifies, eps=0 keeps every subnormal, as torch
-  does), so a flushed second moment changes the update by less than 2^-30 of it
-  and a flushed first moment by less than lr * 1e-27.
+* Decaying state (momentum buffers, running moments and averages) is flushed to
+  zero once it falls below the dtype's smallest normal number (``_flush``). A
+  weight whose gradient stays zero (an MNIST border pixel's) has moments that
+  shrink by beta every step into the subnormal range, and stay there (beta times
+  the smallest subnormal rounds back to it), where x86 computes through a slow
+  microcode assist: torch's Adam takes more than twice as long on such a
+  state (``python benchmarks/optim_subnormal.py``). A flushed momentum buffer
+  changes an update by less than lr times that smallest normal number. An
+  optimizer that divides by a running average (Adam and its kin, RMSprop,
+  Adadelta) flushes only while eps is 2^30 times the square root of the largest
+  subnormal average (``_adam_flushes``: eps=1e-8 qualifies, eps=0 keeps every
+  subnormal, as torch does), so a flushed average changes the update by less
+  than 2^-30 of it and a flushed first moment by less than lr * 1e-27.
 """
 import numpy as np
 from numba import njit
@@ -161,11 +163,14 @@ def rmsprop_step(p, g, sq, gavg, buf, hp):
     use_wd = weight_decay != 0.0
     mom = T(momentum)
     use_mom = momentum > 0.0
+    tiny, zero = T(np.finfo(p.dtype).tiny), T(0.0)
+    # the momentum buffer is never divided by: always flushed; the averages only with eps
+    sq_tiny = tiny if _adam_flushes(eps, 1.0, tiny) else zero
     for i in range(p.size):
         d = g[i]
         if use_wd:
             d = d + wd * p[i]
-        s = sq[i] * a + one_m_a * (d * d)
+        s = _flush(sq[i] * a + one_m_a * (d * d), sq_tiny, zero)
         sq[i] = s
         if centered:
             ga = gavg[i]
@@ -173,12 +178,13 @@ def rmsprop_step(p, g, sq, gavg, buf, hp):
                 ga = ga + lw * (d - ga)
             else:
                 ga = d - (d - ga) * one_m_lw
+            ga = _flush(ga, sq_tiny, zero)
             gavg[i] = ga
             avg = np.sqrt(s - ga * ga) + e
         else:
             avg = np.sqrt(s) + e
         if use_mom:
-            b = buf[i] * mom + d / avg
+            b = _flush(buf[i] * mom + d / avg, tiny, zero)
             buf[i] = b
             p[i] = p[i] + nlr * b
         else:
@@ -231,11 +237,13 @@ def adamax_step(p, g, m, u, step, hp):
     one_m_lw = T(1.0 - w1)
     wd = T(weight_decay)
     use_wd = weight_decay != 0.0
+    zero = T(0.0)
+    tiny = T(np.finfo(p.dtype).tiny) if _adam_flushes(eps, 1.0, np.finfo(p.dtype).tiny) else zero
     for i in range(p.size):
         d = g[i]
         if use_wd:
             d = d + wd * p[i]
-        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        mi = _flush(_lerp(m[i], d, lw, one_m_lw, small_w), tiny, zero)
         m[i] = mi
         a = u[i] * b2
         b = abs(d) + e
@@ -273,15 +281,18 @@ def nadam_step(p, g, m, v, step, mu_product, hp):
     decay = T(1.0 - lr * weight_decay)
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
+    zero = T(0.0)
+    tiny = T(np.finfo(p.dtype).tiny) if _adam_flushes(eps, bc2 ** 0.5, np.finfo(p.dtype).tiny) \
+        else zero
     for i in range(p.size):
         d = g[i]
         if dwd:
             p[i] = p[i] * decay
         elif l2:
             d = d + wd * p[i]
-        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        mi = _flush(_lerp(m[i], d, lw, one_m_lw, small_w), tiny, zero)
         m[i] = mi
-        vi = v[i] * b2 + one_m_b2 * (d * d)
+        vi = _flush(v[i] * b2 + one_m_b2 * (d * d), tiny, zero)
         v[i] = vi
         denom = np.sqrt(vi / tbc2) + e
         p[i] = p[i] + c_grad * (d / denom)
@@ -323,15 +334,18 @@ def radam_step(p, g, m, v, step, hp):
     decay = T(1.0 - lr * weight_decay)
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
+    zero = T(0.0)
+    tiny = T(np.finfo(p.dtype).tiny) if _adam_flushes(eps, bc2 ** 0.5, np.finfo(p.dtype).tiny) \
+        else zero
     for i in range(p.size):
         d = g[i]
         if dwd:
             p[i] = p[i] * decay
         elif l2:
             d = d + wd * p[i]
-        mi = _lerp(m[i], d, lw, one_m_lw, small_w)
+        mi = _flush(_lerp(m[i], d, lw, one_m_lw, small_w), tiny, zero)
         m[i] = mi
-        vi = v[i] * b2 + one_m_b2 * (d * d)
+        vi = _flush(v[i] * b2 + one_m_b2 * (d * d), tiny, zero)
         v[i] = vi
         update = (mi / tbc1) * tlr
         if rectify:
@@ -350,14 +364,16 @@ def adadelta_step(p, g, sq, acc, hp):
     e = T(eps)
     wd = T(weight_decay)
     use_wd = weight_decay != 0.0
+    zero = T(0.0)
+    tiny = T(np.finfo(p.dtype).tiny) if _adam_flushes(eps, 1.0, np.finfo(p.dtype).tiny) else zero
     for i in range(p.size):
         d = g[i]
         if use_wd:
             d = d + wd * p[i]
-        s = sq[i] * r + one_m_r * (d * d)
+        s = _flush(sq[i] * r + one_m_r * (d * d), tiny, zero)
         sq[i] = s
         delta = np.sqrt(acc[i] + e) / np.sqrt(s + e) * d
-        acc[i] = acc[i] * r + one_m_r * (delta * delta)
+        acc[i] = _flush(acc[i] * r + one_m_r * (delta * delta), tiny, zero)
         p[i] = p[i] + nlr * delta
 
 
