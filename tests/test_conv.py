@@ -74,6 +74,18 @@ def test_conv2d_groups_by_blocks_equals_whole_batch(block_bytes, monkeypatch):
     check_layer(layer, _torch_conv2d(4, 6, 2, 1, "same", 1, 2), (3, 4, 7, 6), WB)
 
 
+@pytest.mark.parametrize("limit", [0, 1 << 30])
+@pytest.mark.parametrize("case", [CONV2D_CASES[0], CONV2D_CASES[2], CONV2D_CASES[5]])
+def test_conv2d_weight_gradient_by_blas_and_by_kernel(case, limit, monkeypatch):
+    """The weight gradient from BLAS (limit 0) and from kernels.conv.weight_grad_small (every
+    weight counted small) both give torch's, groups and depthwise included."""
+    monkeypatch.setattr(N, "SMALL_WEIGHT_GRAD", limit)
+    cin, cout, k, s, p, d, g, x_shape = case
+    pynn.manual_seed(3)
+    layer = Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g)
+    check_layer(layer, _torch_conv2d(cin, cout, k, s, p, d, g), x_shape, WB)
+
+
 # (in, out, kernel, stride, padding, dilation, groups, x_shape)
 CONV1D_CASES = [
     (3, 4, 3, 1, "same", 1, 1, (2, 3, 10)),

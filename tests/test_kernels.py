@@ -25,6 +25,7 @@ from pynn.kernels import (
     im2col,
     maxpool2d_backward,
     maxpool2d_forward,
+    weight_grad_small,
 )
 
 DTYPES = [np.float64, np.float32]
@@ -241,6 +242,33 @@ def test_conv_kernels_check_shapes():
         im2col(x, 3, 3, 1, 1, 0, 0, np.zeros((27, 2 * 9 + 1)))
     with pytest.raises(ValueError):
         col2im(np.zeros((26, 2 * 9)), 3, 3, 1, 1, 0, 0, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R, O, J, c0", [(9, 8, 21632, 0), (9, 7, 1300, 37), (4, 3, 5, 2),
+                                         (27, 16, 1024, 512), (1, 1, 1, 0), (9, 32, 0, 3)])
+def test_weight_grad_small_matches_numpy(R, O, J, c0, dtype):
+    """cols[:, c0:c0+J] @ gz.T: filters in fours and a remainder, chunks of 512 and a tail, an
+    offset into a wider cols, an empty inner axis (all zeros)."""
+    rng = np.random.default_rng(R * 100 + O)
+    cols = rand(rng, (R, c0 + J + 5), dtype)
+    gz = rand(rng, (O, J), dtype)
+    out = np.full((R, O), np.nan, dtype)
+    weight_grad_small(cols, c0, c0 + J, gz, out)
+    want = cols[:, c0:c0 + J].astype(np.float64) @ gz.T.astype(np.float64)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * max(1, np.sqrt(J)))
+
+
+def test_weight_grad_small_propagates_nan_and_inf():
+    cols = np.ones((2, 600), np.float32)
+    gz = np.ones((5, 600), np.float32)
+    gz[1, 599] = np.nan
+    gz[3, 10] = np.inf
+    out = np.empty((2, 5), np.float32)
+    weight_grad_small(cols, 0, 600, gz, out)
+    assert np.isnan(out[:, 1]).all() and np.isposinf(out[:, 3]).all()
+    np.testing.assert_array_equal(out[:, [0, 2, 4]], 600)
 
 
 # ---------------------------------------------------------------------- conv via kernels vs torch

@@ -27,7 +27,14 @@ from .activation import (
     bias_act_forward,
     bias_act_forward_cnp,
 )
-from .conv import col2im, conv_output_shape, im2col, tap_offsets
+from .conv import (
+    SMALL_WEIGHT_GRAD,
+    col2im,
+    conv_output_shape,
+    im2col,
+    tap_offsets,
+    weight_grad_small,
+)
 from .pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -51,6 +58,8 @@ __all__ = [
     "conv_output_shape",
     "im2col",
     "tap_offsets",
+    "weight_grad_small",
+    "SMALL_WEIGHT_GRAD",
     "col2im",
     "maxpool2d_forward",
     "maxpool2d_backward",

@@ -16,7 +16,13 @@ from ..kernels.activation import (
     bias_act_forward,
     bias_act_forward_cnp,
 )
-from ..kernels.conv import col2im, conv_output_shape, im2col
+from ..kernels.conv import (
+    SMALL_WEIGHT_GRAD,
+    col2im,
+    conv_output_shape,
+    im2col,
+    weight_grad_small,
+)
 from ..kernels.conv_pool import (
     FUSABLE_ACTIVATIONS,
     bias_act_maxpool2x2_backward,
@@ -107,6 +113,9 @@ class Conv2d(Op):
     In a compiled Model, a conv whose output feeds only a MaxPool2d(2) gets that pool op as
     attr ``pool`` (``fuse_pool``): it then writes the pooled output (and the argmax) straight
     from z, and its backward takes the pooled gradient (pynn.kernels.conv_pool).
+
+    A weight with few entries (at most kernels.conv.SMALL_WEIGHT_GRAD, as a first layer on a
+    gray image has) gets its gradient from the kernel weight_grad_small instead of BLAS.
 
     Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
     d/db = sum of gz over N, H, W
@@ -235,6 +244,8 @@ class Conv2d(Op):
         T = self.parts                         # the batch is cut as forward cut it
         need_gb, need_gw = self.has_bias and self.needs(2), self.needs(1)
         gx = self.buffer("gx", self.x_shape, g.dtype) if self.needs(0) else None
+        # a small weight (a first layer's) has its gradient from pynn's kernel, not BLAS
+        small_gw = Rg * Og <= SMALL_WEIGHT_GRAD
 
         def run(k, s0, s1):
             """Images [s0, s1): slice k. Its first block writes the slice's gb and gw_t, later
@@ -267,7 +278,10 @@ class Conv2d(Op):
                 if gw_t is not None:
                     out = gw_t_b if i else gw_t
                     for q, (o, r) in enumerate(groups):
-                        np.matmul(cols[r, c0:c1], gz[o].T, out=out[q])
+                        if small_gw:
+                            weight_grad_small(cols[r], c0, c1, gz[o], out[q])
+                        else:
+                            np.matmul(cols[r, c0:c1], gz[o].T, out=out[q])
                     if i:
                         gw_t += gw_t_b
                 if gx is not None:
