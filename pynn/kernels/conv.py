@@ -25,8 +25,8 @@ same ``dx`` entries). Both run on one thread: see pynn/kernels/__init__.py.
 
 ``weight_grad_small`` is the weight gradient ``cols @ gz.T`` for a layer whose weight has few
 entries (a first layer on a gray image: 9 rows, 8 to 32 filters): a product with a tiny output
-and a very long inner axis, which OpenBLAS runs at about a tenth of its speed, and at half of
-that again when the two halves of a split batch call it at once.
+and a very long inner axis, where OpenBLAS reaches a small fraction of its speed on big products.
+``python benchmarks/weight_grad.py`` times the two.
 """
 import functools
 
