@@ -99,3 +99,10 @@ def test_nan_and_signed_zero_survive_the_flush():
     assert buf[1] == 0 and np.signbit(buf[1])
     assert buf[2] == 0 and not np.signbit(buf[2])
     assert buf[3] == -0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernels_smallest_normal_is_finfos(dtype):
+    from pynn.kernels.optim import _tiny
+    tiny = _tiny.py_func(np.zeros(1, dtype))
+    assert tiny == np.finfo(dtype).tiny and tiny.dtype == dtype
