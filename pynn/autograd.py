@@ -191,9 +191,9 @@ def backward(root, grad=None, retain_graph=False):
         _accumulate(root, grad)
         return
 
-    grads = {id(root): grad}
+    grads = {root: grad}            # keyed by the tensors themselves: they hash by identity
     for t in reversed(topological_order(root)):
-        g = grads.pop(id(t), None)
+        g = grads.pop(t, None)
         if g is None:
             continue
         if t._retains_grad:
@@ -216,10 +216,10 @@ def backward(root, grad=None, retain_graph=False):
                 pg = unbroadcast(pg, parent.data.shape)
             if parent.grad_fn is None:
                 _accumulate(parent, pg)
-            elif id(parent) in grads:
-                grads[id(parent)] = grads[id(parent)] + pg
+            elif parent in grads:
+                grads[parent] = grads[parent] + pg
             else:
-                grads[id(parent)] = pg
+                grads[parent] = pg
         if not retain_graph:
             node.op.release()
             node.released = True

@@ -55,25 +55,26 @@ def walk(roots, stop=frozenset()):
     """Every tensor behind `roots` (included), each once, in topological order: a tensor comes
     after every tensor it was made from. The walk does not go behind tensors whose id is in
     `stop` (a Model's inputs). Iterative, so a chain of any length is fine."""
-    order, seen = [], set()
+    order, seen = [], set()         # tensors hash by identity (Tensor.__hash__)
     mark, emit = seen.add, order.append
     for root in roots:
-        if id(root) in seen:
+        if root in seen:
             continue
-        mark(id(root))
+        mark(root)
         # Depth first: each stack entry is a tensor and an iterator over its parents still to
         # visit; a tensor is emitted once all its parents have been. (The parents are looked
         # up inline: this runs twice per eager training step, zero_grad and backward.)
         fn = root.grad_fn
-        stack = [(root, iter(() if fn is None or id(root) in stop else fn.inputs))]
+        stack = [(root, iter(() if fn is None or (stop and id(root) in stop) else fn.inputs))]
         push, pop = stack.append, stack.pop
         while stack:
             t, parents = stack[-1]
             for parent in parents:
-                if id(parent) not in seen:
-                    mark(id(parent))
+                if parent not in seen:
+                    mark(parent)
                     fn = parent.grad_fn
-                    push((parent, iter(() if fn is None or id(parent) in stop else fn.inputs)))
+                    push((parent, iter(() if fn is None or (stop and id(parent) in stop)
+                                       else fn.inputs)))
                     break
             else:
                 pop()

@@ -43,12 +43,24 @@ def apply(op, *inputs):
 
     Ops on symbolic tensors (a Model's `Input` and what is computed from it) are always
     recorded, differentiable or not, so that `Model` can replay every step on real data."""
-    arrays, needs, versions, symbolic = [], [], [], False
-    for t in inputs:                 # one pass: this runs for every op, so keep it lean
-        arrays.append(t.data)
-        needs.append(t._requires_grad)
-        versions.append(t._version)
-        symbolic = symbolic or t._symbolic
+    # this runs for every op: the one- and two-input cases without loops or lists
+    if len(inputs) == 2:
+        a, b = inputs
+        arrays = (a.data, b.data)
+        needs = (a._requires_grad, b._requires_grad)
+        versions = (a._version, b._version)
+        symbolic = a._symbolic or b._symbolic
+    elif len(inputs) == 1:
+        a = inputs[0]
+        arrays = (a.data,)
+        needs = (a._requires_grad,)
+        versions = (a._version,)
+        symbolic = a._symbolic
+    else:
+        arrays = tuple(t.data for t in inputs)
+        needs = tuple(t._requires_grad for t in inputs)
+        versions = tuple(t._version for t in inputs)
+        symbolic = any(t._symbolic for t in inputs)
     grad = op.differentiable and True in needs
     record = (grad or symbolic) and _grad_state.grad_enabled
     op.needs_input_grad = needs
@@ -61,7 +73,7 @@ def apply(op, *inputs):
         anomaly.check_forward(op, out, arrays)
     t = Tensor._wrap(out, record and grad)
     if record:
-        t.grad_fn = autograd.Node(op, inputs, tuple(versions))
+        t.grad_fn = autograd.Node(op, inputs, versions)
         t._retains_grad = _grad_state.retain_all
         t._symbolic = symbolic
     return t

@@ -59,7 +59,8 @@ class Op:
 
     def __init__(self, **attrs):
         self.attrs = attrs
-        self.__dict__.update(attrs)
+        if attrs:
+            self.__dict__.update(attrs)
         # which inputs need a gradient; set by the executor before forward()
         self.needs_input_grad = ()
         self._buffers = {}
@@ -173,9 +174,10 @@ class Op:
         """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
         node once its backward has run, and its gradients then live only as long as the tape
         needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
-        d = self.__dict__
-        kept = {k: d[k] for k in _KEEP if k in d}       # the same names saves() skips
-        kept.update(self.attrs)
+        attrs = self.attrs                          # the names saves() skips, _KEEP, stay
+        kept = dict(attrs) if attrs else {}
+        kept["attrs"] = attrs
+        kept["needs_input_grad"] = self.__dict__.get("needs_input_grad", ())
         kept["_buffers"] = {}
         self.__dict__ = kept
 
