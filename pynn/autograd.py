@@ -12,7 +12,7 @@ import numpy as np
 
 from . import anomaly
 from .graph import walk
-from .ops.base import unbroadcast
+from .ops.base import Op, unbroadcast
 
 
 class _State(threading.local):
@@ -161,13 +161,30 @@ def leaves_and_nodes(root):
 _grad_lock = threading.Lock()
 
 
-def _accumulate(tensor, grad):
-    """Add `grad` (an array of tensor's shape) into tensor.grad."""
+def _accumulate(tensor, grad, adopt=False):
+    """Add `grad` (an array of tensor's shape) into tensor.grad. With `adopt` (grad is an array
+    nothing else holds, see _adoptable), a first gradient of the tensor's dtype becomes .grad
+    as it is, without a copy."""
     with _grad_lock:
         if tensor.grad is None:
-            tensor.grad = type(tensor)._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True))
+            if not (adopt and grad.dtype == tensor.data.dtype):
+                grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+            tensor.grad = type(tensor)._wrap(grad)
         else:
             tensor.grad.data += grad
+
+
+def _adoptable(grad, buffers, grads):
+    """Can a leaf keep `grad`, one of an op's input gradients `grads`, as its .grad? Yes when
+    it is one of the op's own `buffers` (or a whole C-contiguous view of one) that no other of
+    `grads` shares, and the op drops its buffers once its backward has run: then nothing else
+    holds that memory. (A copy of an 800 KB weight gradient took 5% of an eager MLP step.)"""
+    base = grad if grad.base is None else grad.base
+    if not any(base is b for b in buffers.values()):
+        return False
+    if grad is not base and (grad.size != base.size or not grad.flags.c_contiguous):
+        return False
+    return sum(1 for x in grads if x is not None and (x is base or x.base is base)) == 1
 
 
 def backward(root, grad=None, retain_graph=False):
@@ -209,13 +226,17 @@ def backward(root, grad=None, retain_graph=False):
         if anomaly.enabled:
             anomaly.check_backward(node.op, input_grads,
                                    lambda t=t: anomaly.layer_of(t, [root]))
+        # an op released after this backward leaves its buffers to the leaves' gradients
+        buffers = None if retain_graph or type(node.op).release is not Op.release \
+            else node.op._buffers
         for parent, pg in zip(node.inputs, input_grads):
             if pg is None or not parent._requires_grad:
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape)
             if parent.grad_fn is None:
-                _accumulate(parent, pg)
+                _accumulate(parent, pg, bool(buffers) and parent.grad is None
+                            and _adoptable(pg, buffers, input_grads))
             elif parent in grads:
                 grads[parent] = grads[parent] + pg
             else:
