@@ -32,7 +32,7 @@ Conventions
   changes an update by less than lr times that smallest normal number. An
   optimizer that divides by a running average (Adam and its kin, RMSprop,
   Adadelta) flushes only while eps is 2^30 times the square root of the largest
-  subnormal average (``_adam_flushes``: eps=1e-8 qualifies, eps=0 keeps every
+  subnormal average (``_flush_limit``: eps=1e-8 qualifies, eps=0 keeps every
   subnormal, as torch does), so a flushed average changes the update by less
   than 2^-30 of it and a flushed first moment by less than lr * 1e-27.
 """
@@ -58,11 +58,13 @@ def _flush(x, tiny, zero):
 
 
 @njit(inline="always")
-def _adam_flushes(eps, bc2_sqrt, tiny):
-    """May an Adam-like step flush its moments? Only when the largest subnormal second
-    moment, sqrt(tiny) / bc2_sqrt in the denominator, is below eps by a factor 2^30, so that
-    dropping it (and a first moment below tiny) changes no float32 update."""
-    return np.sqrt(float(tiny)) / bc2_sqrt <= eps * 2.0 ** -30
+def _flush_limit(p, eps, bc2_sqrt):
+    """The bound below which an Adam-like step flushes a running average of p: p's smallest
+    normal number while the largest subnormal average's share of the denominator,
+    sqrt(tiny) / bc2_sqrt, is below eps by a factor 2^30, so that dropping it (and a first
+    moment below tiny) changes no float32 update; else 0 (nothing is below it)."""
+    tiny = _tiny(p)
+    return tiny if np.sqrt(float(tiny)) / bc2_sqrt <= eps * 2.0 ** -30 else p.dtype.type(0.0)
 
 
 @njit(**_JIT)
@@ -124,9 +126,7 @@ def adam_step(p, g, m, v, vmax, step, hp):
     decay = T(1.0 - lr * weight_decay)
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
-    tiny, zero = _tiny(p), T(0.0)
-    if not _adam_flushes(eps, bc2_sqrt, tiny):
-        tiny = zero                      # flush nothing: no |x| is below 0
+    tiny, zero = _flush_limit(p, eps, bc2_sqrt), T(0.0)
     for i in range(p.size):
         d = g[i]
         if dwd:
@@ -173,7 +173,7 @@ def rmsprop_step(p, g, sq, gavg, buf, hp):
     use_mom = momentum > 0.0
     tiny, zero = _tiny(p), T(0.0)
     # the momentum buffer is never divided by: always flushed; the averages only with eps
-    sq_tiny = tiny if _adam_flushes(eps, 1.0, tiny) else zero
+    sq_tiny = _flush_limit(p, eps, 1.0)
     for i in range(p.size):
         d = g[i]
         if use_wd:
@@ -246,7 +246,7 @@ def adamax_step(p, g, m, u, step, hp):
     wd = T(weight_decay)
     use_wd = weight_decay != 0.0
     zero = T(0.0)
-    tiny = _tiny(p) if _adam_flushes(eps, 1.0, _tiny(p)) else zero
+    tiny = _flush_limit(p, eps, 1.0)
     for i in range(p.size):
         d = g[i]
         if use_wd:
@@ -290,8 +290,7 @@ def nadam_step(p, g, m, v, step, mu_product, hp):
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
     zero = T(0.0)
-    tiny = _tiny(p) if _adam_flushes(eps, bc2 ** 0.5, _tiny(p)) \
-        else zero
+    tiny = _flush_limit(p, eps, bc2 ** 0.5)
     for i in range(p.size):
         d = g[i]
         if dwd:
@@ -343,8 +342,7 @@ def radam_step(p, g, m, v, step, hp):
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
     zero = T(0.0)
-    tiny = _tiny(p) if _adam_flushes(eps, bc2 ** 0.5, _tiny(p)) \
-        else zero
+    tiny = _flush_limit(p, eps, bc2 ** 0.5)
     for i in range(p.size):
         d = g[i]
         if dwd:
@@ -373,7 +371,7 @@ def adadelta_step(p, g, sq, acc, hp):
     wd = T(weight_decay)
     use_wd = weight_decay != 0.0
     zero = T(0.0)
-    tiny = _tiny(p) if _adam_flushes(eps, 1.0, _tiny(p)) else zero
+    tiny = _flush_limit(p, eps, 1.0)
     for i in range(p.size):
         d = g[i]
         if use_wd:
