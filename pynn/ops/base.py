@@ -174,10 +174,9 @@ class Op:
         """Drop what forward() saved for backward(), and the buffers: the eager tape releases a
         node once its backward has run, and its gradients then live only as long as the tape
         needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
-        attrs = self.attrs                          # the names saves() skips, _KEEP, stay
-        kept = dict(attrs) if attrs else {}
-        kept["attrs"] = attrs
-        kept["needs_input_grad"] = self.__dict__.get("needs_input_grad", ())
+        d = self.__dict__
+        kept = {k: d[k] for k in _KEEP if k in d}       # the same names saves() skips
+        kept.update(self.attrs)
         kept["_buffers"] = {}
         self.__dict__ = kept
 
