@@ -263,3 +263,102 @@ def test_batchnorm_split_by_channels_equals_one_thread(two_threads, monkeypatch,
     one = _batchnorm_forward_backward(x, g, relu)
     for name, a, c in zip(["y", "gx", "ggamma", "gbeta", "running_mean", "running_var"], two, one):
         np.testing.assert_array_equal(a, c, err_msg=name)      # per channel: the same sums
+
+
+# -- the hand-over: pynn.kernels.spin and the pool's sleeping threads --------------------------
+def test_post_and_wait_stores_then_polls_until_the_slot_changes():
+    from pynn.kernels.spin import post_and_wait
+    ctl = np.zeros(32, np.int64)
+    ctl[16] = 5
+    assert post_and_wait(ctl, 3, 7, 16, 4, 10) == 5       # already different: seen at once
+    assert ctl[3] == 7                                    # and the store happened first
+    assert post_and_wait(ctl, -1, 99, 16, 5, 1000) == 5   # unchanged: old, after the polls
+    assert ctl[3] == 7 and ctl.sum() == 12                # post_at < 0 stores nothing
+    for post_at, watch_at in ((32, 0), (0, 32), (0, -1)):
+        with pytest.raises(IndexError, match="outside ctl"):
+            post_and_wait(ctl, post_at, 1, watch_at, 0, 1)
+
+
+def test_post_and_wait_sees_a_store_from_another_thread():
+    import threading
+    import time
+
+    from pynn.kernels.spin import post_and_wait
+    ctl = np.zeros(32, np.int64)
+
+    def later():
+        time.sleep(0.02)
+        ctl[16] = 42
+    t = threading.Thread(target=later)
+    t.start()
+    got = post_and_wait(ctl, -1, 0, 16, 0, 1 << 40)      # would poll for minutes otherwise
+    t.join()
+    assert got == 42
+
+
+@needs_split
+def test_a_thread_that_went_to_sleep_still_gets_its_slice(two_threads, monkeypatch):
+    import time
+    monkeypatch.setattr(threads, "SPIN_SECONDS", 1e-5)
+    threads.set_num_threads(1)
+    threads.set_num_threads(2)                  # a fresh pool that polls only briefly
+    for pause in (0, 0.01, 0, 0.03):
+        time.sleep(pause)                       # long enough for the worker to sleep
+        seen = np.zeros(6, int)
+        threads.split_batch(lambda k, n0, n1, s=seen: s.__setitem__(slice(n0, n1), k + 1),
+                            6, 2)
+        assert seen.tolist() == [1, 1, 1, 2, 2, 2]
+        if pause:
+            time.sleep(0.01)
+            assert threads._pool.asleep == [True]   # it did stop polling
+
+
+@needs_split
+def test_many_splits_in_a_row_each_see_their_own_slices(two_threads):
+    out = np.zeros((3000, 2), int)
+    for i in range(len(out)):
+        threads.split_batch(lambda k, n0, n1, i=i: out[i].__setitem__(k, i * 10 + k + n1 - n0),
+                            4, 2)
+    assert (out == np.arange(len(out))[:, None] * 10 + [2, 3]).all()
+
+
+@needs_split
+def test_two_callers_splitting_at_once_take_turns(two_threads):
+    import threading
+    errors, results = [], {}
+
+    def caller(name):
+        try:
+            for i in range(300):
+                seen = np.zeros(10, int)
+                threads.split_batch(
+                    lambda k, n0, n1, s=seen: s.__setitem__(slice(n0, n1), k + 1), 10, 2)
+                assert seen.tolist() == [1] * 5 + [2] * 5, (name, i, seen)
+            results[name] = True
+        except BaseException as e:
+            errors.append(e)
+    callers = [threading.Thread(target=caller, args=(n,)) for n in "ab"]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert not errors and results == {"a": True, "b": True}
+
+
+@needs_split
+def test_an_error_on_the_calling_thread_waits_for_the_other_slice(two_threads):
+    import time
+    done = []
+
+    def fn(k, n0, n1):
+        if k == 0:
+            raise RuntimeError("slice 0 failed")
+        time.sleep(0.05)                        # longer than the caller polls
+        done.append(k)
+
+    with pytest.raises(RuntimeError, match="slice 0 failed"):
+        threads.split_batch(fn, 8, 2)
+    assert done == [1]
+    seen = np.zeros(8, int)                     # and the pool still works
+    threads.split_batch(lambda k, n0, n1: seen.__setitem__(slice(n0, n1), 1), 8, 2)
+    assert (seen == 1).all()

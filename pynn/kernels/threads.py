@@ -16,8 +16,12 @@ number of cores this process may use, or ``PYNN_NUM_THREADS`` / ``OMP_NUM_THREAD
 """
 import ctypes
 import os
-import queue
 import threading
+import time
+
+import numpy as np
+
+from .spin import post_and_wait
 
 __all__ = ["get_num_threads", "set_num_threads", "slices", "split_batch",
            "blas_local_threads_available"]
@@ -73,6 +77,7 @@ _setter = None
 _getter = None
 _setter_looked_up = False
 _in_worker = threading.local()     # .active: this thread is running a slice
+_split_lock = threading.Lock()     # held by the thread whose batch is split
 _holding = False                   # inside a compiled pass (begin_pass): splits leave BLAS at 1
 _split_done = False                # a batch was split since begin_pass()
 _pass_splits = False               # the running pass's plan split a batch in an earlier pass
@@ -80,8 +85,9 @@ _default_blas = 0                  # the process's BLAS thread count before pynn
 
 
 def _forget_pool_after_fork():
-    global _pool
-    _pool = None                   # a forked child has none of the parent's threads
+    global _pool, _split_lock
+    _pool = None                   # a forked child has none of the parent's threads,
+    _split_lock = threading.Lock()  # and no split of theirs is under way
 
 
 if hasattr(os, "register_at_fork"):
@@ -107,10 +113,11 @@ def set_num_threads(n):
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
-    if n != _threads and _pool is not None:
-        _pool.shutdown()
-        _pool = None
-    _threads = n
+    with _split_lock:
+        if n != _threads and _pool is not None:
+            _pool.shutdown()
+            _pool = None
+        _threads = n
 
 
 def _run_slice(fn, k, n0, n1):
@@ -121,46 +128,103 @@ def _run_slice(fn, k, n0, n1):
 
 
 class _Workers:
-    """`n` threads of our own, each taking (fn, k, n0, n1) slices from its queue and putting
-    the exception it raised, or None, on the shared `done` queue. Lighter than a
-    concurrent.futures pool (no futures, no condition variables), whose hand-off a ResNet step
-    pays some 40 times; waking a thread is still the bulk of a split's fixed cost."""
+    """`n` threads of our own; run() gives thread w the slice (fn, k, n0, n1) and wait() returns
+    the first exception any raised, or None.
+
+    A hand-over goes through shared memory (pynn.kernels.spin): thread w polls its slot of
+    `ctl` for SPIN_SECONDS after each slice, with the GIL released, and only then sleeps on a
+    semaphore, which run() releases if it finds the thread asleep. The caller polls for the
+    slices' ends the same way. `python benchmarks/handover.py` times a split of empty slices:
+    about 90 us when the thread has to be woken, 30 us when it polls (what is left is the
+    thread waiting for the GIL while the caller runs its own slice's Python)."""
+
+    _GAP = 16                  # int64 slots per thread: each thread's words in a cache line
 
     def __init__(self, n):
-        self.todo = [queue.SimpleQueue() for _ in range(n)]
-        self.done = queue.SimpleQueue()
-        self.threads = [threading.Thread(target=self._loop, args=(q,), daemon=True,
-                                         name=f"pynn_{i}") for i, q in enumerate(self.todo)]
+        self.ctl = np.zeros(2 * self._GAP * n, np.int64)
+        self.polls = _polls_for(SPIN_SECONDS, self.ctl)
+        self.posted = [0] * n                    # the last slice number given to each thread
+        self.tasks = [None] * n
+        self.errors = [None] * n
+        self.asleep = [False] * n
+        self.wake = [threading.Semaphore(0) for _ in range(n)]
+        self.threads = [threading.Thread(target=self._loop, args=(w,), daemon=True,
+                                         name=f"pynn_{w}") for w in range(n)]
         for t in self.threads:
             t.start()
 
-    def _loop(self, todo):
+    def _slots(self, w):
+        """Where run() posts thread w's slice number, and where w stores the last one done."""
+        return 2 * self._GAP * w, 2 * self._GAP * w + self._GAP
+
+    def _loop(self, w):
+        ctl, (post, done) = self.ctl, self._slots(w)
+        seen, report = 0, -1
         while True:
-            task = todo.get()
-            if task is None:
+            # report the last slice done (if any), then poll for the next one
+            got = post_and_wait(ctl, report, seen, post, seen, self.polls)
+            report = -1
+            if got == seen:                      # nothing came: sleep until run() wakes us
+                self.asleep[w] = True
+                if ctl[post] == seen:            # (run() stores, then reads asleep: one of us
+                    self.wake[w].acquire()       #  sees the other's write under the GIL)
+                self.asleep[w] = False
+                continue
+            seen, task = got, self.tasks[w]
+            self.tasks[w] = None
+            if task is _STOP:
                 return
             try:
                 _run_slice(*task)
-                self.done.put(None)
-            except BaseException as e:        # handed to the caller, raised there
-                self.done.put(e)
+                self.errors[w] = None
+            except BaseException as e:           # handed to the caller, raised there
+                self.errors[w] = e
+            del task
+            report = done
 
     def run(self, tasks):
-        """Start slice i of `tasks` on thread i; return a function that waits for all of them
+        """Start slice w of `tasks` on thread w; return a function that waits for all of them
         and returns the first exception raised, or None."""
-        for q, task in zip(self.todo, tasks):
-            q.put(task)
+        posted = []
+        for w, task in enumerate(tasks):
+            number = self.posted[w] = self.posted[w] + 1
+            self.tasks[w] = task
+            self.ctl[self._slots(w)[0]] = number
+            if self.asleep[w]:
+                self.wake[w].release()
+            posted.append(number)
 
         def wait():
-            errors = [self.done.get() for _ in tasks]
-            return next((e for e in errors if e is not None), None)
+            for w, number in enumerate(posted):
+                done = self._slots(w)[1]
+                if post_and_wait(self.ctl, -1, 0, done, number - 1, self.polls) != number:
+                    while self.ctl[done] != number:      # a long slice: poll more gently
+                        time.sleep(5e-5)
+            return next((self.errors[w] for w in range(len(posted))
+                         if self.errors[w] is not None), None)
         return wait
 
     def shutdown(self):
-        for q in self.todo:
-            q.put(None)
+        self.run([_STOP] * len(self.threads))
         for t in self.threads:
             t.join()
+
+
+#: How long a thread polls for the next hand-over before it sleeps: long enough to span the
+#: gaps between the splits of a training step (the loss, the optimizer), short enough that an
+#: idle pool is asleep at once.
+SPIN_SECONDS = 1e-3
+_STOP = object()
+
+
+def _polls_for(seconds, ctl):
+    """How many polls of post_and_wait take about `seconds` on this machine (measured once)."""
+    post_and_wait(ctl, -1, 0, 0, 1, 1)           # compile (or load from the cache) first
+    n = 200_000
+    start = time.perf_counter()
+    post_and_wait(ctl, -1, 0, 0, ctl[0], n)    # slot 0 does not change: n polls
+    per_poll = max(time.perf_counter() - start, 1e-6) / n
+    return max(1000, min(int(seconds / per_poll), 1 << 40))
 
 
 #: Work (elements a kernel touches) below which a batch is not split: waking a thread costs
@@ -190,7 +254,12 @@ def split_batch(fn, N, T):
     if T == 1 or not blas_local_threads_available():
         fn(0, 0, N)
         return
-    global _pool
+    with _split_lock:                # one split at a time: the pool's threads are shared
+        _split(fn, N, T)
+
+
+def _split(fn, N, T):
+    global _pool, _split_done
     if _pool is None:
         _pool = _Workers(_threads - 1)
     bounds = [N * k // T for k in range(T + 1)]
@@ -199,7 +268,6 @@ def split_batch(fn, N, T):
     # setting is process-wide, and restoring it while a worker still sets 1 left every later
     # product of the main thread on one core. Inside a compiled pass it is not restored at all
     # (see begin_pass).
-    global _split_done
     restore = _getter()
     _split_done = True
     _setter(1)
