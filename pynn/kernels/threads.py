@@ -227,10 +227,12 @@ def _polls_for(seconds, ctl):
     return max(1000, min(int(seconds / per_poll), 1 << 40))
 
 
-#: Work (elements a kernel touches) below which a batch is not split: waking a thread costs
-#: ~0.1 ms on the project's 2-core VM. Half a million: mnist-cnn's convolutions (0.7M) then
-#: split, and its step went from 2.8 to 2.5 ms (`python benchmarks/op_times.py mnist-cnn
-#: --steps 300`, at 1M and at 0.5M); the ResNet's and readme-cnn's steps did not change.
+#: Work (elements a kernel touches) below which a batch is not split: a split costs 30-90 us
+#: on the project's 2-core VM (`python benchmarks/handover.py`). Half a million: mnist-cnn's
+#: convolutions (0.7M) then split, and its step went from 2.8 to 2.5 ms (`python
+#: benchmarks/op_times.py mnist-cnn --steps 300`, at 1M and at 0.5M); the ResNet's and
+#: readme-cnn's steps did not change. With the polled hand-over, 2^17 changed no workload's
+#: step (mnist-cnn, resnet-fmnist, transformer-words, lstm-seqmnist).
 MIN_WORK = 1 << 19
 
 
