@@ -236,6 +236,72 @@ def test_col2im_is_adjoint_of_im2col(case):
     assert np.vdot(cols, c) == pytest.approx(np.vdot(x, dx), rel=1e-12, abs=1e-12)
 
 
+# Stride-1 geometries whose output is as wide as the input, where im2col and col2im copy shifted
+# planes instead of gathering through the tap table:
+# (N, C, H, W, kh, kw, ph, pw, dh, dw, ph_end, pw_end), -1 = as the start
+SHIFT_CASES = [
+    (2, 3, 7, 6, 3, 3, 1, 1, 1, 1, -1, -1),   # "same" 3x3
+    (1, 2, 5, 8, 5, 3, 2, 1, 1, 1, -1, -1),   # taller kernel
+    (2, 2, 6, 5, 1, 1, 0, 0, 1, 1, -1, -1),   # 1x1: no shift at all
+    (3, 2, 4, 7, 3, 5, 0, 2, 1, 1, -1, -1),   # as wide but not as tall (OH = 2)
+    (2, 2, 6, 7, 3, 3, 2, 2, 2, 2, -1, -1),   # dilation 2, "same"
+    (2, 3, 5, 6, 2, 4, 0, 1, 1, 1, 1, 2),     # even kernels, "same": the extra padding at the end
+    (1, 1, 3, 4, 5, 5, 2, 2, 1, 1, -1, -1),   # kernel larger than the image
+    (1, 1, 2, 3, 1, 3, 4, 1, 1, 1, -1, -1),   # rows of some taps entirely in the padding
+    (1, 2, 3, 2, 3, 5, 1, 2, 1, 1, -1, -1),   # columns of some taps entirely in the padding
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SHIFT_CASES, ids=str)
+def test_shifted_im2col_col2im(case, dtype):
+    """The shifted path agrees exactly with the tap-table gather and with torch's unfold/fold
+    of the padded input, dilation and uneven padding included."""
+    from pynn.kernels.conv import _col2im, _im2col, shift_masks, tap_offsets
+    N, C, H, W, kh, kw, ph, pw, dh, dw, ph_end, pw_end = case
+    geom = (kh, kw, 1, 1, ph, pw)
+    end = (dh, dw, ph_end, pw_end)
+    assert shift_masks(H, W, *geom, *end) is not None       # this case takes the shifted path
+    OH, OW = conv_output_shape(H, W, *geom, *end)
+    assert OW == W
+    rng = np.random.default_rng(sum(case) + 7)
+    x = rand(rng, (N, C, H, W), dtype)
+    cols = nan_like((C * kh * kw, N * OH * OW), dtype)
+    im2col(x, *geom, cols, *end)
+    src, padded = tap_offsets(H, W, *geom, *end)
+    gathered = nan_like(cols.shape, dtype)
+    _im2col(x, src, padded, gathered)
+    np.testing.assert_array_equal(cols, gathered)
+
+    bottom, right = (ph if ph_end < 0 else ph_end), (pw if pw_end < 0 else pw_end)
+    xp = F.pad(torch.from_numpy(x), (pw, right, ph, bottom))
+    u = F.unfold(xp, (kh, kw), dilation=(dh, dw))
+    np.testing.assert_array_equal(cols, u.permute(1, 0, 2).reshape(C * kh * kw, -1).numpy())
+
+    g = rand(rng, cols.shape, dtype)
+    g[0, 0] = np.nan if ph > 0 and pw > 0 else g[0, 0]   # a padding entry of cols: dropped
+    dx = nan_like(x.shape, dtype)
+    col2im(g, *geom, dx, *end)
+    want = nan_like(x.shape, dtype)
+    _col2im(g, src, padded, want)
+    np.testing.assert_array_equal(dx, want)                 # the same additions in the same order
+    assert np.isfinite(dx).all()
+    gt = torch.from_numpy(np.nan_to_num(g, nan=0.0)).reshape(C * kh * kw, N, OH * OW)
+    folded = F.fold(gt.permute(1, 0, 2), xp.shape[2:], (kh, kw), dilation=(dh, dw))
+    np.testing.assert_allclose(dx, folded[:, :, ph:ph + H, pw:pw + W].numpy(), **tol(dtype))
+
+
+def test_shift_masks_only_for_stride_one_same_width():
+    from pynn.kernels.conv import shift_masks
+    assert shift_masks(8, 8, 3, 3, 2, 2, 1, 1) is None       # stride 2
+    assert shift_masks(8, 8, 3, 3, 1, 1, 0, 0) is None       # "valid": OW = W - 2
+    inside = shift_masks(8, 8, 3, 3, 1, 1, 1, 1)
+    assert inside.shape == (3, 64) and not inside.flags.writeable
+    assert inside[0].reshape(8, 8)[:, 0].tolist() == [False] * 8     # left tap, left column
+    assert inside[2].reshape(8, 8)[:, 7].tolist() == [False] * 8     # right tap, right column
+    assert inside[1].all()
+
+
 def test_conv_kernels_check_shapes():
     x = np.zeros((2, 3, 5, 5))
     with pytest.raises(ValueError):

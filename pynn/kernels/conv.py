@@ -16,12 +16,25 @@ extra row/column at the end.
 With this layout a convolution is one matmul, ``W.reshape(O, C*kh*kw) @ cols`` with
 shape (O, N*OH*OW); its input gradient is ``col2im(W2d.T @ gz)``.
 
-Both kernels walk ``cols`` row by row, front to back, and reach into the image planes
-through a table of tap offsets (``tap_offsets``, made by NumPy once per geometry and passed
-in, so it is neither compiled nor rebuilt per call): every inner loop runs over all OH*OW
-output positions of one image instead of over one short output row. im2col's row loop is
-a ``prange`` (rows are disjoint); col2im's is not (rows of different taps add into the
-same ``dx`` entries). Both run on one thread: see pynn/kernels/__init__.py.
+Both kernels walk ``cols`` row by row, front to back, one image plane at a time, so that every
+inner loop runs over all OH*OW output positions of one image instead of over one short output
+row. Two ways in, chosen per geometry:
+
+* stride 1 with the output as wide as the input (OW == W: "same" padding, the ResNet and
+  README convs): tap (i, j) reads the plane shifted by one constant flat offset,
+  ``(i*dh - ph)*W + j*dw - pw``, so a cols row is one contiguous copy of the plane with the
+  columns that fall in the left/right padding masked to 0 (``shift_masks``) and the rows
+  that fall in the top/bottom padding set to 0: vector loads and stores, no gather. col2im
+  adds the same masked span back.
+* any other geometry: a gather through a table of tap offsets (``tap_offsets``).
+
+Both tables are made by NumPy once per geometry (cached, read-only) and passed in, so they are
+neither compiled nor rebuilt per call. The inner loops index views with their own loop
+counter, never ``start + p`` into a flat array: Numba must then check each index for
+negative wraparound, which stops LLVM from vectorizing the loop (``python
+benchmarks/kernels_micro.py`` times the kernels). col2im's row loop is serial (rows of
+different taps add into the same ``dx`` entries). Both run on one thread: see
+pynn/kernels/__init__.py.
 
 ``weight_grad_small`` is the weight gradient ``cols @ gz.T`` for a layer whose weight has few
 entries (a first layer on a gray image: 9 rows, 8 to 32 filters): a product with a tiny output
@@ -31,10 +44,10 @@ and a very long inner axis, where OpenBLAS reaches a small fraction of its speed
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-__all__ = ["conv_output_shape", "tap_offsets", "im2col", "col2im", "weight_grad_small",
-           "SMALL_WEIGHT_GRAD"]
+__all__ = ["conv_output_shape", "tap_offsets", "shift_masks", "im2col", "col2im",
+           "weight_grad_small", "SMALL_WEIGHT_GRAD"]
 
 #: weight_grad_small serves products whose output (rows x filters) has at most this many
 #: entries; above it, BLAS's blocked product is faster
@@ -82,6 +95,21 @@ def tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
     return src, bool((src < 0).any())
 
 
+@functools.lru_cache(maxsize=256)
+def shift_masks(H, W, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ph_end=-1, pw_end=-1):
+    """Return inside (kw, OH*W) bool for a stride-1 geometry whose output is as wide as its
+    input (OW == W), else None: inside[j, oh*W + ow] says whether kernel column j of output
+    column ow reads inside the image (0 <= ow - pw + j*dw < W). Made once, cached, read-only."""
+    size = _out_size.py_func
+    OH, OW = size(H, kh, sh, ph, dh, ph_end), size(W, kw, sw, pw, dw, pw_end)
+    if sh != 1 or sw != 1 or OW != W:
+        return None
+    w = np.arange(W)[None, :] - pw + np.arange(kw)[:, None] * dw             # (kw, W)
+    inside = np.tile((w >= 0) & (w < W), (1, OH))
+    inside.flags.writeable = False
+    return inside
+
+
 def _checked_taps(name, x_shape, cols, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end):
     N, C, H, W = x_shape
     src, padded = tap_offsets(H, W, kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
@@ -96,7 +124,11 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """Unfold x (N, C, H, W) into cols (C*kh*kw, N*OH*OW); every entry of cols is written."""
     src, padded = _checked_taps("im2col", x.shape, cols, kh, kw, sh, sw, ph, pw, dh, dw,
                                 ph_end, pw_end)
-    _im2col(x, src, padded, cols)
+    inside = shift_masks(*x.shape[2:], kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
+    if inside is None:
+        _im2col(x, src, padded, cols)
+    else:
+        _im2col_shifted(x, kh, ph, dh, pw, dw, inside, cols)
 
 
 def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
@@ -106,7 +138,11 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
     """
     src, padded = _checked_taps("col2im", dx.shape, cols, kh, kw, sh, sw, ph, pw, dh, dw,
                                 ph_end, pw_end)
-    _col2im(cols, src, padded, dx)
+    inside = shift_masks(*dx.shape[2:], kh, kw, sh, sw, ph, pw, dh, dw, ph_end, pw_end)
+    if inside is None:
+        _col2im(cols, src, padded, dx)
+    else:
+        _col2im_shifted(cols, kh, ph, dh, pw, dw, inside, dx)
 
 
 @njit(cache=True, nogil=True)
@@ -114,28 +150,27 @@ def _im2col(x, src, padded, cols):
     N, C, H, W = x.shape
     K, P = src.shape
     xf = x.reshape(x.size)
-    cf = cols.reshape(cols.size)
     # Row r = c*K + tap of cols is written front to back, one image after another.
-    for r in prange(C * K):
+    for r in range(C * K):
         c = r // K
         tap = src[r % K]
+        row = cols[r]
         for n in range(N):
-            d = (r * N + n) * P
-            s = (n * C + c) * H * W
+            out = row[n * P:(n + 1) * P]
+            plane = xf[(n * C + c) * H * W:(n * C + c + 1) * H * W]
             if padded:
                 for p in range(P):
                     k = tap[p]
-                    cf[d + p] = xf[s + k] if k >= 0 else 0
+                    out[p] = plane[k] if k >= 0 else 0
             else:
                 for p in range(P):
-                    cf[d + p] = xf[s + tap[p]]
+                    out[p] = plane[tap[p]]
 
 
 @njit(cache=True, nogil=True)
 def _col2im(cols, src, padded, dx):
     N, C, H, W = dx.shape
     K, P = src.shape
-    cf = cols.reshape(cols.size)
     dxf = dx.reshape(dx.size)
     for k in range(dx.size):
         dxf[k] = 0
@@ -145,17 +180,80 @@ def _col2im(cols, src, padded, dx):
     for r in range(C * K):
         c = r // K
         tap = src[r % K]
+        row = cols[r]
         for n in range(N):
-            d = (r * N + n) * P
-            s = (n * C + c) * H * W
+            g = row[n * P:(n + 1) * P]
+            plane = dxf[(n * C + c) * H * W:(n * C + c + 1) * H * W]
             if padded:
                 for p in range(P):
                     k = tap[p]
                     if k >= 0:
-                        dxf[s + k] += cf[d + p]
+                        plane[k] += g[p]
             else:
                 for p in range(P):
-                    dxf[s + tap[p]] += cf[d + p]
+                    plane[tap[p]] += g[p]
+
+
+@njit(cache=True, nogil=True)
+def _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw):
+    """Tap (i, j) of cols row r in a stride-1, OW == W geometry: its kernel column j, the
+    flat shift from output position to input position, and the span [q0, q1) of output
+    positions whose input row lies inside the image (first valid row's first valid column to
+    the last valid row's last valid column, so every input index of the span is inside)."""
+    t = r % (kh * kw)
+    i, j = t // kw, t % kw
+    hs, ws = i * dh - ph, j * dw - pw
+    o0, o1 = max(0, -hs), min(OH, H - hs)
+    a, b = max(0, -ws), min(W, W - ws)
+    if o1 <= o0 or b <= a:
+        return j, 0, 0, 0
+    return j, hs * W + ws, o0 * W + a, (o1 - 1) * W + b
+
+
+@njit(cache=True, nogil=True)
+def _im2col_shifted(x, kh, ph, dh, pw, dw, inside, cols):
+    N, C, H, W = x.shape
+    kw, P = inside.shape
+    OH = P // W
+    xf = x.reshape(x.size)
+    for r in range(C * kh * kw):
+        c = r // (kh * kw)
+        j, shift, q0, q1 = _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw)
+        mask = inside[j, q0:q1]
+        row = cols[r]
+        for n in range(N):
+            out = row[n * P:(n + 1) * P]
+            start = (n * C + c) * H * W + shift + q0        # >= 0: q0 is inside the plane
+            src = xf[start:start + (q1 - q0)]
+            mid = out[q0:q1]
+            for q in range(q0):
+                out[q] = 0
+            for q in range(q1 - q0):
+                mid[q] = src[q] if mask[q] else 0
+            for q in range(q1, P):
+                out[q] = 0
+
+
+@njit(cache=True, nogil=True)
+def _col2im_shifted(cols, kh, ph, dh, pw, dw, inside, dx):
+    N, C, H, W = dx.shape
+    kw, P = inside.shape
+    OH = P // W
+    dxf = dx.reshape(dx.size)
+    for k in range(dx.size):
+        dxf[k] = 0
+    # the same order of additions as _col2im: rows of cols in turn, images in turn
+    for r in range(C * kh * kw):
+        c = r // (kh * kw)
+        j, shift, q0, q1 = _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw)
+        mask = inside[j, q0:q1]
+        row = cols[r]
+        for n in range(N):
+            g = row[n * P + q0:n * P + q1]
+            start = (n * C + c) * H * W + shift + q0
+            out = dxf[start:start + (q1 - q0)]
+            for q in range(q1 - q0):
+                out[q] += g[q] if mask[q] else 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
