@@ -195,6 +195,26 @@ def test_changed_output_that_the_op_saved_is_refused():
         te.sum().backward()
 
 
+def test_conv_input_changed_before_a_backward_that_unfolds_it_again_is_refused(monkeypatch):
+    """A Conv2d whose cols are too big to keep reads its input again in backward: changing the
+    input in place first is refused, as torch refuses it; with the cols kept it is fine."""
+    from pynn.layers import Conv2d
+    conv = Conv2d(2, 3, 3, padding=1)
+    for recompute, fails in ((1 << 40, False), (0, True)):
+        monkeypatch.setattr(pynn.ops.nn.Conv2d, "RECOMPUTE_BYTES", recompute)
+        x = Tensor(np.ones((2, 2, 5, 5), np.float32), requires_grad=True)
+        h = x * 2
+        y = conv(h).sum()
+        with pynn.no_grad():
+            h += 1
+        if fails:
+            with pytest.raises(RuntimeError, match=MODIFIED):
+                y.backward()
+        else:
+            y.backward()
+            assert conv.weight.grad is not None
+
+
 def test_changed_input_that_the_op_did_not_save_is_fine():
     w, tw = _pair([1.0, 2.0, 3.0], requires_grad=True)
     y, ty = (w + 1).sum(), (tw + 1).sum()

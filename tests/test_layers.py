@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
-from torch_helpers import as_float64, check_layer, close
+from torch_helpers import as_float64, as_float64_model, check_layer, close
 
 import pynn
 from pynn import Input, Model, Tensor
@@ -205,6 +205,41 @@ def test_conv2d_by_blocks_equals_whole_batch(block_bytes, bias, monkeypatch):
     whole = outputs()
     monkeypatch.setattr(pynn.ops.nn.Conv2d, "BLOCK_BYTES", block_bytes)
     for a, b in zip(outputs(), whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("conv", [
+    dict(in_channels=3, out_channels=4, kernel_size=3, padding=1, activation="relu"),
+    dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2),
+    dict(in_channels=1, out_channels=8, kernel_size=3),            # weight_grad_small's
+], ids=["same-relu", "strided-groups", "first-layer"])
+@pytest.mark.parametrize("pool", [False, True])
+def test_conv2d_unfolding_again_equals_keeping_cols(conv, pool, monkeypatch):
+    """With RECOMPUTE_BYTES = 0 training keeps no cols at all (backward unfolds x again, a block
+    at a time); in float64 the compiled model's output and every gradient are those of the
+    default path, which keeps these small cols (up to summation order)."""
+    def run():
+        pynn.manual_seed(0)
+        x_in = Input((conv["in_channels"], 10, 10))
+        y = Conv2d(**conv)(x_in)
+        model = as_float64_model(Model(x_in, MaxPool2d(2)(y) if pool else y))
+        x = Tensor(np.random.default_rng(2).standard_normal((6, conv["in_channels"], 10, 10)),
+                   requires_grad=True, dtype=np.float64)
+        out = model(x)
+        (out * Tensor(np.random.default_rng(3).standard_normal(out.shape), dtype=np.float64)
+         ).sum().backward()
+        keys = {k for plan in model._plans.values() for op in plan.ops for k in op._buffers}
+        kept = any(k.startswith("cols_batch") for k in keys)
+        return kept, [out.data, x.grad.data] + [p.grad.data for p in model.parameters]
+
+    kept, want = run()
+    assert kept
+    monkeypatch.setattr(pynn.ops.nn.Conv2d, "BLOCK_BYTES", 3000)     # blocks of a few images
+    monkeypatch.setattr(pynn.ops.nn.Conv2d, "RECOMPUTE_BYTES", 0)
+    kept, got = run()
+    assert not kept
+    for a, b in zip(got, want):
+        assert a.dtype == np.float64
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
