@@ -7,9 +7,12 @@ take 2-D (N, gate features) arrays, which may be such views.
 
 * LSTM: ``xw`` (N, T, 4H) is x @ W_ih.T + b_ih + b_hh, ``hw`` (N, 4H) h_{t-1} @ W_hh.T, gates
   in torch's order i, f, g, o; ``gates`` (N, T, 4H) keeps the activated gates for backward,
-  ``tanh_c`` (N, T, H) tanh(c_t) and ``out`` (N, T, 2H) h_t and c_t. A forward step is three
-  small kernels around NumPy's exp and tanh (SIMD loops, several times faster than the scalar
-  libm calls a kernel would make).
+  ``tanh_c`` (N, T, H) tanh(c_t) and ``out`` (N, T, 2H) h_t and c_t. A forward step is one
+  kernel (``lstm_step``) after the hidden product, with pynn.kernels.vecmath's exp and tanh,
+  which vectorise; ``lstm_sequence`` and ``lstm_sequence_backward`` run the whole time loop,
+  BLAS products included (pynn.kernels.blas), in one call without the GIL: with the batch
+  split across two threads, the hand-overs of the GIL between a step's many small calls cost
+  more than the step's arithmetic.
 * GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
   z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term. A forward step is three
   kernels around NumPy's exp and tanh, as the LSTM's.
@@ -27,6 +30,9 @@ twice the SIMD lanes: lstm-seqmnist's step went from ~11.7 to 10.7 ms with that 
 (``python benchmarks/op_times.py lstm-seqmnist``).
 """
 from numba import njit
+
+from .blas import matmul_into
+from .vecmath import exp_nonpositive, tanh
 
 
 @njit(cache=True, inline="always")
@@ -58,50 +64,49 @@ def add_step(a, seq, t):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_preactivations(xw, t, hw, e, gpre):
-    """Step 1 of LSTM time step t. hw += xw[:, t] (the gates' pre-activations, in place; xw is
-    the whole (N, T, 4H) input projection); e = -|hw| (the argument of the sigmoids' exp);
-    gpre = the g gate's pre-activations (contiguous, for tanh). NumPy's SIMD exp and tanh then
-    run on e and gpre."""
-    N, G = hw.shape
-    H = G // 4
-    for n in range(N):
-        for j in range(G):
-            v = hw[n, j] + xw[n, t, j]
-            hw[n, j] = v
-            e[n, j] = -abs(v)
-        for j in range(H):
-            gpre[n, j] = hw[n, 2 * H + j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def lstm_cell(pre, e, tanh_g, gates, t, c):
-    """Step 2: with e = exp(-|pre|), the sigmoid gates i, f, o (stable: 1 / (1 + e) for
-    pre >= 0, e / (1 + e) below) and g = tanh_g go to gates[:, t] (gates is (N, T, 4H));
-    c = f c + i g, in place (c holds c_{t-1} on entry, c_t on return)."""
+def lstm_step(xw, t, hw, gates, c, out, tanh_c):
+    """LSTM time step t once hw = h_{t-1} @ W_hh.T (N, 4H) is made: pre = hw + xw[:, t]; the
+    sigmoid gates i, f, o (stable: 1 / (1 + e) for pre >= 0, e / (1 + e) below, e =
+    exp(-|pre|)) and g = tanh(pre) go to gates[:, t]; c = f c + i g in place (c_{t-1} on entry,
+    c_t on return); h = o tanh(c) to out[:, t, :H], c to out[:, t, H:], tanh(c) to tanh_c[:, t].
+    exp and tanh are pynn.kernels.vecmath's, so the loops vectorise in float32."""
     N, H = c.shape
-    one = e.dtype.type(1)
+    one = c.dtype.type(1)
     for n in range(N):
+        # 1-D row views, indexed by the loop counter: LLVM vectorises these loops (indexing
+        # the 3-D arrays inside the loops kept the cell's loop scalar, 6x slower)
+        pre, x_t, gate = hw[n], xw[n, t], gates[n, t]
         for j in range(2 * H):                      # i, f
-            gates[n, t, j] = _sigmoid_of(pre[n, j], e[n, j], one)
+            v = pre[j] + x_t[j]
+            gate[j] = _sigmoid_of(v, exp_nonpositive(-abs(v)), one)
         for j in range(2 * H, 3 * H):               # g
-            gates[n, t, j] = tanh_g[n, j - 2 * H]
+            gate[j] = tanh(pre[j] + x_t[j])
         for j in range(3 * H, 4 * H):               # o
-            gates[n, t, j] = _sigmoid_of(pre[n, j], e[n, j], one)
+            v = pre[j] + x_t[j]
+            gate[j] = _sigmoid_of(v, exp_nonpositive(-abs(v)), one)
+        i, f, g, o = gate[:H], gate[H:2 * H], gate[2 * H:3 * H], gate[3 * H:]
+        c_n, h_t, c_t, tc_t = c[n], out[n, t, :H], out[n, t, H:], tanh_c[n, t]
         for j in range(H):
-            c[n, j] = gates[n, t, H + j] * c[n, j] + gates[n, t, j] * gates[n, t, 2 * H + j]
+            cj = f[j] * c_n[j] + i[j] * g[j]
+            tc = tanh(cj)
+            c_n[j] = cj
+            h_t[j] = o[j] * tc
+            c_t[j] = cj
+            tc_t[j] = tc
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_hidden(gates, t, tc, c, out, tanh_c):
-    """Step 3: h = o * tanh(c_t) into out[:, t, :H], c_t into out[:, t, H:] and tanh(c_t) into
-    tanh_c[:, t] (kept for backward); gates (N, T, 4H), out (N, T, 2H), tanh_c (N, T, H)."""
-    N, H = c.shape
-    for n in range(N):
-        for j in range(H):
-            out[n, t, j] = gates[n, t, 3 * H + j] * tc[n, j]
-            out[n, t, H + j] = c[n, j]
-            tanh_c[n, t, j] = tc[n, j]
+def lstm_sequence(gemm, xw, w_hh_t, h0, c, order, hw, gates, out, tanh_c):
+    """The whole forward time loop of lstm_step over the steps in `order`, each step's hidden
+    product h_{t-1} @ W_hh.T (w_hh_t: W_hh.T, contiguous) by BLAS (gemm: pynn.kernels.blas), the
+    first from h0 (N, H): one call, no GIL taken per step."""
+    H = c.shape[1]
+    for i in range(order.size):
+        if i == 0:
+            matmul_into(gemm, h0, w_hh_t, hw)
+        else:
+            matmul_into(gemm, out[:, order[i - 1], :H], w_hh_t, hw)
+        lstm_step(xw, order[i], hw, gates, c, out, tanh_c)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -115,19 +120,36 @@ def lstm_step_backward(g, t, dh, dc, gates, tanh_c, c_prev, tp, cp0, dgates):
     N, H = dh.shape
     one = dh.dtype.type(1)      # arithmetic in the arrays' precision (float32: twice the lanes)
     for n in range(N):
+        # 1-D row views indexed by the loop counter, so that the loop vectorises (lstm_step)
+        gate, dgate, g_t = gates[n, t], dgates[n, t], g[n, t]
+        gi, gf, gg, go = gate[:H], gate[H:2 * H], gate[2 * H:3 * H], gate[3 * H:]
+        di, df, dg, do = dgate[:H], dgate[H:2 * H], dgate[2 * H:3 * H], dgate[3 * H:]
+        g_h, g_c, tc_t, cp = g_t[:H], g_t[H:], tanh_c[n, t], c_prev[n, tp, cp0:cp0 + H]
+        dh_n, dc_n = dh[n], dc[n]
         for j in range(H):
-            i = gates[n, t, j]
-            f = gates[n, t, H + j]
-            gg = gates[n, t, 2 * H + j]
-            o = gates[n, t, 3 * H + j]
-            tc = tanh_c[n, t, j]
-            d = dh[n, j] + g[n, t, j]
-            dct = dc[n, j] + g[n, t, H + j] + d * o * (one - tc * tc)
-            dgates[n, t, j] = dct * gg * i * (one - i)
-            dgates[n, t, H + j] = dct * c_prev[n, tp, cp0 + j] * f * (one - f)
-            dgates[n, t, 2 * H + j] = dct * i * (one - gg * gg)
-            dgates[n, t, 3 * H + j] = d * tc * o * (one - o)
-            dc[n, j] = dct * f
+            i, f, gv, o, tc = gi[j], gf[j], gg[j], go[j], tc_t[j]
+            d = dh_n[j] + g_h[j]
+            dct = dc_n[j] + g_c[j] + d * o * (one - tc * tc)
+            di[j] = dct * gv * i * (one - i)
+            df[j] = dct * cp[j] * f * (one - f)
+            dg[j] = dct * i * (one - gv * gv)
+            do[j] = d * tc * o * (one - o)
+            dc_n[j] = dct * f
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, order, dgates, w_hh):
+    """The whole backward time loop, latest step first: lstm_step_backward (c_{t-1} from the
+    forward output, or c0 (N, 1, H) at the first step), then dh = dgates[:, t] @ W_hh by BLAS
+    for the step before: one call, no GIL taken per step."""
+    H = dh.shape[1]
+    for i in range(order.size - 1, -1, -1):
+        t = order[i]
+        if i == 0:
+            lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dgates)
+        else:
+            lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[i - 1], H, dgates)
+        matmul_into(gemm, dgates[:, t], w_hh, dh)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

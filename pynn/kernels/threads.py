@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .blas import openblas_libraries
 from .spin import post_and_wait
 
 __all__ = ["get_num_threads", "set_num_threads", "slices", "split_batch",
@@ -51,16 +52,7 @@ def _find_blas_local_setter():
     """OpenBLAS's per-thread thread count setter from the BLAS NumPy loaded, and its getter of
     the process-wide count, or (None, None). (NumPy's scipy-openblas exports the setter under
     its plain name and the getter under a prefixed one.)"""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return None, None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for lib in openblas_libraries():
         fn = _first_symbol(lib, "openblas_set_num_threads_local",
                            "scipy_openblas_set_num_threads_local64_")
         get = _first_symbol(lib, "openblas_get_num_threads", "scipy_openblas_get_num_threads64_")

@@ -42,12 +42,16 @@ class _RNNBase(Layer):
     n_states = 1
     op = None
     kind = ""
+    op_option_names = ()        # the settings a subclass passes on to its op (RNN: nonlinearity)
 
     def __init__(self, input_size=None, hidden_size=None, num_layers=1, bias=True,
                  batch_first=True, dropout=0.0, bidirectional=False, return_sequences=None,
                  return_state=False, units=None, name=None, **op_options):
         super().__init__(name=name)
         kind = type(self).__name__
+        for key in op_options:
+            if key not in self.op_option_names:
+                raise TypeError(f"{kind}() got an unexpected keyword argument {key!r}")
         if units is not None or hidden_size is None:     # Keras form: LSTM(units)
             if units is None:
                 units, input_size = input_size, None
@@ -236,6 +240,7 @@ class RNN(_RNNBase):
         >>> y = SimpleRNN(16)(x)                       # Keras: (N, 16)
     """
     gates, n_states, op = 1, 1, R.RNNSequence
+    op_option_names = ("nonlinearity",)
 
     def __init__(self, input_size=None, hidden_size=None, num_layers=1, nonlinearity="tanh",
                  bias=True, batch_first=True, dropout=0.0, bidirectional=False,

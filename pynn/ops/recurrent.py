@@ -21,6 +21,7 @@ backward direction of a bidirectional layer); its outputs stay in time order.
 """
 import numpy as np
 
+from ..kernels.blas import gemm_for
 from ..kernels.recurrent import (
     add_rows,
     add_step,
@@ -29,9 +30,9 @@ from ..kernels.recurrent import (
     gru_output,
     gru_preactivations,
     gru_step_backward,
-    lstm_cell,
-    lstm_hidden,
-    lstm_preactivations,
+    lstm_sequence,
+    lstm_sequence_backward,
+    lstm_step,
     lstm_step_backward,
     rnn_preactivations,
     rnn_step_backward,
@@ -87,6 +88,12 @@ class _Recurrent(Op):
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
+    def _order_array(self, T):
+        """_order(T) as an int64 array, for the kernels that run the whole time loop."""
+        order = self.buffer("order", (T,), np.int64)
+        order[:] = self._order(T)
+        return order
+
     def _hprev(self, h_seq, h0, hp):
         """hp = the previous hidden states h_{t-1} of h_seq (rows, T, H) in time order."""
         T = hp.shape[1]
@@ -107,6 +114,7 @@ class _Recurrent(Op):
         hprev = self.buffer("hprev", (N, T, H), x.dtype)
         self.hprev2 = hprev.reshape(N * T, H)
         self._allocate(N, T, H, x.dtype)
+        self.order = self._order_array(T)
         self.parts = slices(N, STEP_TOUCHES * N * T * G)
 
         def run(k, n0, n1):
@@ -183,31 +191,30 @@ class LSTMSequence(_Recurrent):
         self.out = self.buffer("out", (N, T, 2 * H), dt)
         self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
         self.tanh_c = self.buffer("tanh_c", (N, T, H), dt)
-        # BLAS reads a contiguous copy of W_hh^T faster than the transposed view
+        # BLAS reads a contiguous copy of W_hh^T faster than the transposed view; the kernel's
+        # BLAS call in backward takes W_hh with unit stride along its rows
         self.w_hh_t = self.buffer("w_hh_t", (H, 4 * H), dt)
         np.copyto(self.w_hh_t, self.w_hh.T)
+        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
 
     def _steps(self, k, r, xw, b_hh, init):
-        # exp and tanh run as NumPy's SIMD loops on contiguous scratch, the rest of each step in
-        # three kernels that index the (rows, T, .) buffers by t (pynn.kernels.recurrent);
-        # nothing is allocated per step.
+        # With BLAS reachable from Numba (pynn.kernels.blas), one kernel runs the whole time
+        # loop without the GIL; else the same step kernel after NumPy's product, step by step.
+        # Nothing is allocated per step.
         out, gates, tanh_c = self.out[r], self.gates_seq[r], self.tanh_c[r]
-        m, H, dt = xw.shape[0], self.shape[3], xw.dtype
+        m, T, H, dt = xw.shape[0], self.shape[1], self.shape[3], xw.dtype
         hw = self.buffer(f"hw{k}", (m, 4 * H), dt)
-        e = self.buffer(f"sigmoid_e{k}", (m, 4 * H), dt)
-        tg = self.buffer(f"tanh_g{k}", (m, H), dt)
         c = self.buffer(f"c_t{k}", (m, H), dt)
-        tc = self.buffer(f"tanh_c_t{k}", (m, H), dt)
-        h_prev = init[0]
+        h0 = self.contiguous(f"h0_c{k}", init[0])
         np.copyto(c, init[1])
-        for t in self._order(self.shape[1]):
+        gemm = gemm_for(dt)
+        if gemm is not None:
+            lstm_sequence(gemm, xw, self.w_hh_t, h0, c, self.order, hw, gates, out, tanh_c)
+            return out[:, :, :H]
+        h_prev = h0
+        for t in self._order(T):
             np.matmul(h_prev, self.w_hh_t, out=hw)
-            lstm_preactivations(xw, t, hw, e, tg)
-            np.exp(e, out=e)
-            np.tanh(tg, out=tg)
-            lstm_cell(hw, e, tg, gates, t, c)                          # c = f c + i g
-            np.tanh(c, out=tc)
-            lstm_hidden(gates, t, tc, c, out, tanh_c)                  # h = o tanh(c)
+            lstm_step(xw, t, hw, gates, c, out, tanh_c)          # c = f c + i g, h = o tanh(c)
             h_prev = out[:, t, :H]
         return out[:, :, :H]
 
@@ -222,8 +229,13 @@ class LSTMSequence(_Recurrent):
         dh.fill(0)
         dc.fill(0)
         g, dA, out, gates, tanh_c = g[r], self.dA[r], self.out[r], self.gates_seq[r], self.tanh_c[r]
-        order = list(self._order(T))
         c0 = self.contiguous(f"c0_c{k}", self.init[1][r]).reshape(-1, 1, H)
+        gemm = gemm_for(dh.dtype)
+        if gemm is not None:
+            lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, self.order, dA,
+                                   self.w_hh_c)
+            return
+        order = list(self._order(T))
         for i in range(T - 1, -1, -1):
             t = order[i]
             if i == 0:       # c_{t-1} is the initial state, read as (rows, 1, H)
