@@ -125,3 +125,25 @@ def test_gradcheck_batch_norm(training, track):
               rng.standard_normal((4, 3, 2)))
     gradcheck(lambda x, w, b: apply(nn.BatchNorm(module=_Module(training, track)), x, w, b),
               rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal(3))
+
+
+def test_batchnorm_training_keeps_no_xhat_and_refuses_a_changed_input():
+    """In training, BatchNorm's kernels keep only the batch statistics: backward recomputes xhat
+    from the input (no activation-sized xhat buffer), so an in-place change of the input
+    before backward is refused, as torch refuses it."""
+    from pynn.layers import Conv2d
+    x_in = Input((2, 6, 6))
+    model = Model(x_in, BatchNorm2d(3)(Conv2d(2, 3, 3)(x_in)))
+    model(np.ones((4, 2, 6, 6), np.float32)).sum().backward()
+    bn_ops = [op for plan in model._plans.values() for op in plan.ops
+              if type(op).__name__ == "BatchNorm"]
+    assert bn_ops and all("xhat" not in op._buffers for op in bn_ops)
+
+    bn = BatchNorm2d(3)
+    h = Tensor(np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32),
+               requires_grad=True) * 2
+    y = bn(h).sum()
+    with pynn.no_grad():
+        h += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

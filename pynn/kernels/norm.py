@@ -6,7 +6,8 @@ for BatchNorm1d on (N, C)); per-channel arrays are (C,). Each kernel handles the
 [c0, c1), so the caller can hand channel ranges to several threads. Sums are accumulated in
 float64; the variance is the biased one (mean of squared deviations, two passes), as
 np.var and torch compute it. Two passes over x forward and two over g backward, where the
-NumPy expression of the same math makes seven.
+NumPy expression of the same math makes seven; batch norm writes only y forward (backward
+recomputes xhat from x, which the layer before keeps anyway: a pass and an activation less).
 """
 import math
 
@@ -19,11 +20,11 @@ __all__ = ["batchnorm_forward", "batchnorm_backward", "rownorm_forward", "rownor
 # fastmath "reassoc" lets LLVM vectorise the float64 sums (a rounding-level reordering); no flag
 # touches NaN/inf handling.
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y, relu=False):
-    """mean, var (biased), inv_std = 1/sqrt(var + eps) of each channel; xhat = (x - mean) *
-    inv_std; y = xhat * gamma + beta (y untouched when gamma is empty: no affine), and with
-    `relu` y = max(that, 0) (NaN kept), written also without affine (the BatchNorm + ReLU the
-    plan fuses)."""
+def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, y, relu=False):
+    """mean, var (biased), inv_std = 1/sqrt(var + eps) of each channel; y = xhat * gamma + beta
+    with xhat = (x - mean) * inv_std (y = xhat when gamma is empty: no affine), and with `relu`
+    y = max(that, 0) (NaN kept: the BatchNorm + ReLU the plan fuses). xhat itself is not
+    kept: batchnorm_backward computes it again from x, mean and inv_std, the same way."""
     N, C, P = x.shape
     affine = gamma.shape[0] != 0
     n = N * P
@@ -44,21 +45,19 @@ def batchnorm_forward(x, eps, gamma, beta, c0, c1, mean, var, inv_std, xhat, y, 
         inv = inv_std.dtype.type(1.0 / math.sqrt(v + eps))
         inv_std[c] = inv
         m = x.dtype.type(mu)
+        gm, bt = (gamma[c], beta[c]) if affine else (x.dtype.type(1), x.dtype.type(0))
+        zero = y.dtype.type(0)
         for i in range(N):
             for p in range(P):
-                xhat[i, c, p] = (x[i, c, p] - m) * inv
-        if affine or relu:
-            gm, bt = (gamma[c], beta[c]) if affine else (x.dtype.type(1), x.dtype.type(0))
-            zero = y.dtype.type(0)
-            for i in range(N):
-                for p in range(P):
-                    v = xhat[i, c, p] * gm + bt
-                    y[i, c, p] = zero if relu and v < zero else v
+                h = (x[i, c, p] - m) * inv
+                v = h * gm + bt if affine else h
+                y[i, c, p] = zero if relu and v < zero else v
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx, y, relu=False):
-    """With batch statistics: gbeta = sum(g), ggamma = sum(g * xhat) per channel, and
+def batchnorm_backward(g, x, mean, inv_std, gamma, c0, c1, ggamma, gbeta, gx, y, relu=False):
+    """With batch statistics, xhat = (x - mean) * inv_std (as batchnorm_forward made it):
+    gbeta = sum(g), ggamma = sum(g * xhat) per channel, and
     gx = gamma * inv_std * (g - sum(g) / n - xhat * sum(g * xhat) / n) (gamma = 1 when empty).
     With `relu`, g is first the ReLU's backward of it: 0 where the output y <= 0 (y NaN keeps
     g, as the Relu op's)."""
@@ -67,24 +66,26 @@ def batchnorm_backward(g, xhat, inv_std, gamma, c0, c1, ggamma, gbeta, gx, y, re
     n = N * P
     zero = g.dtype.type(0)
     for c in range(c0, c1):
+        m = x.dtype.type(mean[c])
+        inv = inv_std[c]
         sg = 0.0
         sgx = 0.0
         for i in range(N):
             for p in range(P):
                 gv = zero if relu and y[i, c, p] <= zero else g[i, c, p]
                 sg += gv
-                sgx += gv * xhat[i, c, p]
+                sgx += gv * ((x[i, c, p] - m) * inv)
         gm = gamma[c] if affine else 1.0
         if affine:
             ggamma[c] = sgx
             gbeta[c] = sg
-        k = gx.dtype.type(gm * inv_std[c])
+        k = gx.dtype.type(gm * inv)
         a = gx.dtype.type(sg / n)
         b = gx.dtype.type(sgx / n)
         for i in range(N):
             for p in range(P):
                 gv = zero if relu and y[i, c, p] <= zero else g[i, c, p]
-                gx[i, c, p] = k * (gv - a - xhat[i, c, p] * b)
+                gx[i, c, p] = k * (gv - a - ((x[i, c, p] - m) * inv) * b)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"}, inline="always")

@@ -539,7 +539,7 @@ class BatchNorm(Op):
     def forward(self, x, gamma=None, beta=None):
         y = self._forward(x, gamma, beta)
         if self.relu:
-            if not self._kernel_path(x):     # the kernel applies it; here, in NumPy
+            if not self.kernel_path:          # the kernel applies it; here, in NumPy
                 y = np.maximum(y, 0, out=self.buffer("y", x.shape, x.dtype))
             self.y_out = y
         return y
@@ -551,10 +551,11 @@ class BatchNorm(Op):
         C = x.shape[1]
         track = m.running_mean is not None
         self.train_mode = m.training or not track
+        self.kernel_path = self._kernel_path(x)
+        if self.kernel_path:
+            return self._forward_kernel(x, gamma, beta, axes, shape, track)
         xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
-        if self._kernel_path(x):
-            return self._forward_kernel(x, gamma, beta, axes, shape, track)
         if self.train_mode:
             mean = np.mean(x, axis=axes, out=self.buffer("mean", (C,), x.dtype))
             np.subtract(x, mean.reshape(shape), out=xhat)
@@ -592,20 +593,19 @@ class BatchNorm(Op):
         mean = self.buffer("mean", (C,), np.float64)
         var = self.buffer("var", (C,), np.float64)
         inv_std = self.buffer("inv_std", (C,), x.dtype)
-        xhat = self.buffer("xhat", x.shape, x.dtype)
         y = self.buffer("y", x.shape, x.dtype)
         self.affine = gamma is not None
         empty = _NO_BIAS[x.dtype]
         gm, bt = (gamma, beta) if self.affine else (empty, empty)
         split_batch(lambda k, c0, c1: batchnorm_forward(
-            x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, xhat.reshape(x3.shape),
-            y.reshape(x3.shape), self.relu), C, slices(C, x.size, _bn_min_work()))
+            x3, m.eps, gm, bt, c0, c1, mean, var, inv_std, y.reshape(x3.shape), self.relu),
+            C, slices(C, x.size, _bn_min_work()))
         if track and m.training:
             self._update_running(mean, var, x.size // C)
-        self.inv_std, self.xhat, self.axes = inv_std.reshape(shape), xhat, axes
-        if not self.affine:
-            return y if self.relu else xhat
-        self.gamma = gamma.reshape(shape)
+        # backward recomputes xhat from x, mean and inv_std (no xhat buffer)
+        self.x3, self.mean, self.inv_std, self.axes = x3, mean, inv_std.reshape(shape), axes
+        if self.affine:
+            self.gamma = gamma.reshape(shape)
         return y
 
     def _kernel_path(self, x):
@@ -613,7 +613,7 @@ class BatchNorm(Op):
         return self.train_mode and x.dtype.kind == "f" and x.ndim >= 2
 
     def backward(self, g):
-        if self._kernel_path(self.xhat):
+        if self.kernel_path:
             return self._backward_kernel(g)
         if self.relu:                           # the ReLU's backward: 0 where y <= 0
             dead = np.less_equal(self.y_out, 0, out=self.buffer("dead", g.shape, np.bool_))
@@ -656,6 +656,6 @@ class BatchNorm(Op):
         gm = self.gamma.reshape(C) if self.affine else _NO_BIAS[g.dtype]
         y3 = self.y_out.reshape(g3.shape) if self.relu else g3     # (read only with relu)
         split_batch(lambda k, c0, c1: batchnorm_backward(
-            g3, self.xhat.reshape(g3.shape), self.inv_std.reshape(C), gm, c0, c1, ggamma, gbeta,
+            g3, self.x3, self.mean, self.inv_std.reshape(C), gm, c0, c1, ggamma, gbeta,
             gx.reshape(g3.shape), y3, self.relu), C, slices(C, g.size, _bn_min_work()))
         return (gx, ggamma, gbeta) if self.affine else (gx,)

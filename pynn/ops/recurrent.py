@@ -153,10 +153,15 @@ class _Recurrent(Op):
             if self.needs(2):
                 np.matmul(d_rec2.T, self.hprev2[rows], out=self.buffer(f"gw_hh{k}", (G, H), dt))
             if self.has_bias:
+                gb_ih = gb_hh = None
                 if self.needs(3):
-                    np.sum(d_in2, axis=0, out=self.buffer(f"gb_ih{k}", (G,), dt))
+                    gb_ih = np.sum(d_in2, axis=0, out=self.buffer(f"gb_ih{k}", (G,), dt))
                 if self.needs(4):
-                    np.sum(d_rec2, axis=0, out=self.buffer(f"gb_hh{k}", (G,), dt))
+                    gb_hh = self.buffer(f"gb_hh{k}", (G,), dt)
+                    if gb_ih is not None and d_rec is d_in:      # the LSTM's: the same sum
+                        np.copyto(gb_hh, gb_ih)
+                    else:
+                        np.sum(d_rec2, axis=0, out=gb_hh)
 
         split_batch(run, N, self.parts)
         grads = [None if gx is None else gx.reshape(N, T, F)]
