@@ -10,17 +10,18 @@ and calls BLAS itself takes the GIL once per sequence.
 ``gemm_for(dtype)`` gives the ctypes function (or None: no OpenBLAS with a cblas interface
 found, or a dtype other than float32/float64; the ops then loop in Python as before). Kernels
 take it as an argument, not as a global, so Numba can cache them; ``matmul_into(gemm, a, b, c)``
-inside a kernel computes c = a @ b for 2-D arrays whose last axis has unit stride (views with
-a row stride, such as ``x[:, t]`` of an (N, T, F) array, are read in place).
+inside a kernel computes c = a @ b (``gemm_into`` with either operand transposed) for 2-D
+arrays whose last axis has unit stride (views with a row stride, such as ``x[:, t]`` of an
+(N, T, F) array, are read in place).
 """
 import ctypes
 
 import numpy as np
 from numba import njit
 
-__all__ = ["gemm_for", "matmul_into", "openblas_libraries"]
+__all__ = ["gemm_for", "gemm_into", "matmul_into", "openblas_libraries"]
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 # (symbol, integer type): NumPy's wheels ship scipy-openblas with 64-bit integers and prefixed
 # names; a system OpenBLAS exports the plain names with 32-bit integers.
@@ -75,12 +76,23 @@ def gemm_for(dtype):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _ld(a):
+    """The leading dimension BLAS is given for a 2-D row-major array (its row stride)."""
+    return max(a.strides[0] // a.itemsize, a.shape[1], 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def gemm_into(gemm, a, trans_a, b, trans_b, c):
+    """c = op(a) @ op(b) by BLAS, op(m) = m.T when its trans_ flag is set, else m; a, b, c 2-D
+    with unit stride along their last axis (row strides of any size)."""
+    M, N = c.shape
+    K = a.shape[0] if trans_a else a.shape[1]
+    gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N,
+         K, 1.0, a.ctypes.data, _ld(a), b.ctypes.data, _ld(b), 0.0, c.ctypes.data, _ld(c))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def matmul_into(gemm, a, b, c):
     """c = a @ b by BLAS, for a (M, K), b (K, N), c (M, N) with unit stride along their last
     axis (row strides of any size)."""
-    M, K = a.shape
-    N = b.shape[1]
-    size = a.itemsize
-    gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, M, N, K, 1.0, a.ctypes.data,
-         max(a.strides[0] // size, K, 1), b.ctypes.data, max(b.strides[0] // size, N, 1), 0.0,
-         c.ctypes.data, max(c.strides[0] // size, N, 1))
+    gemm_into(gemm, a, False, b, False, c)
