@@ -43,7 +43,10 @@ def _float32_from_bits(typingctx, bits):
 @njit(cache=True, inline="always", error_model="numpy")
 def _exp_nonpositive_f32(x):
     """exp(x) of a float32 x <= 0 (NaN for NaN, 0 for -inf); subnormal results included."""
-    xc = _LOWEST if x < _LOWEST else x
+    # below _LOWEST (and for NaN) the arithmetic runs on 0 and the result is replaced at the
+    # end: running it on -104 would make subnormals, which x86 computes far more slowly (a
+    # causal mask's -inf scores would all take that path)
+    xc = x if x >= _LOWEST else _F(0)
     k = np.floor(xc * _LOG2E + _F(0.5))
     r = xc - k * _LN2_HI - k * _LN2_LO            # |r| <= ln(2) / 2
     p = _EXP_POLY[0]
