@@ -195,31 +195,31 @@ def _col2im(cols, src, padded, dx):
 
 
 @njit(cache=True, nogil=True)
-def _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw):
-    """Tap (i, j) of cols row r in a stride-1, OW == W geometry: its kernel column j, the
-    flat shift from output position to input position, and the span [q0, q1) of output
-    positions whose input row lies inside the image (first valid row's first valid column to
-    the last valid row's last valid column, so every input index of the span is inside)."""
+def _shifted_tap(inside, H, W, r, kh, ph, dh, pw, dw):
+    """Row r = c*kh*kw + i*kw + j of cols in a stride-1, OW == W geometry: its channel c, the
+    flat shift from output position to input position, the span [q0, q1) of output positions
+    whose input row lies inside the image (first valid row's first valid column to the last
+    valid row's last valid column, so every input index of the span is inside), and the
+    column mask of that span (inside[j, q0:q1])."""
+    kw, P = inside.shape
     t = r % (kh * kw)
     i, j = t // kw, t % kw
     hs, ws = i * dh - ph, j * dw - pw
-    o0, o1 = max(0, -hs), min(OH, H - hs)
+    o0, o1 = max(0, -hs), min(P // W, H - hs)
     a, b = max(0, -ws), min(W, W - ws)
+    shift, q0, q1 = hs * W + ws, o0 * W + a, (o1 - 1) * W + b
     if o1 <= o0 or b <= a:
-        return j, 0, 0, 0
-    return j, hs * W + ws, o0 * W + a, (o1 - 1) * W + b
+        shift, q0, q1 = 0, 0, 0
+    return r // (kh * kw), shift, q0, q1, inside[j, q0:q1]
 
 
 @njit(cache=True, nogil=True)
 def _im2col_shifted(x, kh, ph, dh, pw, dw, inside, cols):
     N, C, H, W = x.shape
-    kw, P = inside.shape
-    OH = P // W
+    P = inside.shape[1]
     xf = x.reshape(x.size)
-    for r in range(C * kh * kw):
-        c = r // (kh * kw)
-        j, shift, q0, q1 = _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw)
-        mask = inside[j, q0:q1]
+    for r in range(C * kh * inside.shape[0]):
+        c, shift, q0, q1, mask = _shifted_tap(inside, H, W, r, kh, ph, dh, pw, dw)
         row = cols[r]
         for n in range(N):
             out = row[n * P:(n + 1) * P]
@@ -237,16 +237,13 @@ def _im2col_shifted(x, kh, ph, dh, pw, dw, inside, cols):
 @njit(cache=True, nogil=True)
 def _col2im_shifted(cols, kh, ph, dh, pw, dw, inside, dx):
     N, C, H, W = dx.shape
-    kw, P = inside.shape
-    OH = P // W
+    P = inside.shape[1]
     dxf = dx.reshape(dx.size)
     for k in range(dx.size):
         dxf[k] = 0
     # the same order of additions as _col2im: rows of cols in turn, images in turn
-    for r in range(C * kh * kw):
-        c = r // (kh * kw)
-        j, shift, q0, q1 = _shifted_span(H, W, OH, kw, r, kh, ph, dh, pw, dw)
-        mask = inside[j, q0:q1]
+    for r in range(C * kh * inside.shape[0]):
+        c, shift, q0, q1, mask = _shifted_tap(inside, H, W, r, kh, ph, dh, pw, dw)
         row = cols[r]
         for n in range(N):
             g = row[n * P + q0:n * P + q1]
