@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from pynn.kernels.blas import gemm_for, gemm_into, matmul_into
+from pynn.kernels.blas import gemm_for, matmul_into
 
 
 @njit
@@ -32,28 +32,6 @@ def test_matmul_into_matches_numpy(dtype):
     out = np.full((4, 9), np.nan, dtype)[:, 2:5]               # an output view with a row stride
     _product_of_step(gemm, seq, 2, b, out)
     np.testing.assert_allclose(out, seq[:, 2] @ b, rtol=1e-5 if dtype == np.float32 else 1e-13)
-
-
-@njit
-def _product_t(gemm, a, trans_a, b, trans_b, c):
-    gemm_into(gemm, a, trans_a, b, trans_b, c)
-
-
-@pytest.mark.parametrize("trans_a", [False, True])
-@pytest.mark.parametrize("trans_b", [False, True])
-def test_gemm_into_transposes(trans_a, trans_b):
-    gemm = gemm_for(np.float64)
-    if gemm is None:
-        pytest.skip("NumPy's BLAS exports no cblas ?gemm here")
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((6, 4) if trans_a else (4, 6))
-    b = rng.standard_normal((5, 6) if trans_b else (6, 5))
-    big = np.full((4, 8), np.nan)
-    c = big[:, 1:6]                                            # a row-strided output
-    _product_t(gemm, a, trans_a, b[:, :] if not trans_b else b, trans_b, c)
-    want = (a.T if trans_a else a) @ (b.T if trans_b else b)
-    np.testing.assert_allclose(c, want, rtol=1e-13)
-    assert np.isnan(big[:, 0]).all() and np.isnan(big[:, 6:]).all()
 
 
 def test_other_dtypes_have_none():

@@ -2,26 +2,24 @@
 loaded, called from compiled code without the GIL.
 
 Why: a recurrent layer's time loop makes one small product per step (the hidden state times
-W_hh) between elementwise kernels. Called from Python, each step takes and releases the GIL
-around every call, and with the batch split across two threads each hand-over of the GIL costs
-tens of microseconds on a VM, more than the step's arithmetic. A kernel that runs the whole loop
-and calls BLAS itself takes the GIL once per sequence.
+W_hh) between elementwise kernels. Called from Python, every step is a Python call that takes
+and releases the GIL around each product, in both threads of a split batch at once. A kernel
+that runs the whole loop and calls BLAS itself takes the GIL once per sequence.
 
 ``gemm_for(dtype)`` gives the ctypes function (or None: no OpenBLAS with a cblas interface
 found, or a dtype other than float32/float64; the ops then loop in Python as before). Kernels
 take it as an argument, not as a global, so Numba can cache them; ``matmul_into(gemm, a, b, c)``
-inside a kernel computes c = a @ b (``gemm_into`` with either operand transposed) for 2-D
-arrays whose last axis has unit stride (views with a row stride, such as ``x[:, t]`` of an
-(N, T, F) array, are read in place).
+inside a kernel computes c = a @ b for 2-D arrays whose last axis has unit stride (views with a
+row stride, such as ``x[:, t]`` of an (N, T, F) array, are read in place).
 """
 import ctypes
 
 import numpy as np
 from numba import njit
 
-__all__ = ["gemm_for", "gemm_into", "matmul_into", "openblas_libraries"]
+__all__ = ["gemm_for", "matmul_into", "openblas_libraries"]
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_ROW_MAJOR, _NO_TRANS = 101, 111
 
 # (symbol, integer type): NumPy's wheels ship scipy-openblas with 64-bit integers and prefixed
 # names; a system OpenBLAS exports the plain names with 32-bit integers.
@@ -82,17 +80,9 @@ def _ld(a):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def gemm_into(gemm, a, trans_a, b, trans_b, c):
-    """c = op(a) @ op(b) by BLAS, op(m) = m.T when its trans_ flag is set, else m; a, b, c 2-D
-    with unit stride along their last axis (row strides of any size)."""
-    M, N = c.shape
-    K = a.shape[0] if trans_a else a.shape[1]
-    gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N,
-         K, 1.0, a.ctypes.data, _ld(a), b.ctypes.data, _ld(b), 0.0, c.ctypes.data, _ld(c))
-
-
-@njit(cache=True, nogil=True, inline="always")
 def matmul_into(gemm, a, b, c):
     """c = a @ b by BLAS, for a (M, K), b (K, N), c (M, N) with unit stride along their last
     axis (row strides of any size)."""
-    gemm_into(gemm, a, False, b, False, c)
+    M, K = a.shape
+    gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, M, c.shape[1], K, 1.0, a.ctypes.data, _ld(a),
+         b.ctypes.data, _ld(b), 0.0, c.ctypes.data, _ld(c))

@@ -10,9 +10,8 @@ take 2-D (N, gate features) arrays, which may be such views.
   ``tanh_c`` (N, T, H) tanh(c_t) and ``out`` (N, T, 2H) h_t and c_t. A forward step is one
   kernel (``lstm_step``) after the hidden product, with pynn.kernels.vecmath's exp and tanh,
   which vectorise; ``lstm_sequence`` and ``lstm_sequence_backward`` run the whole time loop,
-  BLAS products included (pynn.kernels.blas), in one call without the GIL: with the batch
-  split across two threads, the hand-overs of the GIL between a step's many small calls cost
-  more than the step's arithmetic.
+  BLAS products included (pynn.kernels.blas), in one call without the GIL instead of a
+  Python call per product and step.
 * GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
   z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term. A forward step is three
   kernels around NumPy's exp and tanh, as the LSTM's.
@@ -74,7 +73,7 @@ def lstm_step(xw, t, hw, gates, c, out, tanh_c):
     one = c.dtype.type(1)
     for n in range(N):
         # 1-D row views, indexed by the loop counter: LLVM vectorises these loops (indexing
-        # the 3-D arrays inside the loops kept the cell's loop scalar, 6x slower)
+        # the 3-D arrays inside the loops kept the cell's loop scalar)
         pre, x_t, gate = hw[n], xw[n, t], gates[n, t]
         for j in range(2 * H):                      # i, f
             v = pre[j] + x_t[j]

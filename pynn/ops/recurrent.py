@@ -88,12 +88,6 @@ class _Recurrent(Op):
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
-    def _order_array(self, T):
-        """_order(T) as an int64 array, for the kernels that run the whole time loop."""
-        order = self.buffer("order", (T,), np.int64)
-        order[:] = self._order(T)
-        return order
-
     def _hprev(self, h_seq, h0, hp):
         """hp = the previous hidden states h_{t-1} of h_seq (rows, T, H) in time order."""
         T = hp.shape[1]
@@ -114,7 +108,6 @@ class _Recurrent(Op):
         hprev = self.buffer("hprev", (N, T, H), x.dtype)
         self.hprev2 = hprev.reshape(N * T, H)
         self._allocate(N, T, H, x.dtype)
-        self.order = self._order_array(T)
         self.parts = slices(N, STEP_TOUCHES * N * T * G)
 
         def run(k, n0, n1):
@@ -201,6 +194,8 @@ class LSTMSequence(_Recurrent):
         self.w_hh_t = self.buffer("w_hh_t", (H, 4 * H), dt)
         np.copyto(self.w_hh_t, self.w_hh.T)
         self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
+        self.order = self.buffer("order", (T,), np.int64)    # _order(T), for the kernels
+        self.order[:] = self._order(T)
 
     def _steps(self, k, r, xw, b_hh, init):
         # With BLAS reachable from Numba (pynn.kernels.blas), one kernel runs the whole time
