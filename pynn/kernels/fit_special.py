@@ -1,15 +1,13 @@
-"""Derive the polynomial coefficients of ``special.py``: ``python -m pynn.kernels.fit_special``.
+"""Derive the erf polynomial of ``special.py``: ``python -m pynn.kernels.fit_special``.
 
 erf: on 0 <= x <= 4, erf(x) / x is an even, entire function, so it is a polynomial in x^2 to
 any accuracy we ask for. We fit it by least squares at Chebyshev points in t = x^2 / 8 - 1
 (so that t spans [-1, 1] and the coefficients stay small) and keep degree 22: the maximum
 error is ~4e-13, far below float32's half-ulp, and every float32 input of a dense grid on
 [-5, 5] then rounds to the same float32 as math.erf (``tests/test_special_kernels.py``). For
-|x| >= 4, erf(x) rounds to +-1 in float32 (erfc(4) = 1.5e-8 < 2**-25).
-
-exp(-v) for 0 <= v <= 64: (exp(-v / 64))^64, the inner factor from its Taylor series to
-degree 13 (relative error < 2e-9), then squared six times. Both are branch-free strings of
-multiply-adds, which LLVM turns into SIMD code; a call to libm's erf or exp would not be.
+|x| >= 4, erf(x) rounds to +-1 in float32 (erfc(4) = 1.5e-8 < 2**-25). The result is a
+branch-free string of multiply-adds, which LLVM turns into SIMD code; a call to libm's erf
+would not be.
 
 The script prints the coefficients, highest power first, as ``special.py`` holds them.
 """
@@ -20,9 +18,6 @@ from numpy.polynomial import chebyshev
 
 ERF_RANGE = 4.0
 ERF_DEGREE = 22
-EXP_RANGE = 64.0
-EXP_DEGREE = 13
-EXP_SQUARINGS = 6           # 2**6 == EXP_RANGE
 
 
 def erf_coefficients(degree=ERF_DEGREE, points=4000):
@@ -33,17 +28,11 @@ def erf_coefficients(degree=ERF_DEGREE, points=4000):
     return chebyshev.cheb2poly(chebyshev.chebfit(t, f, degree))[::-1]
 
 
-def exp_coefficients(degree=EXP_DEGREE):
-    """Taylor coefficients of exp(-s) in s, highest first."""
-    return np.array([(-1) ** k / math.factorial(k) for k in range(degree + 1)][::-1])
-
-
 def main():
-    for name, coeffs in (("ERF", erf_coefficients()), ("EXP_NEG", exp_coefficients())):
-        print(f"_{name} = (")
-        for c in coeffs:
-            print(f"    {float(c)!r},")
-        print(")")
+    print("_ERF = np.array((")
+    for c in erf_coefficients():
+        print(f"    {float(c)!r},")
+    print("))")
 
 
 if __name__ == "__main__":
