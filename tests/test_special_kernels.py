@@ -4,7 +4,6 @@ reproduces."""
 import math
 
 import numpy as np
-import pytest
 import torch
 
 import pynn
