@@ -265,6 +265,41 @@ def test_gradcheck_recurrent_ops(name, reverse):
     gradcheck(_op(cls, reverse, False), *arrays[:5])
 
 
+@pytest.mark.parametrize("time_loop", ["one kernel", "python"])
+@pytest.mark.parametrize("name", ["LSTMSequence", "GRUSequence", "RNNSequence"])
+def test_an_initial_state_without_grad_gets_none_and_the_rest_is_unchanged(name, time_loop,
+                                                                              monkeypatch):
+    """The first step's product for dL/dh0 is skipped when h0 needs no gradient: every other
+    gradient (c0's included) is the one of a run where h0 needs it, and h0's slot is None."""
+    if time_loop == "python":
+        monkeypatch.setattr(R, "gemm_for", lambda dtype: None)
+    rng = np.random.default_rng(7)
+    cls = getattr(R, name)
+    n, t, i, h = 3, 4, 2, 5
+    arrays = [rng.standard_normal((n, t, i)), rng.uniform(-0.8, 0.8, (cls.gates * h, i)),
+              rng.uniform(-0.8, 0.8, (cls.gates * h, h)), rng.uniform(-0.5, 0.5, cls.gates * h),
+              rng.uniform(-0.5, 0.5, cls.gates * h)] + [rng.standard_normal((n, h))
+                                                        for _ in range(cls.n_states)]
+    arrays = [a.astype(np.float32) for a in arrays]
+    seed = rng.standard_normal((n, t, h * (2 if name == "LSTMSequence" else 1)))
+
+    def grads(h0_grad):
+        xs = [Tensor(a, requires_grad=(k != 5 or h0_grad)) for k, a in enumerate(arrays)]
+        y = apply(cls(bias=True, initial=True), *xs)
+        (y * Tensor(seed.astype(np.float32))).sum().backward()
+        return [x.grad for x in xs]
+
+    with_h0, without_h0 = grads(True), grads(False)
+    assert with_h0[5] is not None and without_h0[5] is None
+    op = cls(bias=True, initial=True)          # the op itself returns no gradient for h0
+    op.needs_input_grad = (True,) * 5 + (False,) + (True,) * (cls.n_states - 1)
+    op.forward(*arrays)
+    back = op.backward(seed.astype(np.float32))
+    assert back[5] is None and all(b is not None for k, b in enumerate(back) if k != 5)
+    for k in (0, 1, 2, 3, 4, *range(6, len(arrays))):
+        np.testing.assert_array_equal(without_h0[k].data, with_h0[k].data)
+
+
 def test_gradcheck_narrow():
     rng = np.random.default_rng(4)
     gradcheck(lambda x: apply(R.Narrow(index=(slice(None), -1, slice(1, 3))), x),

@@ -137,10 +137,12 @@ def lstm_step_backward(g, t, dh, dc, gates, tanh_c, c_prev, tp, cp0, dgates):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, order, dgates, w_hh):
+def lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, order, dgates, w_hh,
+                           need_dh0):
     """The whole backward time loop, latest step first: lstm_step_backward (c_{t-1} from the
     forward output, or c0 (N, 1, H) at the first step), then dh = dgates[:, t] @ W_hh by BLAS
-    for the step before: one call, no GIL taken per step."""
+    for the step before (after the first step only with `need_dh0`: dh is then the initial
+    state's gradient): one call, no GIL taken per step."""
     H = dh.shape[1]
     for i in range(order.size - 1, -1, -1):
         t = order[i]
@@ -148,7 +150,8 @@ def lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, order, dgate
             lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dgates)
         else:
             lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[i - 1], H, dgates)
-        matmul_into(gemm, dgates[:, t], w_hh, dh)
+        if i > 0 or need_dh0:
+            matmul_into(gemm, dgates[:, t], w_hh, dh)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -132,14 +132,15 @@ class Op:
         self._buffers[key] = out
         return out
 
-    def sum_rows(self, key, a):
+    def sum_rows(self, key, a, ones_key="ones"):
         """The sum over the rows of a 2-D float array `a` (M, K), into this op's buffer `key`
-        (K,): a BLAS product with a row of ones (made once per M), faster than NumPy's
-        row-by-row reduction and summed in blocks, so with less rounding error."""
+        (K,): a BLAS product with a row of ones (made once per M, kept as buffer `ones_key`:
+        one per slice of a split batch), faster than NumPy's row-by-row reduction and summed
+        in blocks, so with less rounding error."""
         M = a.shape[0]
-        ones = self._buffers.get("ones")
+        ones = self._buffers.get(ones_key)
         if ones is None or ones.shape != (M,) or ones.dtype != a.dtype:
-            ones = self._buffers["ones"] = np.ones(M, a.dtype)      # never written again
+            ones = self._buffers[ones_key] = np.ones(M, a.dtype)    # never written again
         return np.matmul(ones, a, out=self.buffer(key, (a.shape[1],), a.dtype))
 
     def needs(self, i):

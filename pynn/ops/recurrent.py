@@ -146,15 +146,14 @@ class _Recurrent(Op):
             if self.needs(2):
                 np.matmul(d_rec2.T, self.hprev2[rows], out=self.buffer(f"gw_hh{k}", (G, H), dt))
             if self.has_bias:
-                gb_ih = gb_hh = None
+                gb_ih = None
                 if self.needs(3):
-                    gb_ih = np.sum(d_in2, axis=0, out=self.buffer(f"gb_ih{k}", (G,), dt))
+                    gb_ih = self.sum_rows(f"gb_ih{k}", d_in2, f"ones{k}")
                 if self.needs(4):
-                    gb_hh = self.buffer(f"gb_hh{k}", (G,), dt)
                     if gb_ih is not None and d_rec is d_in:      # the LSTM's: the same sum
-                        np.copyto(gb_hh, gb_ih)
+                        np.copyto(self.buffer(f"gb_hh{k}", (G,), dt), gb_ih)
                     else:
-                        np.sum(d_rec2, axis=0, out=gb_hh)
+                        self.sum_rows(f"gb_hh{k}", d_rec2, f"ones{k}")
 
         split_batch(run, N, self.parts)
         grads = [None if gx is None else gx.reshape(N, T, F)]
@@ -162,8 +161,13 @@ class _Recurrent(Op):
         for i, name in enumerate(names, start=1):
             grads.append(self._sum_parts(name) if self.needs(i) else None)
         if self.attrs.get("initial", False):
-            grads += self.state_grads
+            grads += [s if self._needs_state(i) else None for i, s in enumerate(self.state_grads)]
         return tuple(grads)
+
+    def _needs_state(self, i):
+        """Does initial state #i (an input after the weights and biases) need a gradient?"""
+        return (self.attrs.get("initial", False)
+                and self.needs(3 + 2 * self.attrs.get("bias", True) + i))
 
     def _sum_parts(self, name):
         """The slices' partial sums of one weight gradient, added into slice 0's buffer."""
@@ -231,9 +235,10 @@ class LSTMSequence(_Recurrent):
         g, dA, out, gates, tanh_c = g[r], self.dA[r], self.out[r], self.gates_seq[r], self.tanh_c[r]
         c0 = self.contiguous(f"c0_c{k}", self.init[1][r]).reshape(-1, 1, H)
         gemm = gemm_for(dh.dtype)
+        need_dh0 = self._needs_state(0)     # else the first step's product for dh is skipped
         if gemm is not None:
             lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, self.order, dA,
-                                   self.w_hh_c)
+                                   self.w_hh_c, need_dh0)
             return
         order = list(self._order(T))
         for i in range(T - 1, -1, -1):
@@ -242,7 +247,8 @@ class LSTMSequence(_Recurrent):
                 lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dA)
             else:            # c_{t-1} is the forward output out[:, t_prev, H:]
                 lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[i - 1], H, dA)
-            np.matmul(dA[:, t], self.w_hh, out=dh)
+            if i or need_dh0:
+                np.matmul(dA[:, t], self.w_hh, out=dh)
 
 
 class GRUSequence(_Recurrent):
@@ -294,11 +300,14 @@ class GRUSequence(_Recurrent):
         g, dX, dH, gates = g[r], self.dX[r], self.dH[r], self.gates_seq[r]
         dhz = self.buffer(f"dhz{k}", dh.shape, dh.dtype)
         hprev = self.hprev2.reshape(N, T, H)[r]
-        for t in reversed(list(self._order(T))):
+        order, need_dh0 = list(self._order(T)), self._needs_state(0)
+        for i in range(T - 1, -1, -1):
+            t = order[i]
             add_step(dh, g, t)
             gru_step_backward(dh, gates[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
-            np.matmul(dH[:, t], self.w_hh, out=dh)
-            dh += dhz
+            if i or need_dh0:                    # dh after the first step: dL/dh0
+                np.matmul(dH[:, t], self.w_hh, out=dh)
+                dh += dhz
 
 
 class RNNSequence(_Recurrent):
@@ -342,10 +351,13 @@ class RNNSequence(_Recurrent):
         dh.fill(0)
         g, dA, out = g[r], self.dA[r], self.out[r]
         relu = self._relu()
-        for t in reversed(list(self._order(T))):
+        order, need_dh0 = list(self._order(T)), self._needs_state(0)
+        for i in range(T - 1, -1, -1):
+            t = order[i]
             add_step(dh, g, t)
             rnn_step_backward(dh, out[:, t], relu, dA[:, t])
-            np.matmul(dA[:, t], self.w_hh, out=dh)
+            if i or need_dh0:                    # dh after the first step: dL/dh0
+                np.matmul(dA[:, t], self.w_hh, out=dh)
 
 
 class Narrow(Op):
