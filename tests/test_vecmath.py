@@ -1,10 +1,10 @@
 """pynn.kernels.vecmath: the float32 exp and tanh the recurrent kernels vectorise, against float64
-references over all of float32's range, and their special values."""
+references over all of float32's range, and their special values; the wide-vector hint."""
 import numpy as np
 import pytest
 from numba import njit
 
-from pynn.kernels.vecmath import exp_nonpositive, tanh
+from pynn.kernels.vecmath import exp_nonpositive, tanh, wide_vectors
 
 
 @njit
@@ -82,3 +82,28 @@ def test_float64_is_libm():
     _tanh_all(x, t)
     np.testing.assert_allclose(e, np.exp(x), rtol=1e-15, atol=0)
     np.testing.assert_allclose(t, np.tanh(x), rtol=1e-15, atol=0)
+
+
+@njit
+def _tanh_exp_wide(x, out):
+    wide_vectors()
+    for i in range(x.size):
+        out[i] = tanh(x[i]) + exp_nonpositive(-abs(x[i]))
+
+
+@njit
+def _tanh_exp_plain(x, out):
+    for i in range(x.size):
+        out[i] = tanh(x[i]) + exp_nonpositive(-abs(x[i]))
+
+
+def test_wide_vectors_marks_the_kernel_and_changes_no_result():
+    x = np.concatenate([np.linspace(-30, 30, 100_003, dtype=np.float32),
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)])
+    wide, plain = np.empty_like(x), np.empty_like(x)
+    _tanh_exp_wide(x, wide)
+    _tanh_exp_plain(x, plain)
+    np.testing.assert_array_equal(wide, plain)
+    ir = next(iter(_tanh_exp_wide.inspect_llvm().values()))
+    assert '"prefer-vector-width"="512"' in ir
+    assert '"prefer-vector-width"' not in next(iter(_tanh_exp_plain.inspect_llvm().values()))

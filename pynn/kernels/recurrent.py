@@ -31,7 +31,7 @@ twice the SIMD lanes: lstm-seqmnist's step went from ~11.7 to 10.7 ms with that 
 from numba import njit
 
 from .blas import matmul_into
-from .vecmath import exp_nonpositive, tanh
+from .vecmath import exp_nonpositive, tanh, wide_vectors
 
 
 @njit(cache=True, inline="always")
@@ -68,7 +68,9 @@ def lstm_step(xw, t, hw, gates, c, out, tanh_c):
     sigmoid gates i, f, o (stable: 1 / (1 + e) for pre >= 0, e / (1 + e) below, e =
     exp(-|pre|)) and g = tanh(pre) go to gates[:, t]; c = f c + i g in place (c_{t-1} on entry,
     c_t on return); h = o tanh(c) to out[:, t, :H], c to out[:, t, H:], tanh(c) to tanh_c[:, t].
-    exp and tanh are pynn.kernels.vecmath's, so the loops vectorise in float32."""
+    exp and tanh are pynn.kernels.vecmath's, so the loops vectorise in float32 (512-bit
+    vectors where the CPU has them: wide_vectors)."""
+    wide_vectors()
     N, H = c.shape
     one = c.dtype.type(1)
     for n in range(N):
@@ -115,7 +117,9 @@ def lstm_step_backward(g, t, dh, dc, gates, tanh_c, c_prev, tp, cp0, dgates):
     g[:, t, H:] is added, overwritten with dL/dc_{t-1}. c_{t-1} is c_prev[:, tp, cp0:cp0 + H]
     (the forward output, or the initial state as (N, 1, H)). dgates[:, t] (dgates is
     (N, T, 4H)) receives dL/d(pre-activation gates). tanh_c is tanh(c), kept by the forward
-    pass (no transcendental function here: the loop vectorises)."""
+    pass (no transcendental function here: the loop vectorises, in 512-bit vectors where the
+    CPU has them: wide_vectors)."""
+    wide_vectors()
     N, H = dh.shape
     one = dh.dtype.type(1)      # arithmetic in the arrays' precision (float32: twice the lanes)
     for n in range(N):

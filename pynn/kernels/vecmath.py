@@ -9,6 +9,13 @@ exponent bits (``_float32_from_bits``), and for tanh an odd polynomial near 0 (C
 and (1 - e) / (1 + e) with e = exp(-2|x|) elsewhere. Measured against float64 references over
 all of float32's range: exp within 1 ulp, tanh within 2 ulp, NaN and +-inf as libm
 (``tests/test_vecmath.py``). float64 arguments go to libm, as before.
+
+``wide_vectors()``, called first in a kernel, lets LLVM use 512-bit vectors in that kernel's
+loops. On CPUs with AVX-512, LLVM's tuning prefers 256-bit vectors (older Skylake servers slowed
+their clock for 512-bit code), and the loops of the kernels that call these functions are bound
+by arithmetic, not memory: with 16 float32 lanes instead of 8 an exp loop ran 30% faster here,
+with the same results bit for bit. Those kernels run between BLAS products, whose AVX-512 code
+sets the clock anyway. Where the CPU has no 512-bit registers the hint changes nothing.
 """
 import math
 
@@ -17,7 +24,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["exp_nonpositive", "tanh"]
+__all__ = ["exp_nonpositive", "tanh", "wide_vectors"]
 
 _F = np.float32
 _LOWEST = _F(-104.0)                # exp(-104) = 6.8e-46 rounds to 0 in float32
@@ -28,6 +35,21 @@ _EXP_POLY = (_F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3),
 _TANH_SMALL = _F(0.625)
 _TANH_POLY = (_F(-5.70498872745e-3), _F(2.06390887954e-2), _F(-5.37397155531e-2),
               _F(1.33314422036e-1), _F(-3.33332819422e-1))
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Mark the kernel being compiled with LLVM's "prefer-vector-width"="512" (see above).
+    llvmlite checks function attributes against a list of plain names, which has no room for
+    a key and a value, so the attribute goes into its set directly; if that ever fails, the
+    kernel is compiled without the hint."""
+    def codegen(context, builder, signature, args):
+        try:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except Exception:          # a future llvmlite: no hint, same results
+            pass
+        return context.get_dummy_value()
+    return types.none(), codegen
 
 
 @intrinsic
