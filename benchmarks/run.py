@@ -145,8 +145,17 @@ def run_flops(name, data, steps):
     return flops.training_flops(model) * batch * steps
 
 
+def ratio_range(times):
+    """(lowest, highest) pynn/torch ratio of the timed runs taken side by side (run i of pynn
+    against run i of torch, which ran right before or after it): the spread of the median's
+    ratio from machine noise."""
+    ratios = [a / b for a, b in zip(times["pynn"], times["torch"], strict=True)]
+    return min(ratios), max(ratios)
+
+
 def time_workload(name, data, repeats, steps, passes, pause=0.5):
-    """Median seconds and last loss of each framework. Training: a 20-step warm-up on a separate
+    """Median seconds, last loss and every run's seconds of each framework. Training: a 20-step
+    warm-up on a separate
     model instance, then `repeats` runs, each on a fresh model, alternating (pynn first in even
     repeats, torch first in odd ones). Inference: each model built once and warmed up with one
     untimed pass, then `passes` timed passes, alternating the same way. Every timed run starts
@@ -166,7 +175,7 @@ def time_workload(name, data, repeats, steps, passes, pause=0.5):
                 start = time.perf_counter()
                 losses[fw] = runs[fw]()
                 times[fw].append(time.perf_counter() - start)
-        return {fw: statistics.median(t) for fw, t in times.items()}, losses
+        return {fw: statistics.median(t) for fw, t in times.items()}, losses, times
     for fw in ("pynn", "torch"):        # warm up: JIT compile, BLAS threads, caches
         run, _ = make(name, fw, data, steps=min(steps, 20))
         run()
@@ -177,7 +186,7 @@ def time_workload(name, data, repeats, steps, passes, pause=0.5):
             start = time.perf_counter()
             losses[fw] = run()
             times[fw].append(time.perf_counter() - start)
-    return {fw: statistics.median(t) for fw, t in times.items()}, losses
+    return {fw: statistics.median(t) for fw, t in times.items()}, losses, times
 
 
 # -- memory, in a fresh subprocess per framework --------------------------------------------------
@@ -325,21 +334,23 @@ def main():
           f"median of {args.repeats} alternating runs of "
           f"{'/'.join(map(str, training_steps)) or '-'} batches after a 20-step warm-up; "
           f"inference: median of {args.passes} alternating passes after one warm-up pass; "
-          f"{args.pause:g} s idle before each timed run")
+          f"{args.pause:g} s idle before each timed run; side-by-side runs: the lowest and "
+          f"highest ratio of a pynn run to the torch run next to it")
     print(f"command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print()
     data = load_data(args.data_dir)
-    print("| workload | steps | pynn s | torch s | pynn/torch | pynn final loss | torch final loss "
-          "| pynn peak MiB | torch peak MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| workload | steps | pynn s | torch s | pynn/torch | side-by-side runs "
+          "| pynn final loss | torch final loss | pynn peak MiB | torch peak MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rates = []
     for name in args.only:
-        med, losses = time_workload(name, data, args.repeats, steps[name], args.passes,
-                                    args.pause)
+        med, losses, times = time_workload(name, data, args.repeats, steps[name], args.passes,
+                                           args.pause)
         mem = {"pynn": float("nan"), "torch": float("nan")} if args.no_memory else \
             peak_memory(name, args.data_dir, steps[name])
+        lo, hi = ratio_range(times)
         print(f"| {name} | {steps[name]} | {med['pynn']:.3f} | {med['torch']:.3f} "
-              f"| {med['pynn'] / med['torch']:.2f} "
+              f"| {med['pynn'] / med['torch']:.2f} | {lo:.2f}-{hi:.2f} "
               f"| {losses['pynn']:.4f} | {losses['torch']:.4f} | {mem['pynn']:.1f} "
               f"| {mem['torch']:.1f} |", flush=True)
         rates.append((name, run_flops(name, data, steps[name]), med))

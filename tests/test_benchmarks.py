@@ -124,6 +124,13 @@ def test_flops_of_the_words_transformer_by_hand(data):
     assert flops.training_flops(model) == 6 * (2 * block + head)    # the embedding comes first
 
 
+def test_ratio_range_pairs_each_pynn_run_with_the_torch_run_beside_it():
+    lo, hi = R.ratio_range({"pynn": [1.0, 3.0, 2.0], "torch": [2.0, 2.0, 1.0]})
+    assert (lo, hi) == (0.5, 2.0)
+    with pytest.raises(ValueError):
+        R.ratio_range({"pynn": [1.0], "torch": [1.0, 2.0]})
+
+
 def test_sgemm_peak_is_a_rate():
     assert flops.sgemm_peak(128, repeats=2) > 0
 
@@ -140,6 +147,8 @@ def test_run_and_profile_scripts_end_to_end():
     for name in names:
         rows = [line for line in out.splitlines() if line.startswith(f"| {name} |")]
         assert len(rows) == 3, out          # main table, GFLOP/s table, profile table
+        lo, hi = map(float, rows[0].split(" | ")[5].split("-"))     # the side-by-side range
+        assert 0 < lo <= hi, rows[0]
     assert "SGEMM peak" in out
 
 
