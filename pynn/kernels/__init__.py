@@ -11,9 +11,12 @@ thread each -- on a thread of pynn's own (``threads.py``, ``pynn.set_num_threads
 kernels are compiled with ``nogil=True`` for that.
 
 A read-only install still works: ``_numba_cache`` (imported first) gives Numba a writable cache
-folder when neither the package folder nor the user's cache folder can be written.
+folder when neither the package folder nor the user's cache folder can be written. And
+``_numba_startup`` keeps Numba from importing ``scipy.linalg`` at the first kernel, which pynn
+does not use (a third of a warm start's first step).
 """
 from . import _numba_cache  # noqa: F401, I001  (before any kernel: sets NUMBA_CACHE_DIR)
+from . import _numba_startup  # noqa: F401, I001  (before any kernel: defers scipy.linalg)
 from .activation import (
     ACT_NONE,
     ACT_RELU,
