@@ -13,7 +13,7 @@ kernels are compiled with ``nogil=True`` for that.
 A read-only install still works: ``_numba_cache`` (imported first) gives Numba a writable cache
 folder when neither the package folder nor the user's cache folder can be written. And
 ``_numba_startup`` keeps Numba from importing ``scipy.linalg`` at the first kernel, which pynn
-does not use (a third of a warm start's first step).
+does not use (0.36 -> 0.22 s of a warm start's first steps).
 """
 from . import _numba_cache  # noqa: F401, I001  (before any kernel: sets NUMBA_CACHE_DIR)
 from . import _numba_startup  # noqa: F401, I001  (before any kernel: defers scipy.linalg)

@@ -88,6 +88,15 @@ class _Recurrent(Op):
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
+    def _steps_back(self, T):
+        """The time steps for backward, latest first: (t, t_prev, carry) with t_prev the step
+        before t in the sequence's order (None at the first step) and carry whether dh goes on
+        through W_hh after t (not after the first step, unless the initial state h0 needs
+        its gradient)."""
+        order, need_dh0 = list(self._order(T)), self._needs_state(0)
+        for i in range(T - 1, -1, -1):
+            yield order[i], (order[i - 1] if i else None), bool(i) or need_dh0
+
     def _hprev(self, h_seq, h0, hp):
         """hp = the previous hidden states h_{t-1} of h_seq (rows, T, H) in time order."""
         T = hp.shape[1]
@@ -235,19 +244,16 @@ class LSTMSequence(_Recurrent):
         g, dA, out, gates, tanh_c = g[r], self.dA[r], self.out[r], self.gates_seq[r], self.tanh_c[r]
         c0 = self.contiguous(f"c0_c{k}", self.init[1][r]).reshape(-1, 1, H)
         gemm = gemm_for(dh.dtype)
-        need_dh0 = self._needs_state(0)     # else the first step's product for dh is skipped
-        if gemm is not None:
+        if gemm is not None:      # (the first step's product for dh only if h0 needs it)
             lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, self.order, dA,
-                                   self.w_hh_c, need_dh0)
+                                   self.w_hh_c, self._needs_state(0))
             return
-        order = list(self._order(T))
-        for i in range(T - 1, -1, -1):
-            t = order[i]
-            if i == 0:       # c_{t-1} is the initial state, read as (rows, 1, H)
+        for t, t_prev, carry in self._steps_back(T):
+            if t_prev is None:   # c_{t-1} is the initial state, read as (rows, 1, H)
                 lstm_step_backward(g, t, dh, dc, gates, tanh_c, c0, 0, 0, dA)
-            else:            # c_{t-1} is the forward output out[:, t_prev, H:]
-                lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, order[i - 1], H, dA)
-            if i or need_dh0:
+            else:                # c_{t-1} is the forward output out[:, t_prev, H:]
+                lstm_step_backward(g, t, dh, dc, gates, tanh_c, out, t_prev, H, dA)
+            if carry:
                 np.matmul(dA[:, t], self.w_hh, out=dh)
 
 
@@ -300,12 +306,10 @@ class GRUSequence(_Recurrent):
         g, dX, dH, gates = g[r], self.dX[r], self.dH[r], self.gates_seq[r]
         dhz = self.buffer(f"dhz{k}", dh.shape, dh.dtype)
         hprev = self.hprev2.reshape(N, T, H)[r]
-        order, need_dh0 = list(self._order(T)), self._needs_state(0)
-        for i in range(T - 1, -1, -1):
-            t = order[i]
+        for t, _, carry in self._steps_back(T):
             add_step(dh, g, t)
             gru_step_backward(dh, gates[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
-            if i or need_dh0:                    # dh after the first step: dL/dh0
+            if carry:
                 np.matmul(dH[:, t], self.w_hh, out=dh)
                 dh += dhz
 
@@ -351,12 +355,10 @@ class RNNSequence(_Recurrent):
         dh.fill(0)
         g, dA, out = g[r], self.dA[r], self.out[r]
         relu = self._relu()
-        order, need_dh0 = list(self._order(T)), self._needs_state(0)
-        for i in range(T - 1, -1, -1):
-            t = order[i]
+        for t, _, carry in self._steps_back(T):
             add_step(dh, g, t)
             rnn_step_backward(dh, out[:, t], relu, dA[:, t])
-            if i or need_dh0:                    # dh after the first step: dL/dh0
+            if carry:
                 np.matmul(dA[:, t], self.w_hh, out=dh)
 
 
