@@ -162,3 +162,15 @@ def test_op_times_lists_the_plan_ops_within_the_step():
     assert 0 < ops <= total, head
     assert "| Conv2d + MaxPool2d | forward |" in out      # the fused conv + pool of W3
     assert "| Linear | backward |" in out
+
+
+def test_torch_op_times_lists_the_aten_ops_per_step():
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, str(BENCH / "torch_op_times.py"), "mnist-cnn",
+                          "--steps", "3", "--shapes"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| aten::")]
+    assert rows, out
+    conv = [r for r in rows if r.startswith("| aten::mkldnn_convolution | [64, 1, 28, 28]")]
+    assert conv, out                                       # W3's first conv, with its shapes
+    assert all(float(r.rsplit("|", 2)[1]) >= 0 for r in rows)
