@@ -32,13 +32,20 @@ def time_ops(plan, acc):
             setattr(op, method, timed)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__,
+def workload_parser(doc):
+    """The arguments this script and torch_op_times.py share: a run.py workload, --steps and
+    --data-dir (default: $PYNN_DATA_DIR, else ../shared/data beside the repo)."""
+    p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("workload")
     p.add_argument("--steps", type=int, default=100)
     shared_data = str(HERE.parents[1] / "shared" / "data")
     p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
+    return p
+
+
+def main():
+    p = workload_parser(__doc__)
     p.add_argument("--per-step", action="store_true", help="also list every step of the plan")
     args = p.parse_args()
     import run as R

@@ -158,10 +158,10 @@ def time_workload(name, data, repeats, steps, passes, pause=0.5):
     warm-up on a separate model instance, then `repeats` runs, each on a fresh model,
     alternating (pynn first in even repeats, torch first in odd ones). Inference: each model
     built once and warmed up with one untimed pass, then `passes` timed passes, alternating the
-    same way. Every timed run starts
-    `pause` seconds after the previous one ended: NumPy's OpenBLAS workers and torch's OpenMP
-    workers busy-wait for a while after their last product, and on 2 cores the framework timed
-    next would share them with those spinning threads (it doubled torch's inference-mlp time)."""
+    same way. Every timed run starts `pause` seconds after the previous one ended: NumPy's
+    OpenBLAS workers and torch's OpenMP workers busy-wait for a while after their last product,
+    and on 2 cores the framework timed next would share them with those spinning threads (it
+    doubled torch's inference-mlp time)."""
     times = {"pynn": [], "torch": []}
     losses = {}
     order = (("pynn", "torch"), ("torch", "pynn"))

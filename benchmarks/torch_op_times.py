@@ -6,22 +6,17 @@ it calls not counted) in milliseconds per step, largest first; with --shapes, on
 input shapes, so that a convolution of one layer can be set beside the same layer's row in
 `python benchmarks/op_times.py WORKLOAD --per-step`. The profiler adds a little to every op.
 """
-import argparse
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from op_times import workload_parser  # noqa: E402
+
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload")
-    p.add_argument("--steps", type=int, default=100)
-    shared_data = str(HERE.parents[1] / "shared" / "data")
-    p.add_argument("--data-dir", default=os.environ.get("PYNN_DATA_DIR", shared_data))
+    p = workload_parser(__doc__)
     p.add_argument("--shapes", action="store_true", help="one row per op and input shapes")
     p.add_argument("--rows", type=int, default=20, help="how many rows to print")
     args = p.parse_args()
