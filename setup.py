@@ -1,7 +1,10 @@
 """pynn's packaging metadata (the build system and tool settings are in pyproject.toml)."""
 import os
+import subprocess
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -16,6 +19,32 @@ def read(name):
 install_requires = [line.strip() for line in read("requirements.txt").splitlines()
                     if line.strip() and not line.startswith("#")]
 
+
+
+class build_py_and_kernels(build_py):
+    """build_py, then compile the Numba kernels into the build's pynn/kernels/__pycache__ (by
+    running ``python -m pynn.precompile`` on the built package), so that the wheel carries Numba's
+    cache and a new install does not spend its first steps compiling. Numba uses that cache only
+    on the same CPU model with the same Numba and Python versions (else it compiles, as without
+    it). Best effort: a failure (no numba in the build environment, say) leaves a wheel without
+    the cache. Skipped for an editable install (its kernels compile into the source tree on first
+    use) and when PYNN_PRECOMPILE=0."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False) or os.environ.get("PYNN_PRECOMPILE") == "0":
+            return
+        build_lib = os.path.abspath(self.build_lib)
+        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+        env.update(PYTHONPATH=build_lib, PYTHONDONTWRITEBYTECODE="1")   # no .pyc in the wheel
+        try:
+            subprocess.run([sys.executable, "-m", "pynn.precompile"], cwd=build_lib, env=env,
+                           check=True, timeout=900)
+        except (OSError, subprocess.SubprocessError) as e:
+            print(f"warning: pynn's Numba kernels were not precompiled ({e}); they will compile "
+                  f"on first use", file=sys.stderr)
+
+
 setup(
     name="pynn",
     version="0.1.0",
@@ -27,6 +56,7 @@ setup(
     packages=find_packages(include=["pynn", "pynn.*"]),
     python_requires=">=3.9",
     install_requires=install_requires,
+    cmdclass={"build_py": build_py_and_kernels},
     extras_require={
         "tfds": ["tensorflow-datasets"],
         "examples": ["matplotlib", "ipykernel", "nbformat", "nbclient"],

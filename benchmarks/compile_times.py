@@ -7,9 +7,17 @@ Spawns one child on a new temporary cache directory (cold) and a second on the s
 (warm); each child times `import pynn` and the first step of both workloads (model building
 included, as run.py's cold-start figure) and records every `numba:compile` event with its
 duration (numba.core.event). The table lists the kernels by compile seconds.
+
+    python benchmarks/compile_times.py --wheel
+
+also builds the wheel (`python -m build --wheel` on a copy of the repository's files, which
+compiles the kernels into it: see pynn/precompile.py), installs it with `pip install --no-deps
+--target` into a temporary folder, and times the same first steps twice from that install, with
+no NUMBA_CACHE_DIR: the first run after `pip install` of a wheel built on this machine.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +54,7 @@ def child(data_dir):
         step, _ = R.make(name, "pynn", data, 1)
         step()
     t_steps = time.perf_counter() - start
-    print(f"TOTAL {t_import:.3f} {t_steps:.3f}")
+    print(f"TOTAL {t_import:.3f} {t_steps:.3f} {pynn.__file__}")
     for key, sec in sorted(compiles.items(), key=lambda kv: -kv[1]):
         print(f"KERNEL {sec:.3f} {key}")
 
@@ -55,6 +63,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=os.environ.get(
         "PYNN_DATA_DIR", str(HERE.parents[1] / "shared" / "data")))
+    p.add_argument("--wheel", action="store_true",
+                   help="also build and install the wheel and time the first run from it")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -62,20 +72,66 @@ def main():
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("cold", "warm"):
-            out = subprocess.run([sys.executable, __file__, "--child", "--data-dir",
-                                  args.data_dir], env=env, capture_output=True, text=True,
-                                 check=True).stdout.splitlines()
-            t_import, t_steps = (float(v) for v in out[0].split()[1:])
-            kernels = [line.split(maxsplit=2)[1:] for line in out[1:]]
-            total = sum(float(sec) for sec, _ in kernels)
-            print(f"{label} cache: import {t_import:.2f} s, first W2 + W3 steps {t_steps:.2f} s "
-                  f"(Numba compiling {total:.2f} s of it, {len(kernels)} functions)")
-            if kernels:
-                print("\n| kernel | compile s |\n|---|---:|")
-                for sec, name in kernels:
-                    print(f"| `{name}` | {float(sec):.2f} |")
-                print()
+            report(f"{label} cache", measure(args.data_dir, env))
+    if args.wheel:
+        from_wheel(args.data_dir)
 
+
+def measure(data_dir, env, cwd=None):
+    """(import s, first steps s, pynn's path, [(compile s, kernel)]) from a fresh child."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+                          "--data-dir", data_dir], env=env, cwd=cwd, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    _, t_import, t_steps, path = out[0].split(maxsplit=3)
+    kernels = [(float(sec), name) for sec, name in (line.split(maxsplit=2)[1:] for line in out[1:])]
+    return float(t_import), float(t_steps), path, kernels
+
+
+def report(label, measured):
+    t_import, t_steps, _, kernels = measured
+    total = sum(sec for sec, _ in kernels)
+    print(f"{label}: import {t_import:.2f} s, first W2 + W3 steps {t_steps:.2f} s "
+          f"(Numba compiling {total:.2f} s of it, {len(kernels)} functions)")
+    if kernels:
+        print("\n| kernel | compile s |\n|---|---:|")
+        for sec, name in kernels:
+            print(f"| `{name}` | {sec:.2f} |")
+        print()
+
+
+def from_wheel(data_dir):
+    """Build the wheel from a copy of the repository's files, install it into a temporary
+    folder and time the first steps from there (twice)."""
+    repo = HERE.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        for name in files:
+            if (repo / name).is_file():
+                (tmp / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(repo / name, tmp / "src" / name)
+        start = time.perf_counter()
+        built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir",
+                                str(tmp / "dist"), str(tmp / "src")], capture_output=True,
+                               text=True, check=True)
+        build_s = time.perf_counter() - start
+        for line in (built.stdout + built.stderr).splitlines():
+            if "not precompiled" in line or "pynn.precompile:" in line:
+                print(line.strip())
+        (wheel,) = (tmp / "dist").glob("pynn-*.whl")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--disable-pip-version-check", "--target", str(tmp / "site"), str(wheel)],
+                       capture_output=True, check=True)
+        print(f"\nwheel: `python -m build --wheel` {build_s:.0f} s (the kernels compiled into "
+              f"it), installed with `pip install --no-deps --target`")
+        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+        env["PYTHONPATH"] = str(tmp / "site")
+        for label in ("first run after install", "second run"):
+            measured = measure(data_dir, env, cwd=tmp)
+            if not measured[2].startswith(str(tmp / "site")):
+                raise RuntimeError(f"the child imported pynn from {measured[2]}, not the wheel")
+            report(f"wheel install, {label}", measured)
 
 if __name__ == "__main__":
     main()

@@ -174,3 +174,16 @@ def test_torch_op_times_lists_the_aten_ops_per_step():
     conv = [r for r in rows if r.startswith("| aten::mkldnn_convolution | [64, 1, 28, 28]")]
     assert conv, out                                       # W3's first conv, with its shapes
     assert all(float(r.rsplit("|", 2)[1]) >= 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_compile_times_reports_a_cold_and_a_warm_start():
+    out = subprocess.run([sys.executable, str(BENCH / "compile_times.py"), "--data-dir",
+                          str(DATA_DIR)], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    cold = [line for line in out.splitlines() if line.startswith("cold cache: ")]
+    warm = [line for line in out.splitlines() if line.startswith("warm cache: ")]
+    assert len(cold) == 1 and len(warm) == 1, out
+    assert not cold[0].endswith(" 0 functions)"), cold      # an empty cache compiles
+    assert warm[0].endswith(" 0 functions)"), warm           # the second process loads them
+    assert "| `pynn.kernels." in out, out                     # the table of what compiled

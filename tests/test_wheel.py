@@ -24,6 +24,19 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = textwrap.dedent('''
     import sys
     import numpy as np
+    from numba.core import event
+
+    compiled = []                 # every Numba compilation this run does (none from the wheel)
+
+    class Record(event.Listener):
+        def on_start(self, ev):
+            pass
+
+        def on_end(self, ev):
+            fn = ev.data["dispatcher"].py_func
+            compiled.append(f"{fn.__module__}.{fn.__qualname__}")
+
+    event.register("numba:compile", Record())
     import pynn
     from pynn import Input, Model
     from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
@@ -48,6 +61,7 @@ TRAIN = textwrap.dedent('''
         losses.append(loss.item())
     print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     assert losses[-1] < 0.8 * losses[0], losses
+    print("compiled", len(compiled), " ".join(compiled))
     print("trained")
 ''')
 
@@ -99,6 +113,7 @@ def test_wheel_has_every_package(dists):
     modules = {str(p.relative_to(REPO)) for p in (REPO / "pynn").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
     assert not [n for n in names if n.startswith("tests/")]
+    assert not [n for n in names if n.endswith(".pyc")], "bytecode in the wheel"
     (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
     with zipfile.ZipFile(wheel) as z:
         text = z.read(metadata).decode()
@@ -127,3 +142,21 @@ def test_wheel_installs_in_a_fresh_venv_and_trains(dists, tmp_path):
     assert installed.is_relative_to(venv.resolve()), first
     assert not installed.is_relative_to(REPO), first
     assert proc.stdout.strip().endswith("trained"), proc.stdout
+    # the same CPU, Numba and Python built the wheel: its cached kernels load, none compiles
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("compiled ")]
+    assert line.split()[1] == "0", line
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_compiled_kernels(dists):
+    """setup.py's build ran pynn.precompile: Numba's cache of the usual kernels is in the wheel."""
+    _, wheel = dists
+    with zipfile.ZipFile(wheel) as z:
+        cached = {n for n in z.namelist() if n.startswith("pynn/kernels/__pycache__/")}
+    for module, kernel in (("conv_pool", "bias_act_maxpool2x2_forward"), ("optim", "adam_step"),
+                           ("conv", "_im2col")):
+        index = [n for n in cached if n.split("/")[-1].startswith(f"{module}.{kernel}-")
+                 and n.endswith(".nbi")]
+        assert index, f"no cached {module}.{kernel} in {wheel.name}: {sorted(cached)[:20]}"
+        assert [n for n in cached if n.endswith(".nbc")
+                and n.split("/")[-1].startswith(f"{module}.{kernel}-")], (module, kernel)
