@@ -265,6 +265,49 @@ def test_batchnorm_split_by_channels_equals_one_thread(two_threads, monkeypatch,
         np.testing.assert_array_equal(a, c, err_msg=name)      # per channel: the same sums
 
 
+def _linear_forward_backward(x, w, b, g, activation):
+    op = N.Linear(activation=activation)
+    op.needs_input_grad = (True, True, True)
+    y = op.forward(x, w, b).copy()
+    return [y] + [a.copy() for a in op.backward(g)]
+
+
+@needs_split
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("in_pass", [False, True])
+def test_linear_splits_its_products_only_in_a_splitting_pass(two_threads, monkeypatch,
+                                                            activation, in_pass):
+    """Inside a pass whose plan splits its batches (BLAS on one thread), a big enough Linear
+    cuts its products across the threads by rows: the same results as one thread; outside such
+    a pass it leaves the threads to BLAS."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 13)).astype(np.float32)
+    w = rng.standard_normal((7, 13)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    g = rng.standard_normal((9, 7)).astype(np.float32)
+    monkeypatch.setattr(N.Linear, "SPLIT_MIN_WORK", 100)
+    split_calls = []
+    real = N.split_batch
+    monkeypatch.setattr(N, "split_batch", lambda fn, n, t: (split_calls.append(t), real(fn, n, t)))
+    if in_pass:
+        threads.begin_pass(True)
+    try:
+        two = _linear_forward_backward(x, w, b, g, activation)
+    finally:
+        if in_pass:
+            threads.end_pass()
+            threads.begin_pass(False)            # BLAS back to the threads it had
+            threads.end_pass()
+    assert split_calls == ([2, 2] if in_pass else [1, 1])
+    threads.set_num_threads(1)
+    one = _linear_forward_backward(x, w, b, g, activation)
+    for name, a, c in zip(["y", "gx", "gw", "gb"], two, one):
+        np.testing.assert_array_equal(a, c, err_msg=name)     # each entry: the same dot product
+    z = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    np.testing.assert_allclose(two[0], z if activation is None else np.maximum(z, 0),
+                               rtol=1e-5, atol=1e-5)
+
+
 # -- the hand-over: pynn.kernels.spin and the pool's sleeping threads --------------------------
 def test_post_and_wait_stores_then_polls_until_the_slot_changes():
     from pynn.kernels.spin import post_and_wait

@@ -66,14 +66,29 @@ class Linear(Op):
     d/db = sum of gz over rows
     """
 
+    #: Inside a compiled pass that splits its batches (BLAS then runs on one thread: see
+    #: threads.begin_pass), products of at least this many multiply-adds are split across the
+    #: threads too, by rows of their outputs; elsewhere BLAS uses every thread itself.
+    SPLIT_MIN_WORK = 1 << 22
+
+    def _slices(self, rows, work):
+        return threads.slices(rows, work, self.SPLIT_MIN_WORK) if threads.pass_splits() else 1
+
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
         x2 = self.contiguous("x_c", x).reshape(-1, x.shape[-1])
         y = self.buffer("y", (x2.shape[0], w.shape[0]), x2.dtype)
-        np.matmul(x2, w.T, out=y)
-        bias_act_forward(y, _NO_BIAS[y.dtype] if b is None else b,
-                         ACTIVATION_CODES[self.activation])
-        self.x2, self.w, self.y, self.has_bias = x2, w, y, b is not None
+        self.has_bias = b is not None
+        b = _NO_BIAS[y.dtype] if b is None else b
+        act = ACTIVATION_CODES[self.activation]
+
+        def rows(k, n0, n1):
+            np.matmul(x2[n0:n1], w.T, out=y[n0:n1])
+            bias_act_forward(y[n0:n1], b, act)
+
+        M, K = x2.shape
+        split_batch(rows, M, self._slices(M, M * K * w.shape[0]))
+        self.x2, self.w, self.y = x2, w, y
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
@@ -85,14 +100,24 @@ class Linear(Op):
             gz = self.buffer("gz", self.y.shape, g2.dtype)
             bias_act_backward(g2, self.y, act, gz, _NO_BIAS[g2.dtype])
         gb = self.sum_rows("gb", gz) if self.has_bias and self.needs(2) else _NO_BIAS[g2.dtype]
-        gx = gw = None
-        if self.needs(0):
-            gx = self.buffer("gx", self.x2.shape, g2.dtype)
-            np.matmul(gz, self.w, out=gx)
+        x2, w = self.x2, self.w
+        gx = self.buffer("gx", x2.shape, g2.dtype) if self.needs(0) else None
+        gw = self.buffer("gw", w.shape, g2.dtype) if self.needs(1) else None
+        (M, K), O = x2.shape, w.shape[0]
+
+        def products(k, n0, n1):
+            """Slice k of both products: rows [m0, m1) of gx, rows [o0, o1) of gw."""
+            if gx is not None:
+                m0, m1 = M * n0 // T, M * n1 // T
+                np.matmul(gz[m0:m1], w, out=gx[m0:m1])
+            if gw is not None:
+                o0, o1 = O * n0 // T, O * n1 // T
+                np.matmul(gz[:, o0:o1].T, x2, out=gw[o0:o1])   # a strided view BLAS reads
+
+        T = self._slices(min(M, O), M * K * O)
+        split_batch(products, T, T)
+        if gx is not None:
             gx = gx.reshape(self.in_shape)
-        if self.needs(1):
-            gw = self.buffer("gw", self.w.shape, g2.dtype)
-            np.matmul(gz.T, self.x2, out=gw)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
 
