@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from . import anomaly, autograd
+from .kernels import threads as _threads
 from .ops import activation as A
 from .ops import einsum as N
 from .ops import elementwise as E
@@ -44,6 +45,8 @@ def apply(op, *inputs):
     Ops on symbolic tensors (a Model's `Input` and what is computed from it) are always
     recorded, differentiable or not, so that `Model` can replay every step on real data."""
     # this runs for every op: the one- and two-input cases without loops or lists
+    if _threads._eager_hold:        # BLAS held at one thread since a split (threads.eager_tick)
+        _threads.eager_tick()
     if len(inputs) == 2:
         a, b = inputs
         arrays = (a.data, b.data)

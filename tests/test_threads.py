@@ -154,22 +154,43 @@ def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
 
 
 @needs_split
-def test_the_callers_blas_thread_count_is_back_after_a_split(two_threads):
-    # in NumPy's OpenBLAS the "local" thread count is process-wide: a split must leave the
-    # caller's products on as many BLAS threads as before, also when a slice raises and on the
-    # first split, while the pool's thread is still starting
+def test_the_callers_blas_thread_count_is_back_once_eager_splits_stop(two_threads, monkeypatch):
+    # in NumPy's OpenBLAS the "local" thread count is process-wide. Outside a compiled pass a
+    # split holds BLAS at one thread (the next split would otherwise wait for the core
+    # OpenBLAS's worker spins on); once no split has come for HOLD_SECONDS, the next eager op
+    # (eager_tick) gives the caller's count back -- also when a slice raised, and on the first
+    # split, while the pool's thread is still starting
+    import time
+
+    import pynn
     threads.set_num_threads(1)
     threads.set_num_threads(2)          # a fresh pool
     before = threads._getter()
     threads.split_batch(lambda k, n0, n1: None, 8, 2)
-    assert threads._getter() == before
+    assert threads._getter() == 1 and threads.pass_splits()      # held: Linear splits itself
+    threads.eager_tick()
+    assert threads._getter() == 1                                 # splits came just now
+    monkeypatch.setattr(threads, "HOLD_SECONDS", 0.01)
+    time.sleep(0.02)
+    pynn.tensor([1.0, 2.0]) + 1                                   # an eager op: the tick
+    assert threads._getter() == before and not threads.pass_splits()
 
     def fail(k, n0, n1):
         if k == 1:
             raise RuntimeError("slice 1")
     with pytest.raises(RuntimeError, match="slice 1"):
         threads.split_batch(fail, 8, 2)
+    assert threads._getter() == 1
+    threads.release_hold()
     assert threads._getter() == before
+    threads.split_batch(lambda k, n0, n1: None, 8, 2)
+    threads.set_num_threads(1)                                    # also gives them back
+    assert threads._getter() == before
+    threads.set_num_threads(2)
+    threads.split_batch(lambda k, n0, n1: None, 8, 2)
+    threads.begin_pass(False)           # a compiled pass sets the count itself
+    assert not threads._eager_hold
+    threads.end_pass()
 
 
 @needs_split
@@ -251,6 +272,8 @@ def test_batchnorm_split_by_channels_equals_one_thread(two_threads, monkeypatch,
     monkeypatch.setattr(N, "split_batch", lambda fn, n, t: (split_calls.append(t), real(fn, n, t)))
     if spread:
         threads.begin_pass(True)
+    else:           # not the eager hold either: forward's split would make backward's spread
+        monkeypatch.setattr(threads, "pass_splits", lambda: False)
     try:
         two = _batchnorm_forward_backward(x, g, relu)
     finally:

@@ -73,6 +73,8 @@ _split_lock = threading.Lock()     # held by the thread whose batch is split
 _holding = False                   # inside a compiled pass (begin_pass): splits leave BLAS at 1
 _split_done = False                # a batch was split since begin_pass()
 _pass_splits = False               # the running pass's plan split a batch in an earlier pass
+_eager_hold = 0                    # eager code split: BLAS held at 1; the count to give back
+_last_split = 0.0                  # perf_counter() at the end of the last split
 _default_blas = 0                  # the process's BLAS thread count before pynn set one
 
 
@@ -106,6 +108,7 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
     with _split_lock:
+        release_hold()
         if n != _threads and _pool is not None:
             _pool.shutdown()
             _pool = None
@@ -262,6 +265,7 @@ def _split(fn, N, T):
     # setting is process-wide, and restoring it while a worker still sets 1 left every later
     # product of the main thread on one core. Inside a compiled pass it is not restored at all
     # (see begin_pass).
+    global _eager_hold, _last_split
     restore = _getter()
     _split_done = True
     _setter(1)
@@ -272,10 +276,38 @@ def _split(fn, N, T):
     finally:
         _in_worker.active = False
         error = wait()               # wait for every slice before anything is raised
-        if not _holding:
-            _setter(restore)
+        _last_split = time.perf_counter()
+        if not _holding and not _eager_hold:
+            _eager_hold = max(1, restore)       # eager code: held too (see eager_tick)
     if error is not None:
         raise error
+
+
+#: Outside a compiled pass, BLAS stays on one thread after a split until this long has gone by
+#: without one (checked by eager_tick at the next op).
+HOLD_SECONDS = 0.05
+
+
+def eager_tick():
+    """Called before every eager op (pynn.tensor.apply): give BLAS its threads back once no
+    batch has been split for HOLD_SECONDS.
+
+    Eager code has no pass to hold BLAS on one thread as a compiled Model does (begin_pass):
+    a split used to give BLAS its threads back at once, and the next split, right after a
+    two-thread product, waited some 1.7 ms for the core OpenBLAS's worker was busy-waiting on
+    (``python benchmarks/eager_cnn.py``). So a split outside a pass leaves BLAS on one thread,
+    and the big products of Linear split themselves instead (pass_splits), until the splits
+    stop."""
+    if _eager_hold and not _holding and time.perf_counter() - _last_split > HOLD_SECONDS:
+        release_hold()
+
+
+def release_hold():
+    """Give BLAS back the threads it had before an eager split held it at one."""
+    global _eager_hold
+    if _eager_hold:
+        restore, _eager_hold = _eager_hold, 0
+        _setter(restore)
 
 
 def begin_pass(splits):
@@ -286,6 +318,7 @@ def begin_pass(splits):
     wanted both: readme-cnn took 32 ms a step when each pass gave BLAS its threads back, 20 ms
     with BLAS on one thread once the model splits; a model that never splits keeps them all."""
     global _holding, _split_done, _default_blas, _pass_splits
+    release_hold()                   # a pass sets the count itself
     _holding, _split_done, _pass_splits = True, False, bool(splits)
     if blas_local_threads_available():
         if not _default_blas:
@@ -294,10 +327,12 @@ def begin_pass(splits):
 
 
 def pass_splits():
-    """Is a compiled pass running whose plan split a batch before? Then the activations lie in
-    both cores' caches (each wrote its own slice), and a memory-bound op gains from splitting
-    much smaller work than it would on data one core holds (BatchNorm)."""
-    return _holding and _pass_splits
+    """Is a compiled pass running whose plan split a batch before, or eager code that split
+    one in the last HOLD_SECONDS (eager_tick)? BLAS is then on one thread, and the activations
+    lie in both cores' caches (each wrote its own slice): a memory-bound op gains from
+    splitting much smaller work than it would on data one core holds (BatchNorm), and a big
+    product splits itself (Linear)."""
+    return (_holding and _pass_splits) or (bool(_eager_hold) and not _holding)
 
 
 def end_pass():
