@@ -6,7 +6,8 @@ The layers of examples/mnist_cnn.py (benchmarks/workloads.py readme_cnn_layers) 
 tensors, at batch 64 on random MNIST-sized images, with Adam: pynn with its batch split across
 the cores (the default), pynn on one thread (`pynn.set_num_threads(1)`: BLAS still uses every
 thread) and torch with its weights copied from pynn's, 2 threads each. Each repeat times
-`--steps` steps of each, alternating; the table gives the median milliseconds per step.
+`--steps` steps of each, alternating; the table gives the median milliseconds per step, with
+the fastest and slowest run (on a busy host the spread says how far to trust the median).
 """
 import argparse
 import datetime
@@ -99,11 +100,11 @@ def main():
     print(f"- python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
     print(f"- median of {args.repeats} runs of {args.steps} steps each, alternating")
     print("- command: python benchmarks/eager_cnn.py " + " ".join(sys.argv[1:]) + "\n")
-    print("| run | ms / step (median) | / torch |\n|---|---:|---:|")
+    print("| run | ms / step (median) | min | max | / torch |\n|---|---:|---:|---:|---:|")
     torch_ms = statistics.median(times["torch eager"])
     for name, ts in times.items():
         ms = statistics.median(ts)
-        print(f"| {name} | {ms:.2f} | {ms / torch_ms:.2f} |")
+        print(f"| {name} | {ms:.2f} | {min(ts):.2f} | {max(ts):.2f} | {ms / torch_ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,14 @@ def test_compile_times_reports_a_cold_and_a_warm_start():
     assert not cold[0].endswith(" 0 functions)"), cold      # an empty cache compiles
     assert warm[0].endswith(" 0 functions)"), warm           # the second process loads them
     assert "| `pynn.kernels." in out, out                     # the table of what compiled
+
+
+def test_eager_cnn_times_pynn_split_one_thread_and_torch():
+    out = subprocess.run([sys.executable, str(BENCH / "eager_cnn.py"), "--steps", "1",
+                          "--repeats", "1"], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.startswith("| ")
+            and not line.startswith("| run") and not line.startswith("|---")}
+    assert set(rows) == {"pynn eager, batch split", "pynn eager, one thread", "torch eager"}, out
+    assert rows["torch eager"].endswith("| 1.00 |"), rows
+    assert all(float(r.split(" | ")[1]) > 0 for r in rows.values()), rows
