@@ -127,6 +127,20 @@ def adam_step(p, g, m, v, vmax, step, hp):
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
     tiny, zero = _flush_limit(p, eps, bc2_sqrt), T(0.0)
+    if small_w and not l2 and not amsgrad:
+        # the usual case as a loop without branches: the general loop below with its options
+        # fixed, the same operations in the same order, so the same values (a NaN may come
+        # out with the other sign bit). p * 1.0 is p exactly, inf and -0 included. A 784x256
+        # float32 step 135.1 -> 104.5 us (`python benchmarks/optim_subnormal.py`, first 100).
+        keep = decay if dwd else T(1.0)
+        for i in range(p.size):
+            d = g[i]
+            mi = _flush(m[i] + lw * (d - m[i]), tiny, zero)
+            m[i] = mi
+            vi = _flush(v[i] * b2 + one_m_b2 * (d * d), tiny, zero)
+            v[i] = vi
+            p[i] = p[i] * keep + nstep * (mi / (np.sqrt(vi) / bc2s + e))
+        return
     for i in range(p.size):
         d = g[i]
         if dwd:
