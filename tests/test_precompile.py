@@ -12,26 +12,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from compile_events import RECORD_COMPILES, RECORD_COMPILES_REPORT, compiled_count
 
 from pynn.precompile import kernel_dispatchers
 
 REPO = Path(__file__).resolve().parents[1]
 
-FIRST_STEPS = textwrap.dedent('''
+FIRST_STEPS = RECORD_COMPILES + textwrap.dedent('''
     import numpy as np
-    from numba.core import event
-
-    compiled = []
-
-    class Record(event.Listener):
-        def on_start(self, ev):
-            pass
-
-        def on_end(self, ev):
-            fn = ev.data["dispatcher"].py_func
-            compiled.append(f"{fn.__module__}.{fn.__qualname__}")
-
-    event.register("numba:compile", Record())
 
     import pynn
     from pynn import Input, Model, no_grad
@@ -86,8 +74,7 @@ FIRST_STEPS = textwrap.dedent('''
     out = Dense(32, 27)(LayerNorm(32)(h))
     train(x_in, out, ids.astype(np.float32),
           lambda logits: cross_entropy(logits.reshape(-1, 27), ids.reshape(-1)), Adam(1e-3))
-    print("compiled", len(compiled), " ".join(sorted(set(compiled))))
-''')
+''') + RECORD_COMPILES_REPORT
 
 
 def test_kernel_dispatchers_lists_pynn_kernels():
@@ -112,5 +99,5 @@ def test_first_steps_compile_nothing_after_precompile(tmp_path):
     proc = subprocess.run([sys.executable, str(tmp_path / "first_steps.py")],
                           capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("compiled ")]
-    assert line.split()[1] == "0", line
+    count, line = compiled_count(proc.stdout)
+    assert count == 0, line

@@ -18,25 +18,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from compile_events import RECORD_COMPILES, RECORD_COMPILES_REPORT, compiled_count
 
 REPO = Path(__file__).resolve().parents[1]
 
-TRAIN = textwrap.dedent('''
+TRAIN = RECORD_COMPILES + textwrap.dedent('''
     import sys
     import numpy as np
-    from numba.core import event
-
-    compiled = []                 # every Numba compilation this run does (none from the wheel)
-
-    class Record(event.Listener):
-        def on_start(self, ev):
-            pass
-
-        def on_end(self, ev):
-            fn = ev.data["dispatcher"].py_func
-            compiled.append(f"{fn.__module__}.{fn.__qualname__}")
-
-    event.register("numba:compile", Record())
     import pynn
     from pynn import Input, Model
     from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
@@ -61,9 +49,8 @@ TRAIN = textwrap.dedent('''
         losses.append(loss.item())
     print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     assert losses[-1] < 0.8 * losses[0], losses
-    print("compiled", len(compiled), " ".join(compiled))
     print("trained")
-''')
+''') + RECORD_COMPILES_REPORT
 
 
 def _run(cmd, **kwargs):
@@ -141,10 +128,10 @@ def test_wheel_installs_in_a_fresh_venv_and_trains(dists, tmp_path):
     installed = Path(first.split(" from ", 1)[1]).resolve()
     assert installed.is_relative_to(venv.resolve()), first
     assert not installed.is_relative_to(REPO), first
-    assert proc.stdout.strip().endswith("trained"), proc.stdout
+    assert "\ntrained\n" in proc.stdout, proc.stdout
     # the same CPU, Numba and Python built the wheel: its cached kernels load, none compiles
-    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("compiled ")]
-    assert line.split()[1] == "0", line
+    count, line = compiled_count(proc.stdout)
+    assert count == 0, line
 
 
 @pytest.mark.slow
