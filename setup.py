@@ -20,7 +20,6 @@ install_requires = [line.strip() for line in read("requirements.txt").splitlines
                     if line.strip() and not line.startswith("#")]
 
 
-
 class build_py_and_kernels(build_py):
     """build_py, then compile the Numba kernels into the build's pynn/kernels/__pycache__ (by
     running ``python -m pynn.precompile`` on the built package), so that the wheel carries Numba's

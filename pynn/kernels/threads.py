@@ -260,11 +260,10 @@ def _split(fn, N, T):
     if _pool is None:
         _pool = _Workers(_threads - 1)
     bounds = [N * k // T for k in range(T + 1)]
-    # The count to restore is the one this thread uses now (what _setter returns can be stale),
-    # and it is restored only after every slice has finished: in NumPy's OpenBLAS the "local"
-    # setting is process-wide, and restoring it while a worker still sets 1 left every later
-    # product of the main thread on one core. Inside a compiled pass it is not restored at all
-    # (see begin_pass).
+    # BLAS stays at one thread after the split: inside a compiled pass until the next
+    # begin_pass, in eager code until release_hold gives back `restore`, the count this thread
+    # used before the first split (in NumPy's OpenBLAS the "local" setting is process-wide, so
+    # it can be given back only once no slice is running).
     global _eager_hold, _last_split
     restore = _getter()
     _split_done = True

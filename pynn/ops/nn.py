@@ -104,6 +104,7 @@ class Linear(Op):
         gx = self.buffer("gx", x2.shape, g2.dtype) if self.needs(0) else None
         gw = self.buffer("gw", w.shape, g2.dtype) if self.needs(1) else None
         (M, K), O = x2.shape, w.shape[0]
+        T = self._slices(min(M, O), M * K * O)
 
         def products(k, n0, n1):
             """Slice k of both products: rows [m0, m1) of gx, rows [o0, o1) of gw."""
@@ -114,7 +115,6 @@ class Linear(Op):
                 o0, o1 = O * n0 // T, O * n1 // T
                 np.matmul(gz[:, o0:o1].T, x2, out=gw[o0:o1])   # a strided view BLAS reads
 
-        T = self._slices(min(M, O), M * K * O)
         split_batch(products, T, T)
         if gx is not None:
             gx = gx.reshape(self.in_shape)
