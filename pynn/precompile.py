@@ -65,6 +65,12 @@ def _cnn(x):
     return Dense(8 * 2 * 2, 4, "softmax")(Flatten()(x))
 
 
+def _winograd_cnn(x):
+    x = Conv2d(16, 16, 1)(x)            # so that the Winograd conv's input gradient runs too
+    x = MaxPool2d(2)(Conv2d(16, 16, 3, padding=1, activation="relu")(x))   # Winograd + pool
+    return Dense(16 * 2 * 2, 4, "softmax")(Flatten()(x))
+
+
 def _resnet(x):
     x = BatchNorm2d(4)(Conv2d(1, 4, 3, padding="same", bias=False)(x)).relu()
     h = BatchNorm2d(8)(Conv2d(4, 8, 3, stride=2, padding=1, bias=False)(x)).relu()
@@ -102,6 +108,7 @@ def _workloads(rng):
     return [
         ("dense", _mlp, (12,), floats(12), classify, lambda: SGD(0.01, momentum=0.9)),
         ("conv", _cnn, (1, 12, 12), floats(1, 12, 12), classify, lambda: Adam(1e-3)),
+        ("winograd", _winograd_cnn, (16, 4, 4), floats(16, 4, 4), classify, lambda: Adam(1e-3)),
         ("resnet", _resnet, (1, 8, 8), floats(1, 8, 8), classify, lambda: AdamW(1e-3)),
         ("recurrent", _recurrent, (6, 5), floats(6, 5), classify, lambda: RMSprop(1e-3)),
         ("attention", _transformer, (7,), ids.astype(np.float32), next_id, lambda: Adam(1e-3)),

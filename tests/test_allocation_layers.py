@@ -46,6 +46,7 @@ from pynn.layers import (
     LeakyReLU,
     Maximum,
     MaxPool1d,
+    MaxPool2d,
     Minimum,
     Mish,
     MultiHeadAttention,
@@ -131,6 +132,9 @@ case("Conv2d same, even kernel", [image()], (8, 16, 16))(
 case("Conv2d grouped, strided", [image()], (16, 16, 16))(
     lambda x: head(Conv2d(16, 16, 3, stride=2, padding=1, groups=4)(
         Conv2d(3, 16, 3, padding=1)(x)), 16 * 8 * 8))
+case("Conv2d + MaxPool2d by Winograd", [image()], (16, 16, 16))(
+    lambda x: head(MaxPool2d(2)(Conv2d(16, 16, 3, padding=1, activation="relu")(
+        Conv2d(3, 16, 3, padding=1)(x))), 16 * 8 * 8))
 case("ConvTranspose2d", [image()], (8, 32, 32))(
     lambda x: head(ConvTranspose2d(8, 8, 2, stride=2)(Conv2d(3, 8, 3, padding=1)(x)),
                    8 * 32 * 32))

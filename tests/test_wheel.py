@@ -141,7 +141,7 @@ def test_wheel_carries_the_compiled_kernels(dists):
     with zipfile.ZipFile(wheel) as z:
         cached = {n for n in z.namelist() if n.startswith("pynn/kernels/__pycache__/")}
     for module, kernel in (("conv_pool", "bias_act_maxpool2x2_forward"), ("optim", "adam_step"),
-                           ("conv", "_im2col")):
+                           ("conv", "_im2col"), ("winograd", "winograd_output_maxpool")):
         index = [n for n in cached if n.split("/")[-1].startswith(f"{module}.{kernel}-")
                  and n.endswith(".nbi")]
         assert index, f"no cached {module}.{kernel} in {wheel.name}: {sorted(cached)[:20]}"

@@ -37,6 +37,14 @@ from ..kernels.pool import (
     pool_output_size,
 )
 from ..kernels.threads import slices, split_batch
+from ..kernels.winograd import (
+    WEIGHT_TRANSFORM,
+    tile_bases,
+    winograd_input,
+    winograd_input_adjoint,
+    winograd_maxpool_grad,
+    winograd_output_maxpool,
+)
 from ..random import rng
 from .base import Op
 from .elementwise import Relu
@@ -55,6 +63,7 @@ def _bn_min_work():
 
 
 _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0)}
+_WEIGHT_TRANSFORM = {np.dtype(np.float32): WEIGHT_TRANSFORM.astype(np.float32)}
 
 
 class Linear(Op):
@@ -145,6 +154,13 @@ class Conv2d(Op):
     A weight with few entries (at most kernels.conv.SMALL_WEIGHT_GRAD, as a first layer on a
     gray image has) gets its gradient from the kernel weight_grad_small instead of BLAS.
 
+    A fused 3x3, stride-1 float32 conv with at least WINOGRAD_MIN_CHANNELS input and output
+    channels and an even output (the README CNN's second conv) runs Winograd's F(2x2, 3x3)
+    instead (pynn.kernels.winograd: each 2x2 output tile is one pooling window; 16 products
+    per tile and channel pair instead of 36), a block of WINOGRAD_BLOCK_BYTES at a time. Its
+    results equal im2col's up to float32 rounding, not bit for bit. ``WINOGRAD = False`` on
+    the class (or the op) turns it off.
+
     Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
     d/db = sum of gz over N, H, W
     """
@@ -154,10 +170,27 @@ class Conv2d(Op):
     #: Training keeps a slice's cols up to this many bytes, and unfolds bigger ones again in
     #: backward (ResNet-fmnist's step 1.5 ms faster; at 512 KiB MNIST-CNN's is 15% slower)
     RECOMPUTE_BYTES = 2 << 20
+    #: Winograd F(2x2, 3x3) for a fused conv + pool that qualifies (see uses_winograd)
+    WINOGRAD = True
+    WINOGRAD_MIN_CHANNELS = 16
+    #: Winograd's blocks: about this many bytes of patches, transformed patches, products and
+    #: scratch (per image (32*C + 28*O) * OH*OW/4 elements)
+    WINOGRAD_BLOCK_BYTES = 2 << 20
+    winograd = False
     padding_end = None
     dilation = (1, 1)
     groups = 1
     pool = None
+
+    def uses_winograd(self, x_shape, w_shape, dtype, OH, OW):
+        """Does forward take the Winograd path for this input (see the class docstring)?"""
+        end = self.padding_end
+        return (self.WINOGRAD and self.pool is not None and len(x_shape) == 4
+                and tuple(w_shape[2:]) == (3, 3) and tuple(self.stride) == (1, 1)
+                and tuple(self.dilation) == (1, 1) and self.groups == 1
+                and (end is None or tuple(end) == tuple(self.padding))
+                and OH % 2 == 0 and OW % 2 == 0 and np.dtype(dtype) in _WEIGHT_TRANSFORM
+                and min(x_shape[1], w_shape[0]) >= self.WINOGRAD_MIN_CHANNELS)
 
     def can_fuse_pool(self, pool, out_ndim):
         """Can this conv write `pool`'s output itself? (a 2-D conv with identity or ReLU, and
@@ -221,6 +254,9 @@ class Conv2d(Op):
         # Forward-only calls (inference: nothing will call backward) keep no cols; training
         # keeps them unless backward is to unfold x again (recompute).
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
+        self.winograd = self.uses_winograd(x.shape, w.shape, x.dtype, OH, OW)
+        if self.winograd:
+            return self._winograd_forward(x, w, b, act, forward_only, geom, geom_end)
         T = slices(N, N * (rows + O) * P)
         self.recompute = rows * N * P * x.itemsize > T * self.RECOMPUTE_BYTES
         keep_cols = not forward_only and not self.recompute
@@ -264,7 +300,124 @@ class Conv2d(Op):
                 self.idx = idx
         return y[:, :, 0, :] if self.one_d else y
 
+    def _winograd_blocks(self, s0, s1, C, O, TT, itemsize):
+        per_image = (32 * C + 28 * O) * TT * itemsize
+        block = max(1, min(s1 - s0, self.WINOGRAD_BLOCK_BYTES // per_image))
+        return [(n0, min(s1, n0 + block)) for n0 in range(s0, s1, block)]
+
+    def _winograd_patches(self, k, x, geom, geom_end, fill=True):
+        """Slice k's buffers D (C*16, T) (4x4 patches), V (16, C, T) and scratch E (17, T) for
+        the images x; with fill, V holds the transformed patches of x."""
+        m, C = x.shape[:2]
+        T = m * self.tiles
+        D = self.buffer(f"wD{k}_block{m}", (C * 16, T), x.dtype)
+        V = self.buffer(f"wV{k}_block{m}", (16, C, T), x.dtype)
+        E = self.buffer(f"wE{k}_block{m}", (17, T), x.dtype)
+        if fill:
+            _, _, _, _, ph, pw = geom
+            _, _, ph_end, pw_end = geom_end
+            im2col(x, 4, 4, 2, 2, ph, pw, D, 1, 1, ph_end, pw_end)
+            winograd_input(D, V, E[:16])
+        return D, V, E
+
+    def _winograd_forward(self, x, w, b, act, forward_only, geom, geom_end):
+        N, C, H, W = x.shape
+        O = w.shape[0]
+        OH, OW = conv_output_shape(H, W, *geom, *geom_end)
+        TH, TW = OH // 2, OW // 2
+        self.tiles = TH * TW
+        U = self.buffer("wU", (16, O, C), x.dtype)
+        np.matmul(_WEIGHT_TRANSFORM[x.dtype], w.reshape(O * C, 9).T, out=U.reshape(16, O * C))
+        bases = tile_bases(TH, TW, OW)
+        y = self.buffer("pooled", (N, O, TH, TW), x.dtype)
+        idx = self.buffer("pool_idx", (0, 0, 0, 0) if forward_only else y.shape, np.int32)
+
+        def run(k, s0, s1):
+            for n0, n1 in self._winograd_blocks(s0, s1, C, O, self.tiles, x.itemsize):
+                _, V, _ = self._winograd_patches(k, x[n0:n1], geom, geom_end)
+                M = self.buffer(f"wM{k}_block{n1 - n0}", (16, O, V.shape[2]), x.dtype)
+                np.matmul(U, V, out=M)
+                F = self.buffer(f"wF{k}_block{n1 - n0}", (12, M[0].size), x.dtype)
+                winograd_output_maxpool(M, b, act, bases, OW, y[n0:n1], idx[n0:n1], F)
+
+        T = slices(N, N * (16 * C + 16 * O) * self.tiles)
+        split_batch(run, N, T)
+        self.parts = T
+        if not forward_only:
+            self.x, self.U, self.geom, self.y, self.idx = x, U, (geom, geom_end), y, idx
+            self.x_shape, self.w_shape = x.shape, w.shape
+            self.has_bias = b.shape[0] != 0
+        return y
+
+    def _winograd_backward(self, g):
+        N, C, H, W = self.x_shape
+        O = self.w_shape[0]
+        g = self.contiguous("g_c", g).reshape(self.y.shape)
+        geom, geom_end = self.geom
+        _, _, _, _, ph, pw = geom
+        _, _, ph_end, pw_end = geom_end
+        act = ACTIVATION_CODES[self.activation]
+        TW = self.y.shape[3]
+        OW = 2 * TW
+        bases = tile_bases(self.y.shape[2], TW, OW)
+        need_gb, need_gw = self.has_bias and self.needs(2), self.needs(1)
+        gx = self.buffer("gx", self.x_shape, g.dtype) if self.needs(0) else None
+        UT = self.U.transpose(0, 2, 1)
+        T = self.parts
+
+        def run(k, s0, s1):
+            """Images [s0, s1): slice k. Its first block writes the slice's gb and dU, later
+            blocks write *_block and are added in."""
+            gb = gb_b = dU = dU_b = _NO_BIAS[g.dtype]
+            if need_gb:
+                gb = self.buffer(f"gb{k}", (O,), g.dtype)
+                gb_b = self.buffer(f"gb{k}_block", (O,), g.dtype)
+            if need_gw:
+                dU = self.buffer(f"wdU{k}", (16, O, C), g.dtype)
+                dU_b = self.buffer(f"wdU{k}_block", (16, O, C), g.dtype)
+            for i, (n0, n1) in enumerate(self._winograd_blocks(s0, s1, C, O, self.tiles,
+                                                                g.itemsize)):
+                m = n1 - n0
+                Tb = m * self.tiles
+                # M of this block size is dead once forward has pooled it: Mg reuses it
+                Mg = self.buffer(f"wM{k}_block{m}", (16, O, Tb), g.dtype)
+                F = self.buffer(f"wF{k}_block{m}", (12, O * Tb), g.dtype)
+                winograd_maxpool_grad(g[n0:n1], self.y[n0:n1], self.idx[n0:n1], act, bases,
+                                      OW, Mg, gb_b if i else gb, F)
+                if i and gb.size:
+                    gb += gb_b
+                D, V, E = self._winograd_patches(k, self.x[n0:n1], geom, geom_end, need_gw)
+                if need_gw:
+                    # dU = Mg @ V^T with V^T contiguous: BLAS is ~1.6x faster than on a
+                    # transposed view at these shapes (long inner axis, small output)
+                    VT = self.buffer(f"wVT{k}_block{m}", (16, Tb, C), g.dtype)
+                    np.copyto(VT, V.transpose(0, 2, 1))
+                    np.matmul(Mg, VT, out=dU_b if i else dU)
+                    if i:
+                        dU += dU_b
+                if gx is not None:
+                    np.matmul(UT, Mg, out=V)             # dV, into V's buffer
+                    winograd_input_adjoint(V, D, E)      # dD, into D's
+                    col2im(D, 4, 4, 2, 2, ph, pw, gx[n0:n1], 1, 1, ph_end, pw_end)
+
+        split_batch(run, N, T)
+        gw = gb = None
+        if need_gw:
+            dU = self._buffers["wdU0"]
+            for k in range(1, T):
+                dU += self._buffers[f"wdU{k}"]
+            gw = self.buffer("gw", self.w_shape, g.dtype)
+            np.matmul(dU.reshape(16, O * C).T, _WEIGHT_TRANSFORM[g.dtype],
+                      out=gw.reshape(O * C, 9))
+        if need_gb:
+            gb = self._buffers["gb0"]
+            for k in range(1, T):
+                gb += self._buffers[f"gb{k}"]
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
+
     def backward(self, g):
+        if self.winograd:
+            return self._winograd_backward(g)
         N, O, OH, OW = self.z_shape
         P = OH * OW
         g = self.contiguous("g_c", g).reshape(self.y.shape)
