@@ -158,8 +158,10 @@ class Conv2d(Op):
     channels and an even output (the README CNN's second conv) runs Winograd's F(2x2, 3x3)
     instead (pynn.kernels.winograd: each 2x2 output tile is one pooling window; 16 products
     per tile and channel pair instead of 36), a block of WINOGRAD_BLOCK_BYTES at a time. Its
-    results equal im2col's up to float32 rounding, not bit for bit. ``WINOGRAD = False`` on
-    the class (or the op) turns it off.
+    results equal im2col's up to float32 rounding, not bit for bit, and an inf in the input
+    can come out as NaN where im2col gives +-inf (the transforms subtract: inf - inf); a NaN
+    reaches the same pooled outputs. ``WINOGRAD = False`` on the class (or the op) turns it
+    off.
 
     Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
     d/db = sum of gz over N, H, W
