@@ -260,3 +260,27 @@ def test_blocks_and_threads_give_the_same_result(block_bytes, monkeypatch):
     np.testing.assert_array_equal(out1, out2)
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+
+
+def test_a_frozen_winograd_conv_still_passes_its_input_gradient(monkeypatch):
+    """trainable = False: no weight gradient is made (the patches are not transformed again),
+    and the input gradient is still the direct method's."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 16, 8, 8)).astype(np.float32)
+    results = []
+    for on in (True, False):
+        monkeypatch.setattr(N.Conv2d, "WINOGRAD", on)
+        pynn.manual_seed(9)
+        x_in = Input((16, 8, 8))
+        h = Conv2d(16, 16, 1)(x_in)
+        conv = Conv2d(16, 16, 3, padding=1, activation="relu")
+        conv.trainable = False
+        model = Model(x_in, Dense(256, 5, "softmax")(Flatten()(MaxPool2d(2)(conv(h)))))
+        out, grads = _train_step(model, x, np.arange(4) % 5)
+        assert [op.winograd for op in _convs(model)] == [False, on]
+        assert conv.weight.grad is None
+        results.append((out, grads))
+    (out_w, g_w), (out_d, g_d) = results
+    np.testing.assert_allclose(out_w, out_d, rtol=1e-5, atol=1e-7)
+    for a, b in zip(g_w, g_d):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
