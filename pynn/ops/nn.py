@@ -303,6 +303,8 @@ class Conv2d(Op):
         return y[:, :, 0, :] if self.one_d else y
 
     def _winograd_blocks(self, s0, s1, C, O, TT, itemsize):
+        """(n0, n1) image ranges covering [s0, s1), each about WINOGRAD_BLOCK_BYTES of D, V, M
+        and F (C*16 + 16*C + 16*O + 12*O elements per tile)."""
         per_image = (32 * C + 28 * O) * TT * itemsize
         block = max(1, min(s1 - s0, self.WINOGRAD_BLOCK_BYTES // per_image))
         return [(n0, min(s1, n0 + block)) for n0 in range(s0, s1, block)]
