@@ -66,8 +66,9 @@ def _cnn(x):
 
 
 def _winograd_cnn(x):
-    x = Conv2d(16, 16, 1)(x)            # so that the Winograd conv's input gradient runs too
-    x = MaxPool2d(2)(Conv2d(16, 16, 3, padding=1, activation="relu")(x))   # Winograd + pool
+    x = Conv2d(16, 32, 1)(x)            # so that the Winograd convs' input gradients run too
+    x = Conv2d(32, 64, 3, padding=1)(x)                                    # Winograd
+    x = MaxPool2d(2)(Conv2d(64, 16, 3, padding=1, activation="relu")(x))   # Winograd + pool
     return Dense(16 * 2 * 2, 4, "softmax")(Flatten()(x))
 
 

@@ -135,6 +135,9 @@ case("Conv2d grouped, strided", [image()], (16, 16, 16))(
 case("Conv2d + MaxPool2d by Winograd", [image()], (16, 16, 16))(
     lambda x: head(MaxPool2d(2)(Conv2d(16, 16, 3, padding=1, activation="relu")(
         Conv2d(3, 16, 3, padding=1)(x))), 16 * 8 * 8))
+case("Conv2d by Winograd, no pool", [image()], (64, 16, 16))(
+    lambda x: head(Conv2d(32, 64, 3, padding=1, activation="relu")(
+        Conv2d(3, 32, 3, padding=1)(x)), 64 * 16 * 16))
 case("ConvTranspose2d", [image()], (8, 32, 32))(
     lambda x: head(ConvTranspose2d(8, 8, 2, stride=2)(Conv2d(3, 8, 3, padding=1)(x)),
                    8 * 32 * 32))

@@ -19,6 +19,8 @@ from pynn.kernels.winograd import (
     winograd_input,
     winograd_input_adjoint,
     winograd_maxpool_grad,
+    winograd_output,
+    winograd_output_grad,
     winograd_output_maxpool,
 )
 from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
@@ -208,18 +210,64 @@ def test_which_convs_take_the_winograd_path(conv, C, hw, dtype, expected):
     assert [op.winograd for op in _convs(model)] == [expected]
 
 
-def test_an_unfused_conv_never_takes_it():
-    """Eagerly (no plan, so no fused pool) and when the conv's output feeds more than the pool."""
+def test_an_unfused_conv_with_few_channel_pairs_keeps_im2col():
+    """Eagerly (no plan, so no fused pool), and when the conv's output feeds more than the
+    pool, a conv of 16 -> 16 channels (256 pairs, under WINOGRAD_UNPOOLED_MIN_PAIRS) keeps
+    the direct method."""
     pynn.manual_seed(0)
     layer = Conv2d(16, 16, 3, padding=1)
     x = np.zeros((2, 16, 8, 8), np.float32)
     out = layer(pynn.Tensor(x))
-    assert out.grad_fn is None or not getattr(out.grad_fn, "winograd", False)
+    assert out.grad_fn is None or not getattr(out.grad_fn.op, "winograd", False)
     x_in = Input((16, 8, 8))
     h = layer(x_in)
     model = Model(x_in, [MaxPool2d(2)(h), h])
     model.predict(x)
-    assert [op.winograd for op in _convs(model)] == [False]
+    assert {op.winograd for op in _convs(model)} == {False}
+
+
+@pytest.mark.parametrize("conv, C, hw, expected", [
+    ({}, 32, 8, True),                                # 32 x 64 pairs, as the README CNN's conv2
+    ({"activation": None, "bias": False}, 32, 8, True),
+    ({"padding": 0}, 32, 10, True),
+    ({}, 32, 7, False),                               # odd output
+    ({"activation": "tanh"}, 32, 8, False),           # only identity and ReLU are fused
+    ({}, 16, 8, False),                               # 16 x 64 pairs: too few
+])
+def test_unpooled_convs_with_many_channel_pairs_take_it(conv, C, hw, expected):
+    """Without a pool after it (eagerly, too) a conv that qualifies runs Winograd; compiled and
+    eager give the same results, and torch's to float32 rounding."""
+    pynn.manual_seed(0)
+    layer = Conv2d(C, 64, 3, **{"padding": 1, "activation": "relu", **conv})
+    x_in = Input((C, hw, hw))
+    model = Model(x_in, layer(x_in))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, C, hw, hw)).astype(np.float32)
+    g = rng.standard_normal(model.predict(x).shape).astype(np.float32)
+    results = []
+    for run in (lambda t: model(t), lambda t: layer(t)):         # compiled, then eager
+        xt = pynn.Tensor(x, requires_grad=True)
+        for p in layer.parameters():
+            p.grad = None
+        out = run(xt)
+        ops = [out.grad_fn.op] if out.grad_fn.op.__class__ is N.Conv2d else _convs(model)
+        assert {op.winograd for op in ops} == {expected}
+        out.backward(pynn.Tensor(g))
+        results.append([out.data.copy(), xt.grad.data.copy()]
+                       + [p.grad.data.copy() for p in layer.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(layer.weight.data, requires_grad=True)
+    tb = torch.tensor(layer.bias.data, requires_grad=True) if layer.bias is not None else None
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=layer.padding)
+    act = {"relu": torch.relu, "tanh": torch.tanh}.get(layer.activation)
+    ty = act(ty) if act else ty
+    ty.backward(torch.tensor(g))
+    want = [ty.detach(), tx.grad, tw.grad] + ([tb.grad] if tb is not None else [])
+    for got, w in zip(results[0], want):
+        w = w.numpy()
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-5 * np.abs(w).max())
 
 
 def test_nan_in_a_patch_gives_nan_in_its_window():
@@ -284,3 +332,65 @@ def test_a_frozen_winograd_conv_still_passes_its_input_gradient(monkeypatch):
     np.testing.assert_allclose(out_w, out_d, rtol=1e-5, atol=1e-7)
     for a, b in zip(g_w, g_d):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+def _direct_unpooled(x, w, b, act, ph, pw, g):
+    """Conv output, and (gx, gw, gb) for its gradient g, by im2col."""
+    n, C, H, W = x.shape
+    O = w.shape[0]
+    OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
+    cols = np.empty((C * 9, n * OH * OW), x.dtype)
+    im2col(x, 3, 3, 1, 1, ph, pw, cols)
+    z = (w.reshape(O, -1) @ cols).reshape(O, n, OH, OW).transpose(1, 0, 2, 3)
+    z = z + (b.reshape(1, -1, 1, 1) if b.size else 0)
+    y = np.maximum(z, 0) if act == ACT_RELU else z
+    gz = g * (y > 0) if act == ACT_RELU else g
+    gz2 = gz.transpose(1, 0, 2, 3).reshape(O, -1)
+    gx = np.empty_like(x)
+    col2im(w.reshape(O, -1).T @ gz2, 3, 3, 1, 1, ph, pw, gx)
+    gb = gz.sum(axis=(0, 2, 3)) if b.size else b
+    return y, gx, (gz2 @ cols.T).reshape(w.shape), gb
+
+
+def _winograd_unpooled(x, w, b, act, ph, pw, g):
+    n, C, H, W = x.shape
+    O = w.shape[0]
+    OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
+    T = n * (OH // 2) * (OW // 2)
+    U = (WEIGHT_TRANSFORM @ w.reshape(O * C, 9).T).reshape(16, O, C)
+    D, V, E = np.empty((C * 16, T)), np.empty((16, C, T)), np.empty((17, T))
+    im2col(x, 4, 4, 2, 2, ph, pw, D)
+    winograd_input(D, V, E[:16])
+    F = np.empty((12, O * T))
+    y = np.empty((n, O, OH, OW))
+    winograd_output(U @ V, b, act, y, F)
+    Mg, gb = np.empty((16, O, T)), np.empty(b.shape)
+    winograd_output_grad(g, y, act, Mg, gb, F)
+    gw = ((Mg @ V.transpose(0, 2, 1)).reshape(16, O * C).T @ WEIGHT_TRANSFORM).reshape(w.shape)
+    winograd_input_adjoint(U.transpose(0, 2, 1) @ Mg, D, E)
+    gx = np.empty_like(x)
+    col2im(D, 4, 4, 2, 2, ph, pw, gx)
+    return y, gx, gw, gb
+
+
+# (C, O, H, W, ph, pw, act, bias)
+UNPOOLED_CASES = [
+    (3, 5, 8, 6, 1, 1, ACT_RELU, True),
+    (2, 4, 6, 10, 0, 0, ACT_NONE, False),         # 'valid', 4x8
+    (3, 2, 4, 6, 2, 1, ACT_NONE, True),           # 6x6, asymmetric padding
+    (2, 2, 2, 2, 1, 1, ACT_RELU, True),           # a single tile
+]
+
+
+@pytest.mark.parametrize("C, O, H, W, ph, pw, act, bias", UNPOOLED_CASES)
+def test_unpooled_kernels_equal_the_direct_method_in_float64(C, O, H, W, ph, pw, act, bias):
+    rng = np.random.default_rng(C * 10 + H * W)
+    x = rng.standard_normal((3, C, H, W))
+    w = rng.standard_normal((O, C, 3, 3))
+    b = rng.standard_normal(O) if bias else np.zeros(0)
+    g = rng.standard_normal((3, O, H + 2 * ph - 2, W + 2 * pw - 2))
+    ref = _direct_unpooled(x, w, b, act, ph, pw, g)
+    got = _winograd_unpooled(x, w, b, act, ph, pw, g)
+    for name, a, r in zip(("y", "gx", "gw", "gb"), got, ref):
+        scale = max(1.0, np.abs(r).max(initial=0))
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * scale, err_msg=name)

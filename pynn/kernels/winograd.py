@@ -1,10 +1,12 @@
-"""Numba kernels of a 3x3, stride-1 convolution fused with the 2x2 max-pool after it, computed
-with Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+"""Numba kernels of a 3x3, stride-1 convolution, alone or fused with the 2x2 max-pool after it,
+computed with Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
 Convolutional Neural Networks", 2015).
 
-Each 2x2 tile of the conv's output is one window of the pool. It is computed from the 4x4 patch
-of input d under it and the 3x3 filter g as ``Y = A^T [(G g G^T) * (B^T d B)] A``: 16
-products per tile and channel pair instead of the direct method's 36. Summed over the input
+The output is cut into 2x2 tiles (with a pool, each tile is one of its windows: the output
+kernel writes the window's max and argmax; alone, winograd_output writes the tile). A tile is
+computed from the 4x4 patch of input d under it and the 3x3 filter g as
+``Y = A^T [(G g G^T) * (B^T d B)] A``: 16 products per tile and channel pair instead of the
+direct method's 36. Summed over the input
 channels, the 16 element-wise products become 16 matrix products (BLAS), each of the
 transformed filters U[xi] (O, C) with the transformed patches V[xi] (C, T), T the number of
 tiles; ``xi = 4*a + b`` runs over the 4x4 transformed positions. The transforms themselves
@@ -18,7 +20,8 @@ Layouts (C-contiguous):
   at (2*ti - ph, 2*tj - pw)
 * ``V``, ``dV`` (16, C, T); ``U``, ``dU`` (16, O, C); ``M``, ``Mg`` (16, O, T)
 * pooled ``y``, ``gy``, ``idx`` (N, O, TH, TW) as in pynn.kernels.conv_pool: idx the flat index
-  h*OW + w of the window's max inside its conv-output plane (first max wins, NaN propagates)
+  h*OW + w of the window's max inside its conv-output plane (first max wins, NaN propagates);
+  unpooled ``y``, ``g`` (N, O, 2*TH, 2*TW)
 
 Backward is the same computation transposed: ``Mg[xi]`` is A gy A^T of each tile's gradient
 (a single nonzero, at the argmax), ``dU[xi] = Mg[xi] V[xi]^T`` (then ``dg = G^T dU G``) and
@@ -33,7 +36,8 @@ channels at 14x14). Conv2d runs them a block of images at a time, each slice of 
 thread of its own.
 
 Derivative: the kernels are linear maps; each one's adjoint is the kernel beside it
-(winograd_input / winograd_input_adjoint, winograd_output_maxpool / winograd_maxpool_grad).
+(winograd_input / winograd_input_adjoint, winograd_output / winograd_output_grad,
+winograd_output_maxpool / winograd_maxpool_grad).
 """
 import functools
 
@@ -44,7 +48,8 @@ from .activation import ACT_NONE, ACT_RELU
 from .pool import _max_2x2
 
 __all__ = ["WEIGHT_TRANSFORM", "tile_bases", "winograd_input", "winograd_input_adjoint",
-           "winograd_output_maxpool", "winograd_maxpool_grad"]
+           "winograd_output", "winograd_output_grad", "winograd_output_maxpool",
+           "winograd_maxpool_grad"]
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 #: (16, 9): U[4a + b] = sum over (i, j) of G[a, i] G[b, j] g[i, j], for g flattened as 3*i + j
@@ -155,6 +160,111 @@ def _sum3(a, b, c, sb, sc, out):
             out[t] = a[t] - b[t] - c[t]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _output_tiles(m, F):
+    """The output tiles A^T m A of the (16, L) products m, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]:
+    along b into F[2a + s], then along a into F[8 + 2r + s] (the tile's output (r, s))."""
+    for a in range(4):
+        _sum3(m[4 * a], m[4 * a + 1], m[4 * a + 2], 1, 1, F[2 * a])
+        _sum3(m[4 * a + 1], m[4 * a + 2], m[4 * a + 3], -1, -1, F[2 * a + 1])
+    for s in range(2):
+        _sum3(F[s], F[2 + s], F[4 + s], 1, 1, F[8 + s])
+        _sum3(F[2 + s], F[4 + s], F[6 + s], -1, -1, F[10 + s])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile_gradients(F, mg):
+    """The adjoint of _output_tiles: from the tile gradients gz in F[2r + s], mg (16, L) =
+    A gz A^T, A = [[1, 0], [1, 1], [1, -1], [0, -1]] (along s into F[4 + 4r + b], then along r
+    into mg[4a + b])."""
+    for r in range(2):
+        q = F[4 + 4 * r:8 + 4 * r]
+        g0, g1 = F[2 * r], F[2 * r + 1]
+        _signed(g0, 1, q[0])
+        _pm(g0, g1, 1, 1, q[1])
+        _pm(g0, g1, 1, -1, q[2])
+        _signed(g1, -1, q[3])
+    for b in range(4):
+        q0, q1 = F[4 + b], F[8 + b]
+        _signed(q0, 1, mg[b])
+        _pm(q0, q1, 1, 1, mg[4 + b])
+        _pm(q0, q1, 1, -1, mg[8 + b])
+        _signed(q1, -1, mg[12 + b])
+
+
+@njit(cache=True, nogil=True)
+def winograd_output(M, b, act, y, F):
+    """The conv output y (N, O, OH, OW) (OH, OW even) = A^T M[:, o, t] A of each tile, plus
+    b[o], through act (identity or ReLU). M is (16, O, N*TH*TW), F scratch of (12, L)."""
+    N, O, OH, OW = y.shape
+    TH, TW = OH // 2, OW // 2
+    TT = TH * TW
+    L = O * N * TT
+    has_bias = b.shape[0] != 0
+    if M.shape[0] != 16 or M.shape[1] != O or M.shape[2] != N * TT or F.shape != (12, L) \
+            or OH % 2 or OW % 2:
+        raise ValueError("winograd_output: M must be (16, O, N*TH*TW) for y (N, O, 2*TH, 2*TW), "
+                         "F (12, L)")
+    if (has_bias and b.shape[0] != O) or (act != ACT_NONE and act != ACT_RELU):
+        raise ValueError("winograd_output: b must be (O,) or (0,); identity or ReLU only")
+    _output_tiles(M.reshape(16, L), F)
+    relu = act == ACT_RELU
+    zero = y.dtype.type(0)
+    for o in range(O):
+        bo = b[o] if has_bias else zero
+        for n in range(N):
+            for ti in range(TH):
+                j = (o * N + n) * TT + ti * TW
+                for r in range(2):
+                    t0, t1 = F[8 + 2 * r, j:j + TW], F[9 + 2 * r, j:j + TW]
+                    row = y[n, o, 2 * ti + r]
+                    for tj in range(TW):
+                        v0, v1 = t0[tj] + bo, t1[tj] + bo
+                        if relu:    # as bias_act_forward_cnp: `not v < 0` keeps NaN
+                            v0 = v0 if not v0 < 0 else zero
+                            v1 = v1 if not v1 < 0 else zero
+                        row[2 * tj] = v0
+                        row[2 * tj + 1] = v1
+
+
+@njit(cache=True, nogil=True)
+def winograd_output_grad(g, y, act, Mg, gb, F):
+    """The adjoint of winograd_output: with gz = g * act'(y) (N, O, OH, OW) cut into its tiles,
+    Mg[:, o, n*TH*TW + t] = A gz A^T of each; gb[o] = the sum of gz over n and the plane
+    (float64 accumulation), skipped if gb is (0,). F is scratch of (12, L)."""
+    N, O, OH, OW = g.shape
+    TH, TW = OH // 2, OW // 2
+    TT = TH * TW
+    L = O * N * TT
+    has_bias = gb.shape[0] != 0
+    if Mg.shape[0] != 16 or Mg.shape[1] != O or Mg.shape[2] != N * TT or F.shape != (12, L):
+        raise ValueError("winograd_output_grad: Mg must be (16, O, N*TH*TW), F (12, L)")
+    if y.shape != g.shape or (has_bias and gb.shape[0] != O):
+        raise ValueError("winograd_output_grad: y must match g, gb be (O,) or (0,)")
+    relu = act == ACT_RELU
+    zero = Mg.dtype.type(0)
+    for o in range(O):             # the tile gradients gz: F[2r + s]
+        acc = 0.0
+        for n in range(N):
+            for ti in range(TH):
+                j = (o * N + n) * TT + ti * TW
+                for r in range(2):
+                    t0, t1 = F[2 * r, j:j + TW], F[2 * r + 1, j:j + TW]
+                    grow, yrow = g[n, o, 2 * ti + r], y[n, o, 2 * ti + r]
+                    for tj in range(TW):
+                        v0, v1 = grow[2 * tj], grow[2 * tj + 1]
+                        if relu:          # as _backprop: 0 where y <= 0, even for inf/NaN g
+                            v0 = v0 if yrow[2 * tj] > 0 else zero
+                            v1 = v1 if yrow[2 * tj + 1] > 0 else zero
+                        t0[tj] = v0
+                        t1[tj] = v1
+                        acc += v0
+                        acc += v1
+        if has_bias:
+            gb[o] = acc
+    _tile_gradients(F, Mg.reshape(16, L))
+
+
 @njit(cache=True, nogil=True)
 def winograd_output_maxpool(M, b, act, bases, OW, y, idx, F):
     """The conv output tile A^T M[:, o, t] A (2x2), plus b[o], through act (identity or ReLU),
@@ -173,13 +283,7 @@ def winograd_output_maxpool(M, b, act, bases, OW, y, idx, F):
         raise ValueError("winograd_output_maxpool: idx must match y, b must be (O,) or (0,)")
     if act != ACT_NONE and act != ACT_RELU or F.shape[0] != 12 or F.shape[1] != L:
         raise ValueError("winograd_output_maxpool: only identity and ReLU are fused; F is (12, L)")
-    m = M.reshape(16, L)
-    for a in range(4):              # along b: F[2a + s]
-        _sum3(m[4 * a], m[4 * a + 1], m[4 * a + 2], 1, 1, F[2 * a])
-        _sum3(m[4 * a + 1], m[4 * a + 2], m[4 * a + 3], -1, -1, F[2 * a + 1])
-    for s in range(2):              # then along a: the tile's outputs, F[8 + 2r + s]
-        _sum3(F[s], F[2 + s], F[4 + s], 1, 1, F[8 + s])
-        _sum3(F[2 + s], F[4 + s], F[6 + s], -1, -1, F[10 + s])
+    _output_tiles(M.reshape(16, L), F)
     relu = act == ACT_RELU
     zero = y.dtype.type(0)
     for o in range(O):
@@ -241,18 +345,4 @@ def winograd_maxpool_grad(gy, y, idx, act, bases, OW, Mg, gb, F):
                 g11[t] = g if pos == OW + 1 else zero
         if has_bias:
             gb[o] = acc
-    # A gz A^T, A = [[1, 0], [1, 1], [1, -1], [0, -1]]: along s into F[4 + 4r + b], ...
-    for r in range(2):
-        q = F[4 + 4 * r:8 + 4 * r]
-        g0, g1 = F[2 * r], F[2 * r + 1]
-        _signed(g0, 1, q[0])
-        _pm(g0, g1, 1, 1, q[1])
-        _pm(g0, g1, 1, -1, q[2])
-        _signed(g1, -1, q[3])
-    mg = Mg.reshape(16, L)
-    for b in range(4):             # ... then along r into Mg[4a + b]
-        q0, q1 = F[4 + b], F[8 + b]
-        _signed(q0, 1, mg[b])
-        _pm(q0, q1, 1, 1, mg[4 + b])
-        _pm(q0, q1, 1, -1, mg[8 + b])
-        _signed(q1, -1, mg[12 + b])
+    _tile_gradients(F, Mg.reshape(16, L))

@@ -43,6 +43,8 @@ from ..kernels.winograd import (
     winograd_input,
     winograd_input_adjoint,
     winograd_maxpool_grad,
+    winograd_output,
+    winograd_output_grad,
     winograd_output_maxpool,
 )
 from ..random import rng
@@ -154,10 +156,12 @@ class Conv2d(Op):
     A weight with few entries (at most kernels.conv.SMALL_WEIGHT_GRAD, as a first layer on a
     gray image has) gets its gradient from the kernel weight_grad_small instead of BLAS.
 
-    A fused 3x3, stride-1 float32 conv with at least WINOGRAD_MIN_CHANNELS input and output
-    channels and an even output (the README CNN's second conv) runs Winograd's F(2x2, 3x3)
-    instead (pynn.kernels.winograd: each 2x2 output tile is one pooling window; 16 products
-    per tile and channel pair instead of 36), a block of WINOGRAD_BLOCK_BYTES at a time. Its
+    A 3x3, stride-1 float32 conv with at least WINOGRAD_MIN_CHANNELS input and output
+    channels, identity or ReLU and an even output, fused with its pool (the README CNN's second
+    conv) or with at least WINOGRAD_UNPOOLED_MIN_PAIRS channel pairs, runs Winograd's
+    F(2x2, 3x3) instead (pynn.kernels.winograd: 16 products per 2x2 output tile and channel
+    pair instead of 36; with a pool each tile is one window), a block of WINOGRAD_BLOCK_BYTES
+    at a time. Its
     results equal im2col's up to float32 rounding, not bit for bit, and an inf in the input
     can come out as NaN where im2col gives +-inf (the transforms subtract: inf - inf); a NaN
     reaches the same pooled outputs. ``WINOGRAD = False`` on the class (or the op) turns it
@@ -175,6 +179,9 @@ class Conv2d(Op):
     #: Winograd F(2x2, 3x3) for a fused conv + pool that qualifies (see uses_winograd)
     WINOGRAD = True
     WINOGRAD_MIN_CHANNELS = 16
+    #: without a fused pool, only convs with at least this many channel pairs C*O (the
+    #: ResNet's 24 -> 24 at 14x14 were no faster: see the README)
+    WINOGRAD_UNPOOLED_MIN_PAIRS = 2048
     #: Winograd's blocks: about this many bytes of patches, transformed patches, products and
     #: scratch (per image (32*C + 28*O) * OH*OW/4 elements)
     WINOGRAD_BLOCK_BYTES = 2 << 20
@@ -187,12 +194,15 @@ class Conv2d(Op):
     def uses_winograd(self, x_shape, w_shape, dtype, OH, OW):
         """Does forward take the Winograd path for this input (see the class docstring)?"""
         end = self.padding_end
-        return (self.WINOGRAD and self.pool is not None and len(x_shape) == 4
+        C, O = x_shape[1], w_shape[0]
+        return (self.WINOGRAD and len(x_shape) == 4
                 and tuple(w_shape[2:]) == (3, 3) and tuple(self.stride) == (1, 1)
                 and tuple(self.dilation) == (1, 1) and self.groups == 1
                 and (end is None or tuple(end) == tuple(self.padding))
+                and ACTIVATION_CODES[self.activation] in FUSABLE_ACTIVATIONS
                 and OH % 2 == 0 and OW % 2 == 0 and np.dtype(dtype) in _WEIGHT_TRANSFORM
-                and min(x_shape[1], w_shape[0]) >= self.WINOGRAD_MIN_CHANNELS)
+                and min(C, O) >= self.WINOGRAD_MIN_CHANNELS
+                and (self.pool is not None or C * O >= self.WINOGRAD_UNPOOLED_MIN_PAIRS))
 
     def can_fuse_pool(self, pool, out_ndim):
         """Can this conv write `pool`'s output itself? (a 2-D conv with identity or ReLU, and
@@ -332,9 +342,13 @@ class Conv2d(Op):
         self.tiles = TH * TW
         U = self.buffer("wU", (16, O, C), x.dtype)
         np.matmul(_WEIGHT_TRANSFORM[x.dtype], w.reshape(O * C, 9).T, out=U.reshape(16, O * C))
-        bases = tile_bases(TH, TW, OW)
-        y = self.buffer("pooled", (N, O, TH, TW), x.dtype)
-        idx = self.buffer("pool_idx", (0, 0, 0, 0) if forward_only else y.shape, np.int32)
+        pooled = self.pool is not None
+        if pooled:
+            bases = tile_bases(TH, TW, OW)
+            y = self.buffer("pooled", (N, O, TH, TW), x.dtype)
+            idx = self.buffer("pool_idx", (0, 0, 0, 0) if forward_only else y.shape, np.int32)
+        else:
+            y, idx = self.buffer("y", (N, O, OH, OW), x.dtype), None
 
         def run(k, s0, s1):
             for n0, n1 in self._winograd_blocks(s0, s1, C, O, self.tiles, x.itemsize):
@@ -342,13 +356,17 @@ class Conv2d(Op):
                 M = self.buffer(f"wM{k}_block{n1 - n0}", (16, O, V.shape[2]), x.dtype)
                 np.matmul(U, V, out=M)
                 F = self.buffer(f"wF{k}_block{n1 - n0}", (12, M[0].size), x.dtype)
-                winograd_output_maxpool(M, b, act, bases, OW, y[n0:n1], idx[n0:n1], F)
+                if pooled:
+                    winograd_output_maxpool(M, b, act, bases, OW, y[n0:n1], idx[n0:n1], F)
+                else:
+                    winograd_output(M, b, act, y[n0:n1], F)
 
         T = slices(N, N * (16 * C + 16 * O) * self.tiles)
         split_batch(run, N, T)
         self.parts = T
         if not forward_only:
             self.x, self.U, self.geom, self.y, self.idx = x, U, (geom, geom_end), y, idx
+            self.out_width = OW
             self.x_shape, self.w_shape = x.shape, w.shape
             self.has_bias = b.shape[0] != 0
         return y
@@ -361,9 +379,9 @@ class Conv2d(Op):
         _, _, _, _, ph, pw = geom
         _, _, ph_end, pw_end = geom_end
         act = ACTIVATION_CODES[self.activation]
-        TW = self.y.shape[3]
-        OW = 2 * TW
-        bases = tile_bases(self.y.shape[2], TW, OW)
+        pooled = self.pool is not None
+        OW = self.out_width
+        bases = tile_bases(self.y.shape[2], self.y.shape[3], OW) if pooled else None
         need_gb, need_gw = self.has_bias and self.needs(2), self.needs(1)
         gx = self.buffer("gx", self.x_shape, g.dtype) if self.needs(0) else None
         UT = self.U.transpose(0, 2, 1)
@@ -386,8 +404,11 @@ class Conv2d(Op):
                 # M of this block size is dead once forward has pooled it: Mg reuses it
                 Mg = self.buffer(f"wM{k}_block{m}", (16, O, Tb), g.dtype)
                 F = self.buffer(f"wF{k}_block{m}", (12, O * Tb), g.dtype)
-                winograd_maxpool_grad(g[n0:n1], self.y[n0:n1], self.idx[n0:n1], act, bases,
-                                      OW, Mg, gb_b if i else gb, F)
+                if pooled:
+                    winograd_maxpool_grad(g[n0:n1], self.y[n0:n1], self.idx[n0:n1], act, bases,
+                                          OW, Mg, gb_b if i else gb, F)
+                else:
+                    winograd_output_grad(g[n0:n1], self.y[n0:n1], act, Mg, gb_b if i else gb, F)
                 if i and gb.size:
                     gb += gb_b
                 D, V, E = self._winograd_patches(k, self.x[n0:n1], geom, geom_end, need_gw)
