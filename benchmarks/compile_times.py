@@ -1,7 +1,10 @@
 """Where a cold start goes: Numba's compile time per kernel for the first training step of W2
 (mnist-mlp) and W3 (mnist-cnn), in a fresh process on an empty Numba cache.
 
-    python benchmarks/compile_times.py [--data-dir DIR]
+    python benchmarks/compile_times.py [--data-dir DIR] [--workloads NAME ...]
+
+(--workloads: other run.py workloads instead of W2 and W3, e.g. readme-cnn, whose second conv
+compiles the Winograd kernels.)
 
 Spawns one child on a new temporary cache directory (cold) and a second on the same directory
 (warm); each child times `import pynn` and the first step of both workloads (model building
@@ -27,7 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def child(data_dir):
+W2_W3 = ("mnist-mlp", "mnist-cnn")
+
+
+def child(data_dir, workloads=W2_W3):
     from numba.core import event
 
     compiles = {}
@@ -50,7 +56,7 @@ def child(data_dir):
     data = R.load_data(data_dir)
     _ = data.mnist
     start = time.perf_counter()
-    for name in ("mnist-mlp", "mnist-cnn"):
+    for name in workloads:
         step, _ = R.make(name, "pynn", data, 1)
         step()
     t_steps = time.perf_counter() - start
@@ -65,32 +71,36 @@ def main():
         "PYNN_DATA_DIR", str(HERE.parents[1] / "shared" / "data")))
     p.add_argument("--wheel", action="store_true",
                    help="also build and install the wheel and time the first run from it")
+    p.add_argument("--workloads", nargs="+", default=list(W2_W3),
+                   help="run.py workloads whose first step is timed (default: W2 and W3)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        return child(args.data_dir)
+        return child(args.data_dir, args.workloads)
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("cold", "warm"):
-            report(f"{label} cache", measure(args.data_dir, env))
+            report(f"{label} cache", measure(args.data_dir, env, workloads=args.workloads),
+                   args.workloads)
     if args.wheel:
-        from_wheel(args.data_dir)
+        from_wheel(args.data_dir, args.workloads)
 
 
-def measure(data_dir, env, cwd=None):
+def measure(data_dir, env, cwd=None, workloads=W2_W3):
     """(import s, first steps s, pynn's path, [(compile s, kernel)]) from a fresh child."""
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                          "--data-dir", data_dir], env=env, cwd=cwd, capture_output=True,
-                         text=True, check=True).stdout.splitlines()
+                          "--data-dir", data_dir, "--workloads", *workloads], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
     _, t_import, t_steps, path = out[0].split(maxsplit=3)
     kernels = [(float(sec), name) for sec, name in (line.split(maxsplit=2)[1:] for line in out[1:])]
     return float(t_import), float(t_steps), path, kernels
 
 
-def report(label, measured):
+def report(label, measured, workloads=W2_W3):
     t_import, t_steps, _, kernels = measured
     total = sum(sec for sec, _ in kernels)
-    print(f"{label}: import {t_import:.2f} s, first W2 + W3 steps {t_steps:.2f} s "
+    steps = "W2 + W3" if tuple(workloads) == W2_W3 else " + ".join(workloads)
+    print(f"{label}: import {t_import:.2f} s, first {steps} steps {t_steps:.2f} s "
           f"(Numba compiling {total:.2f} s of it, {len(kernels)} functions)")
     if kernels:
         print("\n| kernel | compile s |\n|---|---:|")
@@ -99,7 +109,7 @@ def report(label, measured):
         print()
 
 
-def from_wheel(data_dir):
+def from_wheel(data_dir, workloads=W2_W3):
     """Build the wheel from a copy of the repository's files, install it into a temporary
     folder and time the first steps from there (twice)."""
     repo = HERE.parent
@@ -128,10 +138,10 @@ def from_wheel(data_dir):
         env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
         env["PYTHONPATH"] = str(tmp / "site")
         for label in ("first run after install", "second run"):
-            measured = measure(data_dir, env, cwd=tmp)
+            measured = measure(data_dir, env, cwd=tmp, workloads=workloads)
             if not measured[2].startswith(str(tmp / "site")):
                 raise RuntimeError(f"the child imported pynn from {measured[2]}, not the wheel")
-            report(f"wheel install, {label}", measured)
+            report(f"wheel install, {label}", measured, workloads)
 
 if __name__ == "__main__":
     main()

@@ -189,6 +189,16 @@ def test_compile_times_reports_a_cold_and_a_warm_start():
     assert "| `pynn.kernels." in out, out                     # the table of what compiled
 
 
+@pytest.mark.slow
+def test_compile_times_of_another_workload():
+    """--workloads readme-cnn: the README CNN's first step, whose second conv runs Winograd."""
+    out = subprocess.run([sys.executable, str(BENCH / "compile_times.py"), "--data-dir",
+                          str(DATA_DIR), "--workloads", "readme-cnn"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    assert "cold cache: import " in out and "first readme-cnn steps" in out, out
+    assert "| `pynn.kernels.winograd.winograd_input` |" in out, out
+
+
 def test_eager_cnn_times_pynn_split_one_thread_and_torch():
     out = subprocess.run([sys.executable, str(BENCH / "eager_cnn.py"), "--steps", "1",
                           "--repeats", "1"], capture_output=True, text=True, check=True,
