@@ -66,7 +66,8 @@ def tile_bases(TH, TW, OW):
 
 
 # One loop each, a single operation: inlined many times into the kernels, so they are kept
-# branch-free (helpers taking the signs as arguments compiled 1.5-2x slower).
+# branch-free (with helpers taking the signs as arguments the six kernels compiled in 7.5 s
+# instead of 6.3 s).
 @njit(cache=True, nogil=True, inline="always")
 def _add(a, b, out):
     """out = a + b"""
