@@ -312,6 +312,13 @@ class Conv2d(Op):
                 self.idx = idx
         return y[:, :, 0, :] if self.one_d else y
 
+    def _sum_slices(self, name, T):
+        """The buffers name0 .. name{T-1} the T slices of a backward wrote, added into name0."""
+        total = self._buffers[f"{name}0"]
+        for k in range(1, T):
+            total += self._buffers[f"{name}{k}"]
+        return total
+
     def _winograd_blocks(self, s0, s1, C, O, TT, itemsize):
         """(n0, n1) image ranges covering [s0, s1), each about WINOGRAD_BLOCK_BYTES of D, V, M
         and F (C*16 + 16*C + 16*O + 12*O elements per tile)."""
@@ -428,16 +435,12 @@ class Conv2d(Op):
         split_batch(run, N, T)
         gw = gb = None
         if need_gw:
-            dU = self._buffers["wdU0"]
-            for k in range(1, T):
-                dU += self._buffers[f"wdU{k}"]
+            dU = self._sum_slices("wdU", T)
             gw = self.buffer("gw", self.w_shape, g.dtype)
             np.matmul(dU.reshape(16, O * C).T, _WEIGHT_TRANSFORM[g.dtype],
                       out=gw.reshape(O * C, 9))
         if need_gb:
-            gb = self._buffers["gb0"]
-            for k in range(1, T):
-                gb += self._buffers[f"gb{k}"]
+            gb = self._sum_slices("gb", T)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
     def backward(self, g):
@@ -511,16 +514,12 @@ class Conv2d(Op):
         split_batch(run, N, T)
         gw = gb = None
         if need_gw:
-            gw_t = self._buffers["gw_t0"]
-            for k in range(1, T):
-                gw_t += self._buffers[f"gw_t{k}"]
+            gw_t = self._sum_slices("gw_t", T)
             gw = self.buffer("gw", self.w2.shape, g.dtype)
             np.copyto(gw.reshape(G, Og, Rg), gw_t.transpose(0, 2, 1))
             gw = gw.reshape(self.w_shape)
         if need_gb:
-            gb = self._buffers["gb0"]
-            for k in range(1, T):
-                gb += self._buffers[f"gb{k}"]
+            gb = self._sum_slices("gb", T)
         if self.one_d:
             gx = None if gx is None else gx[:, :, 0, :]
             gw = None if gw is None else gw[:, :, 0, :]
