@@ -67,7 +67,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-winograd", action="store_true",
+                   help="every conv by im2col (Conv2d.WINOGRAD = False), to compare")
     args = p.parse_args()
+    if args.no_winograd:
+        from pynn.ops.nn import Conv2d
+        Conv2d.WINOGRAD = False
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)

@@ -47,7 +47,12 @@ def workload_parser(doc):
 def main():
     p = workload_parser(__doc__)
     p.add_argument("--per-step", action="store_true", help="also list every step of the plan")
+    p.add_argument("--no-winograd", action="store_true",
+                   help="every conv by im2col (Conv2d.WINOGRAD = False), to compare")
     args = p.parse_args()
+    if args.no_winograd:
+        from pynn.ops.nn import Conv2d
+        Conv2d.WINOGRAD = False
     import run as R
     R.set_threads(R.THREADS)
     data = R.load_data(args.data_dir)
@@ -66,7 +71,10 @@ def main():
         by_type[(name, method)] += seconds
     ops = sum(acc.values())
     print(f"{args.workload}: {total * per_step:.2f} ms per step, {ops * per_step:.2f} ms in the "
-          f"plan's ops, rest {(total - ops) * per_step:.2f} ms ({args.steps} steps)\n")
+          f"plan's ops, rest {(total - ops) * per_step:.2f} ms ({args.steps} steps)")
+    from pynn.ops.nn import Conv2d
+    convs = [op for op in next(iter(model._plans.values())).ops if type(op) is Conv2d]
+    print(f"convs: {len(convs)}, by Winograd: {sum(op.winograd for op in convs)}\n")
     print("| op | pass | ms/step |")
     print("|---|---|---:|")
     for (name, method), seconds in sorted(by_type.items(), key=lambda kv: -kv[1]):

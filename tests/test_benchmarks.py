@@ -164,6 +164,15 @@ def test_op_times_lists_the_plan_ops_within_the_step():
     assert "| Linear | backward |" in out
 
 
+@pytest.mark.parametrize("flag, winograd", [([], 1), (["--no-winograd"], 0)])
+def test_op_times_counts_the_winograd_convs(flag, winograd):
+    """readme-cnn's second conv runs Winograd unless --no-winograd says otherwise."""
+    out = subprocess.run([sys.executable, str(BENCH / "op_times.py"), "readme-cnn", "--steps",
+                          "2", *flag], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    assert f"convs: 2, by Winograd: {winograd}" in out, out
+
+
 def test_torch_op_times_lists_the_aten_ops_per_step():
     pytest.importorskip("torch")
     out = subprocess.run([sys.executable, str(BENCH / "torch_op_times.py"), "mnist-cnn",

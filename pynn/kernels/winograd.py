@@ -29,11 +29,9 @@ Backward is the same computation transposed: ``Mg[xi]`` is A gy A^T of each tile
 direct method's up to rounding (float32: a few units in the last place of the sums).
 
 Every line of a transform is a loop of its own over the tiles, two (or three) rows in and one
-out (``_add``, ``_sub``, ...): LLVM vectorizes those. With all 16 rows read and written in one loop
-it cannot rule out that they overlap and emitted scalar code, 1.5-2.5x slower (the input
-transform 24 -> 15 us, the output transform with its pool 74 -> 31 us for 3 images of 32 -> 64
-channels at 14x14). Conv2d runs them a block of images at a time, each slice of the batch on a
-thread of its own.
+out (``_add``, ``_sub``, ...): LLVM vectorizes those. With all 16 rows read and written in one
+loop it cannot rule out that they overlap and emitted scalar code, about twice as slow.
+Conv2d runs them a block of images at a time, each slice of the batch on a thread of its own.
 
 Derivative: the kernels are linear maps; each one's adjoint is the kernel beside it
 (winograd_input / winograd_input_adjoint, winograd_output / winograd_output_grad,
@@ -66,8 +64,7 @@ def tile_bases(TH, TW, OW):
 
 
 # One loop each, a single operation: inlined many times into the kernels, so they are kept
-# branch-free (with helpers taking the signs as arguments the six kernels compiled in 7.5 s
-# instead of 6.3 s).
+# branch-free (helpers taking the signs as arguments compiled slower).
 @njit(cache=True, nogil=True, inline="always")
 def _add(a, b, out):
     """out = a + b"""
