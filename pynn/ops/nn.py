@@ -161,11 +161,10 @@ class Conv2d(Op):
     conv) or with at least WINOGRAD_UNPOOLED_MIN_PAIRS channel pairs, runs Winograd's
     F(2x2, 3x3) instead (pynn.kernels.winograd: 16 products per 2x2 output tile and channel
     pair instead of 36; with a pool each tile is one window), a block of WINOGRAD_BLOCK_BYTES
-    at a time. Its
-    results equal im2col's up to float32 rounding, not bit for bit, and an inf in the input
-    can come out as NaN where im2col gives +-inf (the transforms subtract: inf - inf); a NaN
-    reaches the same pooled outputs. ``WINOGRAD = False`` on the class (or the op) turns it
-    off.
+    at a time. Its results equal im2col's up to float32 rounding, not bit for bit, and an inf
+    in the input can come out as NaN where im2col gives +-inf (the transforms subtract: inf -
+    inf); a NaN reaches the same pooled outputs. ``WINOGRAD = False`` on the class (or the op)
+    turns it off.
 
     Derivative: with gz = g * act'(z): d/dx = col2im(W^T gz), d/dW = gz cols^T,
     d/db = sum of gz over N, H, W
@@ -176,7 +175,7 @@ class Conv2d(Op):
     #: Training keeps a slice's cols up to this many bytes, and unfolds bigger ones again in
     #: backward (ResNet-fmnist's step 1.5 ms faster; at 512 KiB MNIST-CNN's is 15% slower)
     RECOMPUTE_BYTES = 2 << 20
-    #: Winograd F(2x2, 3x3) for a fused conv + pool that qualifies (see uses_winograd)
+    #: Winograd F(2x2, 3x3) for a conv that qualifies (see uses_winograd)
     WINOGRAD = True
     WINOGRAD_MIN_CHANNELS = 16
     #: without a fused pool, only convs with at least this many channel pairs C*O (the
@@ -268,7 +267,8 @@ class Conv2d(Op):
         forward_only = self.needs_input_grad and not any(self.needs_input_grad)
         self.winograd = self.uses_winograd(x.shape, w.shape, x.dtype, OH, OW)
         if self.winograd:
-            return self._winograd_forward(x, w, b, act, forward_only, geom, geom_end)
+            return self._winograd_forward(x, w, b, act, forward_only, OH, OW,
+                                          geom[4:] + geom_end[2:])
         T = slices(N, N * (rows + O) * P)
         self.recompute = rows * N * P * x.itemsize > T * self.RECOMPUTE_BYTES
         keep_cols = not forward_only and not self.recompute
@@ -326,27 +326,26 @@ class Conv2d(Op):
         block = max(1, min(s1 - s0, self.WINOGRAD_BLOCK_BYTES // per_image))
         return [(n0, min(s1, n0 + block)) for n0 in range(s0, s1, block)]
 
-    def _winograd_patches(self, k, x, geom, geom_end, fill=True):
+    def _winograd_patches(self, k, x, fill=True):
         """Slice k's buffers D (C*16, T) (4x4 patches), V (16, C, T) and scratch E (17, T) for
-        the images x; with fill, V holds the transformed patches of x."""
+        the images x; with fill, V holds the transformed patches of x (padded as
+        self.pads: top, left, bottom, right)."""
         m, C = x.shape[:2]
         T = m * self.tiles
         D = self.buffer(f"wD{k}_block{m}", (C * 16, T), x.dtype)
         V = self.buffer(f"wV{k}_block{m}", (16, C, T), x.dtype)
         E = self.buffer(f"wE{k}_block{m}", (17, T), x.dtype)
         if fill:
-            _, _, _, _, ph, pw = geom
-            _, _, ph_end, pw_end = geom_end
+            ph, pw, ph_end, pw_end = self.pads
             im2col(x, 4, 4, 2, 2, ph, pw, D, 1, 1, ph_end, pw_end)
             winograd_input(D, V, E[:16])
         return D, V, E
 
-    def _winograd_forward(self, x, w, b, act, forward_only, geom, geom_end):
-        N, C, H, W = x.shape
+    def _winograd_forward(self, x, w, b, act, forward_only, OH, OW, pads):
+        N, C = x.shape[:2]
         O = w.shape[0]
-        OH, OW = conv_output_shape(H, W, *geom, *geom_end)
         TH, TW = OH // 2, OW // 2
-        self.tiles = TH * TW
+        self.tiles, self.pads = TH * TW, pads
         U = self.buffer("wU", (16, O, C), x.dtype)
         np.matmul(_WEIGHT_TRANSFORM[x.dtype], w.reshape(O * C, 9).T, out=U.reshape(16, O * C))
         pooled = self.pool is not None
@@ -359,7 +358,7 @@ class Conv2d(Op):
 
         def run(k, s0, s1):
             for n0, n1 in self._winograd_blocks(s0, s1, C, O, self.tiles, x.itemsize):
-                _, V, _ = self._winograd_patches(k, x[n0:n1], geom, geom_end)
+                _, V, _ = self._winograd_patches(k, x[n0:n1])
                 M = self.buffer(f"wM{k}_block{n1 - n0}", (16, O, V.shape[2]), x.dtype)
                 np.matmul(U, V, out=M)
                 F = self.buffer(f"wF{k}_block{n1 - n0}", (12, M[0].size), x.dtype)
@@ -372,19 +371,16 @@ class Conv2d(Op):
         split_batch(run, N, T)
         self.parts = T
         if not forward_only:
-            self.x, self.U, self.geom, self.y, self.idx = x, U, (geom, geom_end), y, idx
-            self.out_width = OW
+            self.x, self.U, self.y, self.idx, self.out_width = x, U, y, idx, OW
             self.x_shape, self.w_shape = x.shape, w.shape
             self.has_bias = b.shape[0] != 0
         return y
 
     def _winograd_backward(self, g):
-        N, C, H, W = self.x_shape
+        N, C = self.x_shape[:2]
         O = self.w_shape[0]
         g = self.contiguous("g_c", g).reshape(self.y.shape)
-        geom, geom_end = self.geom
-        _, _, _, _, ph, pw = geom
-        _, _, ph_end, pw_end = geom_end
+        ph, pw, ph_end, pw_end = self.pads
         act = ACTIVATION_CODES[self.activation]
         pooled = self.pool is not None
         OW = self.out_width
@@ -408,7 +404,7 @@ class Conv2d(Op):
                                                                 g.itemsize)):
                 m = n1 - n0
                 Tb = m * self.tiles
-                # M of this block size is dead once forward has pooled it: Mg reuses it
+                # M of this block size is dead once forward has used it: Mg reuses it
                 Mg = self.buffer(f"wM{k}_block{m}", (16, O, Tb), g.dtype)
                 F = self.buffer(f"wF{k}_block{m}", (12, O * Tb), g.dtype)
                 if pooled:
@@ -418,7 +414,7 @@ class Conv2d(Op):
                     winograd_output_grad(g[n0:n1], self.y[n0:n1], act, Mg, gb_b if i else gb, F)
                 if i and gb.size:
                     gb += gb_b
-                D, V, E = self._winograd_patches(k, self.x[n0:n1], geom, geom_end, need_gw)
+                D, V, E = self._winograd_patches(k, self.x[n0:n1], need_gw)
                 if need_gw:
                     # dU = Mg @ V^T with V^T contiguous: BLAS is ~1.6x faster than on a
                     # transposed view at these shapes (long inner axis, small output)
