@@ -217,3 +217,27 @@ def test_eager_cnn_times_pynn_split_one_thread_and_torch():
     assert set(rows) == {"pynn eager, batch split", "pynn eager, one thread", "torch eager"}, out
     assert rows["torch eager"].endswith("| 1.00 |"), rows
     assert all(float(r.split(" | ")[1]) > 0 for r in rows.values()), rows
+
+
+def test_cross_core_times_adam_alone_and_after_each_read():
+    out = subprocess.run([sys.executable, str(BENCH / "cross_core.py"), "--rounds", "2",
+                          "--reps", "5", "--pause", "0"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    rows = [line for line in out.splitlines() if line[:3] in ("| 1", "| 2")]
+    assert len(rows) == 2, out
+    for row in rows:
+        cells = row.strip("| ").split(" | ")[1:]
+        assert len(cells) == 4 and all(float(c) > 0 for c in cells), row
+    assert "after a 2-thread read / alone: median " in out, out
+
+
+def test_cross_core_gives_blas_its_threads_back():
+    import cross_core
+
+    from pynn.kernels import threads
+    if not threads.blas_local_threads_available():
+        pytest.skip("no OpenBLAS thread setter")
+    before = threads._getter()
+    alone, two, one = cross_core.pynn_case(3)
+    assert threads._getter() == before
+    assert min(alone, two, one) > 0
