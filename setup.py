@@ -21,28 +21,33 @@ install_requires = [line.strip() for line in read("requirements.txt").splitlines
 
 
 class build_py_and_kernels(build_py):
-    """build_py, then compile the Numba kernels into the build's pynn/kernels/__pycache__ (by
-    running ``python -m pynn.precompile`` on the built package), so that the wheel carries Numba's
-    cache and a new install does not spend its first steps compiling. Numba uses that cache only
-    on the same CPU model with the same Numba and Python versions (else it compiles, as without
-    it). Best effort: a failure (no numba in the build environment, say) leaves a wheel without
-    the cache. Skipped for an editable install (its kernels compile into the source tree on first
-    use) and when PYNN_PRECOMPILE=0."""
+    """build_py, then compile the Numba kernels (by running ``python -m pynn.precompile``), so
+    that a new install does not spend its first steps compiling:
+
+    * for a wheel or ``pip install .``: on the built package, into the build's
+      pynn/kernels/__pycache__, which the wheel then carries;
+    * for an editable install (``pip install -e .``): on the source tree, into the clone's
+      pynn/kernels/__pycache__, which is where that install's Numba looks.
+
+    Numba uses that cache only on the same CPU model with the same Numba and Python versions
+    (else it compiles, as without it), and an edited kernel file compiles again. Best effort: a
+    failure (no numba in the build environment, say) leaves an install without the cache.
+    Skipped when PYNN_PRECOMPILE=0."""
 
     def run(self):
         super().run()
-        if getattr(self, "editable_mode", False) or os.environ.get("PYNN_PRECOMPILE") == "0":
+        if os.environ.get("PYNN_PRECOMPILE") == "0":
             return
-        build_lib = os.path.abspath(self.build_lib)
+        # an editable build copies nothing: the clone itself is what gets imported
+        root = HERE if getattr(self, "editable_mode", False) else os.path.abspath(self.build_lib)
         env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
-        env.update(PYTHONPATH=build_lib, PYTHONDONTWRITEBYTECODE="1")   # no .pyc in the wheel
+        env.update(PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")   # no .pyc in the wheel
         try:
-            subprocess.run([sys.executable, "-m", "pynn.precompile"], cwd=build_lib, env=env,
+            subprocess.run([sys.executable, "-m", "pynn.precompile"], cwd=root, env=env,
                            check=True, timeout=900)
         except (OSError, subprocess.SubprocessError) as e:
             print(f"warning: pynn's Numba kernels were not precompiled ({e}); they will compile "
                   f"on first use", file=sys.stderr)
-
 
 setup(
     name="pynn",

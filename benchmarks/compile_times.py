@@ -17,6 +17,13 @@ also builds the wheel (`python -m build --wheel` on a copy of the repository's f
 compiles the kernels into it: see pynn/precompile.py), installs it with `pip install --no-deps
 --target` into a temporary folder, and times the same first steps twice from that install, with
 no NUMBA_CACHE_DIR: the first run after `pip install` of a wheel built on this machine.
+
+    python benchmarks/compile_times.py --editable
+
+does the same for an editable install: it copies the repository's files into a temporary
+clone, runs `pip install --no-deps -e` on it in a fresh virtual environment that sees this
+interpreter's packages (the install compiles the kernels into the clone: setup.py), and times
+the same first steps twice with that environment's Python.
 """
 import argparse
 import os
@@ -71,6 +78,9 @@ def main():
         "PYNN_DATA_DIR", str(HERE.parents[1] / "shared" / "data")))
     p.add_argument("--wheel", action="store_true",
                    help="also build and install the wheel and time the first run from it")
+    p.add_argument("--editable", action="store_true",
+                   help="also pip install -e a copy of the repository into a fresh virtual "
+                        "environment and time the first run from it")
     p.add_argument("--workloads", nargs="+", default=list(W2_W3),
                    help="run.py workloads whose first step is timed (default: W2 and W3)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -84,11 +94,13 @@ def main():
                    args.workloads)
     if args.wheel:
         from_wheel(args.data_dir, args.workloads)
+    if args.editable:
+        from_editable(args.data_dir, args.workloads)
 
 
-def measure(data_dir, env, cwd=None, workloads=W2_W3):
+def measure(data_dir, env, cwd=None, workloads=W2_W3, python=sys.executable):
     """(import s, first steps s, pynn's path, [(compile s, kernel)]) from a fresh child."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+    out = subprocess.run([str(python), str(Path(__file__).resolve()), "--child",
                           "--data-dir", data_dir, "--workloads", *workloads], env=env, cwd=cwd,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     _, t_import, t_steps, path = out[0].split(maxsplit=3)
@@ -109,18 +121,33 @@ def report(label, measured, workloads=W2_W3):
         print()
 
 
+def copy_sources(dest):
+    """The repository's tracked files (git ls-files), copied into `dest`."""
+    repo = HERE.parent
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    for name in files:
+        if (repo / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, dest / name)
+
+
+def first_runs(data_dir, env, tmp, installed, what, workloads, python=sys.executable):
+    """Time the first steps twice in fresh children from `tmp`, checking that they imported
+    the pynn under `installed`."""
+    for label in ("first run after install", "second run"):
+        measured = measure(data_dir, env, cwd=tmp, workloads=workloads, python=python)
+        if not measured[2].startswith(str(installed)):
+            raise RuntimeError(f"the child imported pynn from {measured[2]}, not the {what}")
+        report(f"{what}, {label}", measured, workloads)
+
+
 def from_wheel(data_dir, workloads=W2_W3):
     """Build the wheel from a copy of the repository's files, install it into a temporary
     folder and time the first steps from there (twice)."""
-    repo = HERE.parent
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True,
-                               check=True).stdout.splitlines()
-        for name in files:
-            if (repo / name).is_file():
-                (tmp / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(repo / name, tmp / "src" / name)
+        copy_sources(tmp / "src")
         start = time.perf_counter()
         built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir",
                                 str(tmp / "dist"), str(tmp / "src")], capture_output=True,
@@ -137,11 +164,31 @@ def from_wheel(data_dir, workloads=W2_W3):
               f"it), installed with `pip install --no-deps --target`")
         env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
         env["PYTHONPATH"] = str(tmp / "site")
-        for label in ("first run after install", "second run"):
-            measured = measure(data_dir, env, cwd=tmp, workloads=workloads)
-            if not measured[2].startswith(str(tmp / "site")):
-                raise RuntimeError(f"the child imported pynn from {measured[2]}, not the wheel")
-            report(f"wheel install, {label}", measured, workloads)
+        first_runs(data_dir, env, tmp, tmp / "site", "wheel install", workloads)
+
+
+def from_editable(data_dir, workloads=W2_W3):
+    """Copy the repository's files into a temporary clone, `pip install -e` it into a fresh
+    virtual environment (with this interpreter's packages: numpy, numba), and time the first
+    steps from that environment (twice)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        copy_sources(tmp / "clone")
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages",
+                        str(tmp / "venv")], check=True)
+        python = tmp / "venv" / ("Scripts" if os.name == "nt" else "bin") / "python"
+        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+        start = time.perf_counter()
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                        "--disable-pip-version-check", "-e", str(tmp / "clone")], env=env,
+                       capture_output=True, check=True)
+        install_s = time.perf_counter() - start
+        cached = len(list((tmp / "clone" / "pynn" / "kernels" / "__pycache__").glob("*.nbi")))
+        print(f"\neditable: `pip install --no-deps -e` {install_s:.0f} s (build environment "
+              f"and kernels compiled into the clone: {cached} Numba index files)")
+        first_runs(data_dir, env, tmp, tmp / "clone", "editable install", workloads,
+                   python=python)
+
 
 if __name__ == "__main__":
     main()

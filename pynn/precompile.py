@@ -10,11 +10,13 @@ optimizers, and runs each once more in inference mode. Every kernel a usual trai
 calls is then compiled and in the cache.
 
 The wheel build runs it (``setup.py``), so a wheel or a ``pip install .`` carries the cache
-next to the kernels and a new install starts warm. Numba reuses a cached kernel only on a
-machine with the same CPU model and features and with the same Numba and Python versions; on
-any other it compiles again, as without the cache. Run ``python -m pynn.precompile`` yourself
-after an install that could not use the shipped cache (another CPU, a read-only install whose
-cache goes to ``~/.cache/numba``, or an image you build once and run many times).
+next to the kernels and a new install starts warm; an editable install (``pip install -e .``)
+runs it on the clone, whose ``pynn/kernels/__pycache__`` then holds the cache. Numba reuses a
+cached kernel only on a machine with the same CPU model and features and with the same Numba
+and Python versions; on any other it compiles again, as without the cache. Run ``python -m
+pynn.precompile`` yourself after an install that could not use the shipped cache (another CPU, a
+read-only install whose cache goes to ``~/.cache/numba``, or an image you build once and run
+many times).
 """
 import sys
 import time

@@ -147,3 +147,35 @@ def test_wheel_carries_the_compiled_kernels(dists):
         assert index, f"no cached {module}.{kernel} in {wheel.name}: {sorted(cached)[:20]}"
         assert [n for n in cached if n.endswith(".nbc")
                 and n.split("/")[-1].startswith(f"{module}.{kernel}-")], (module, kernel)
+
+
+@pytest.mark.slow
+def test_editable_install_compiles_the_kernels_into_the_clone(tmp_path):
+    """`pip install -e .` (the README's commands) runs pynn.precompile on the clone itself
+    (setup.py), so the first training step after it compiles nothing either."""
+    clone = tmp_path / "clone"
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.pyc", "*.nbi", "*.nbc", "build", "dist", "*.egg-info",
+        ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
+    venv = tmp_path / "venv"
+    # the install sees this interpreter's numpy and numba; pip builds it as the README's
+    # `pip install -e .` does, in an isolated build environment (pyproject.toml's requires)
+    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR",
+                        "PYNN_PRECOMPILE")}
+    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+          "-e", str(clone)], env=env)
+    cache = clone / "pynn" / "kernels" / "__pycache__"
+    for kernel in ("conv_pool.bias_act_maxpool2x2_forward", "optim.adam_step", "conv._im2col"):
+        assert list(cache.glob(f"{kernel}-*.nbi")), f"no cached {kernel} in {cache}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "train.py").write_text(TRAIN)
+    proc = _run([str(python), "train.py"], cwd=elsewhere, env=env)
+    first = proc.stdout.splitlines()[0]
+    assert Path(first.split(" from ", 1)[1]).resolve().is_relative_to(clone.resolve()), first
+    assert "\ntrained\n" in proc.stdout, proc.stdout
+    count, line = compiled_count(proc.stdout)
+    assert count == 0, line
