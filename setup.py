@@ -39,9 +39,12 @@ class build_py_and_kernels(build_py):
         if os.environ.get("PYNN_PRECOMPILE") == "0":
             return
         # an editable build copies nothing: the clone itself is what gets imported
-        root = HERE if getattr(self, "editable_mode", False) else os.path.abspath(self.build_lib)
+        editable = getattr(self, "editable_mode", False)
+        root = HERE if editable else os.path.abspath(self.build_lib)
         env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
-        env.update(PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")   # no .pyc in the wheel
+        env["PYTHONPATH"] = root
+        if not editable:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"      # no .pyc in the wheel (pip writes them)
         try:
             subprocess.run([sys.executable, "-m", "pynn.precompile"], cwd=root, env=env,
                            check=True, timeout=900)

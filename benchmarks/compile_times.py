@@ -24,6 +24,10 @@ does the same for an editable install: it copies the repository's files into a t
 clone, runs `pip install --no-deps -e` on it in a fresh virtual environment that sees this
 interpreter's packages (the install compiles the kernels into the clone: setup.py), and times
 the same first steps twice with that environment's Python.
+
+The first line printed says whether Python writes bytecode: where PYTHONDONTWRITEBYTECODE is
+set (as in some sandboxes), every import compiles pynn's sources again, about 0.1 s more per
+`import pynn`; `--bytecode` unsets it for the timed runs.
 """
 import argparse
 import os
@@ -81,12 +85,20 @@ def main():
     p.add_argument("--editable", action="store_true",
                    help="also pip install -e a copy of the repository into a fresh virtual "
                         "environment and time the first run from it")
+    p.add_argument("--bytecode", action="store_true",
+                   help="unset PYTHONDONTWRITEBYTECODE for the timed runs, so that Python "
+                        "writes and reuses pynn's .pyc files as a usual install does")
     p.add_argument("--workloads", nargs="+", default=list(W2_W3),
                    help="run.py workloads whose first step is timed (default: W2 and W3)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args.data_dir, args.workloads)
+    if args.bytecode:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)      # the children inherit this
+    print("python bytecode: " + ("not written (PYTHONDONTWRITEBYTECODE is set), so every import "
+                                 "compiles pynn's sources" if os.environ.get(
+                                     "PYTHONDONTWRITEBYTECODE") else "written and reused"))
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("cold", "warm"):

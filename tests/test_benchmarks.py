@@ -191,6 +191,7 @@ def test_compile_times_reports_a_cold_and_a_warm_start_and_an_editable_install()
                           str(DATA_DIR), "--editable"], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     lines = out.splitlines()
+    assert lines[0].startswith("python bytecode: "), out
     cold = [line for line in lines if line.startswith("cold cache: ")]
     warm = [line for line in lines if line.startswith("warm cache: ")]
     assert len(cold) == 1 and len(warm) == 1, out
