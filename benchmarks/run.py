@@ -382,6 +382,10 @@ def main():
               f"(import {c['pynn', 'warm'][0]:.2f} s); torch {sum(c['torch', 'warm']):.2f} s "
               f"(import {c['torch', 'warm'][0]:.2f} s; {sum(c['torch', 'first']):.2f} s in the "
               f"first torch process of this run)")
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            print("(PYTHONDONTWRITEBYTECODE is set: each fresh process compiled pynn's Python "
+                  "sources again, about 0.1 s of its import; benchmarks/compile_times.py "
+                  "--bytecode times it without)")
     if args.profile:
         print()
         cmd = [sys.executable, str(HERE / "profile_steps.py"), "--data-dir", args.data_dir,
