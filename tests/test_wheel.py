@@ -60,6 +60,14 @@ def _run(cmd, **kwargs):
     return proc
 
 
+def _copy_sources(dest):
+    """The repository's files without its build products and caches, copied to `dest`, so
+    that a build or an editable install leaves nothing behind in the repository."""
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.pyc", "*.nbi", "*.nbc", "build", "dist", "*.egg-info",
+        ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
     """(sdist, wheel) built from a copy of the sources."""
@@ -67,9 +75,7 @@ def dists(tmp_path_factory):
                                         "(requirements-dev.txt)")
     root = tmp_path_factory.mktemp("dist")
     src = root / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", "__pycache__", "*.pyc", "*.nbi", "*.nbc", "build", "dist", "*.egg-info",
-        ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
+    _copy_sources(src)
     out = root / "out"
     # no --sdist/--wheel: build the sdist, then the wheel from the unpacked sdist
     _run([sys.executable, "-m", "build", "--outdir", str(out), str(src)])
@@ -154,9 +160,7 @@ def test_editable_install_compiles_the_kernels_into_the_clone(tmp_path):
     """`pip install -e .` (the README's commands) runs pynn.precompile on the clone itself
     (setup.py), so the first training step after it compiles nothing either."""
     clone = tmp_path / "clone"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(
-        ".git", "__pycache__", "*.pyc", "*.nbi", "*.nbc", "build", "dist", "*.egg-info",
-        ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
+    _copy_sources(clone)
     venv = tmp_path / "venv"
     # the install sees this interpreter's numpy and numba; pip builds it as the README's
     # `pip install -e .` does, in an isolated build environment (pyproject.toml's requires)
