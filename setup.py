@@ -52,6 +52,7 @@ class build_py_and_kernels(build_py):
             print(f"warning: pynn's Numba kernels were not precompiled ({e}); they will compile "
                   f"on first use", file=sys.stderr)
 
+
 setup(
     name="pynn",
     version="0.1.0",

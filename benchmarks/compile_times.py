@@ -144,6 +144,12 @@ def copy_sources(dest):
             shutil.copy2(repo / name, dest / name)
 
 
+def install_env():
+    """This process's environment without NUMBA_CACHE_DIR and PYTHONPATH: an install's own
+    cache and packages are what its runs use."""
+    return {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+
+
 def first_runs(data_dir, env, tmp, installed, what, workloads, python=sys.executable):
     """Time the first steps twice in fresh children from `tmp`, checking that they imported
     the pynn under `installed`."""
@@ -174,7 +180,7 @@ def from_wheel(data_dir, workloads=W2_W3):
                        capture_output=True, check=True)
         print(f"\nwheel: `python -m build --wheel` {build_s:.0f} s (the kernels compiled into "
               f"it), installed with `pip install --no-deps --target`")
-        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+        env = install_env()
         env["PYTHONPATH"] = str(tmp / "site")
         first_runs(data_dir, env, tmp, tmp / "site", "wheel install", workloads)
 
@@ -189,7 +195,7 @@ def from_editable(data_dir, workloads=W2_W3):
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages",
                         str(tmp / "venv")], check=True)
         python = tmp / "venv" / ("Scripts" if os.name == "nt" else "bin") / "python"
-        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+        env = install_env()
         start = time.perf_counter()
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
                         "--disable-pip-version-check", "-e", str(tmp / "clone")], env=env,

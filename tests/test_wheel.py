@@ -68,6 +68,32 @@ def _copy_sources(dest):
         ".pytest_cache", ".hypothesis", ".ruff_cache", ".benchmarks", "*.pynn", "*.png"))
 
 
+def _fresh_venv(path, system_site_packages=False):
+    """(python, env) of a new virtual environment at `path`: its interpreter, and this
+    process's environment without what would point it elsewhere or skip the kernels' build."""
+    _run([sys.executable, "-m", "venv", *(["--system-site-packages"] if system_site_packages
+                                          else []), str(path)])
+    python = path / ("Scripts" if os.name == "nt" else "bin") / "python"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR",
+                        "PYNN_PRECOMPILE")}
+    return python, env
+
+
+def _trains_elsewhere_compiling_nothing(python, env, tmp_path):
+    """Run TRAIN with `python` from a folder that is not the repository (no ./pynn to import),
+    check that it trained and that Numba compiled nothing; the folder pynn came from."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "train.py").write_text(TRAIN)
+    proc = _run([str(python), "train.py"], cwd=elsewhere, env=env)
+    first = proc.stdout.splitlines()[0]
+    assert "\ntrained\n" in proc.stdout, proc.stdout
+    count, line = compiled_count(proc.stdout)
+    assert count == 0, line
+    return Path(first.split(" from ", 1)[1]).resolve()
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
     """(sdist, wheel) built from a copy of the sources."""
@@ -120,24 +146,13 @@ def test_wheel_has_every_package(dists):
 def test_wheel_installs_in_a_fresh_venv_and_trains(dists, tmp_path):
     _, wheel = dists
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR")}
+    python, env = _fresh_venv(venv)
     _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)],
          env=env)
-    elsewhere = tmp_path / "elsewhere"          # not the repository: no ./pynn to import
-    elsewhere.mkdir()
-    (elsewhere / "train.py").write_text(TRAIN)
-    proc = _run([str(python), "train.py"], cwd=elsewhere, env=env)
-    first = proc.stdout.splitlines()[0]
-    installed = Path(first.split(" from ", 1)[1]).resolve()
-    assert installed.is_relative_to(venv.resolve()), first
-    assert not installed.is_relative_to(REPO), first
-    assert "\ntrained\n" in proc.stdout, proc.stdout
     # the same CPU, Numba and Python built the wheel: its cached kernels load, none compiles
-    count, line = compiled_count(proc.stdout)
-    assert count == 0, line
+    installed = _trains_elsewhere_compiling_nothing(python, env, tmp_path)
+    assert installed.is_relative_to(venv.resolve()), installed
+    assert not installed.is_relative_to(REPO), installed
 
 
 @pytest.mark.slow
@@ -161,25 +176,13 @@ def test_editable_install_compiles_the_kernels_into_the_clone(tmp_path):
     (setup.py), so the first training step after it compiles nothing either."""
     clone = tmp_path / "clone"
     _copy_sources(clone)
-    venv = tmp_path / "venv"
     # the install sees this interpreter's numpy and numba; pip builds it as the README's
     # `pip install -e .` does, in an isolated build environment (pyproject.toml's requires)
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR",
-                        "PYNN_PRECOMPILE")}
+    python, env = _fresh_venv(tmp_path / "venv", system_site_packages=True)
     _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
           "-e", str(clone)], env=env)
     cache = clone / "pynn" / "kernels" / "__pycache__"
     for kernel in ("conv_pool.bias_act_maxpool2x2_forward", "optim.adam_step", "conv._im2col"):
         assert list(cache.glob(f"{kernel}-*.nbi")), f"no cached {kernel} in {cache}"
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "train.py").write_text(TRAIN)
-    proc = _run([str(python), "train.py"], cwd=elsewhere, env=env)
-    first = proc.stdout.splitlines()[0]
-    assert Path(first.split(" from ", 1)[1]).resolve().is_relative_to(clone.resolve()), first
-    assert "\ntrained\n" in proc.stdout, proc.stdout
-    count, line = compiled_count(proc.stdout)
-    assert count == 0, line
+    installed = _trains_elsewhere_compiling_nothing(python, env, tmp_path)
+    assert installed.is_relative_to(clone.resolve()), installed
