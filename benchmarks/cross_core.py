@@ -7,8 +7,9 @@ BLAS threads, both cores read the weight, so both hold its cache lines. The step
 core, so each of its stores must first take the line away from the other core. This script
 times that, each round a median of --reps calls:
 
-- `alone`: pynn's Adam kernel (pynn.kernels.optim.adam_step) on a 256x784 float32 weight, the
-  first layer of benchmarks/run.py's mnist-mlp, called repeatedly with nothing in between;
+- `alone`: pynn's Adam kernel (pynn.kernels.optim.adam_step_usual) on a 256x784 float32
+  weight, the first layer of benchmarks/run.py's mnist-mlp, called repeatedly with nothing in
+  between;
 - `after 2-thread read`: the same kernel right after `x @ W.T` at batch 64 (a Linear's forward)
   on two BLAS threads;
 - `after 1-thread read`: the same after that product on one BLAS thread (pynn's own setting,
@@ -48,7 +49,7 @@ def pynn_case(reps):
     w = rng.standard_normal((OUT, IN)).astype(np.float32)
     p = w.reshape(-1)
     g = (rng.standard_normal(p.size) * 1e-2).astype(np.float32)
-    m, v, unused = np.zeros_like(p), np.zeros_like(p), np.zeros(0, np.float32)
+    m, v = np.zeros_like(p), np.zeros_like(p)
     hp = np.array([1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0])
     x = rng.standard_normal((BATCH, IN)).astype(np.float32)
     y = np.empty((BATCH, OUT), np.float32)
@@ -56,7 +57,7 @@ def pynn_case(reps):
 
     def adam(_):
         state["step"] += 1
-        K.adam_step(p, g, m, v, unused, state["step"], hp)
+        K.adam_step_usual(p, g, m, v, state["step"], hp)
 
     def read():
         np.matmul(x, w.T, out=y)

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import no_grad
+from .kernels.activation import PerActivation
 from .kernels.threads import get_num_threads, split_batch
 from .layers import (
     GRU,
@@ -126,15 +127,18 @@ def _train_step(forward, x, loss_fn, opt, parameters):
 
 
 def kernel_dispatchers():
-    """{'module.name': dispatcher} of every Numba kernel in pynn.kernels."""
+    """{'module.name': dispatcher} of every Numba kernel in pynn.kernels; a kernel made once
+    per activation (``PerActivation``) is listed once per activation, as 'module.name[relu]'."""
     found = {}
     for mod_name, module in sorted(sys.modules.items()):
         if not mod_name.startswith(kernels.__name__ + "."):
             continue
-        for name, obj in vars(module).items():
-            if hasattr(obj, "py_func") and hasattr(obj, "signatures") \
-                    and getattr(obj.py_func, "__module__", None) == mod_name:
-                found[f"{mod_name}.{name}"] = obj
+        for obj in vars(module).values():
+            candidates = obj.values() if isinstance(obj, PerActivation) else (obj,)
+            for d in candidates:
+                if hasattr(d, "py_func") and hasattr(d, "signatures") \
+                        and getattr(d.py_func, "__module__", None) == mod_name:
+                    found[f"{mod_name}.{d.py_func.__qualname__}"] = d
     return found
 
 

@@ -270,7 +270,7 @@ def test_shifted_im2col_col2im(case, dtype):
     im2col(x, *geom, cols, *end)
     src, padded = tap_offsets(H, W, *geom, *end)
     gathered = nan_like(cols.shape, dtype)
-    _im2col(x, src, padded, gathered)
+    _im2col(x.reshape(N * C, H * W), src, padded, gathered)
     np.testing.assert_array_equal(cols, gathered)
 
     bottom, right = (ph if ph_end < 0 else ph_end), (pw if pw_end < 0 else pw_end)
@@ -283,7 +283,7 @@ def test_shifted_im2col_col2im(case, dtype):
     dx = nan_like(x.shape, dtype)
     col2im(g, *geom, dx, *end)
     want = nan_like(x.shape, dtype)
-    _col2im(g, src, padded, want)
+    _col2im(g, src, padded, want.reshape(N * C, H * W))
     np.testing.assert_array_equal(dx, want)                 # the same additions in the same order
     assert np.isfinite(dx).all()
     gt = torch.from_numpy(np.nan_to_num(g, nan=0.0)).reshape(C * kh * kw, N, OH * OW)
@@ -618,3 +618,70 @@ def test_activation_kernels_check_shapes():
         bias_act_forward(np.zeros((2, 3)), np.zeros(2), ACT_RELU)
     with pytest.raises(ValueError):
         bias_act_forward_cnp(np.zeros((3, 8)), np.zeros(0), ACT_RELU, np.zeros((2, 3, 5)))
+
+
+def test_an_unknown_activation_code_names_the_kernel():
+    """Each activation has a kernel of its own (PerActivation); a code without one is a
+    ValueError naming the kernel, not a silent identity."""
+    with pytest.raises(ValueError, match=r"bias_act_forward: no kernel for activation code 9"):
+        bias_act_forward(np.zeros((2, 3)), np.zeros(0), 9)
+    from pynn.kernels.conv_pool import bias_act_maxpool2x2_forward
+    y, idx = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64)
+    with pytest.raises(ValueError, match=r"bias_act_maxpool2x2_forward: .* \(it has identity, "
+                                         r"relu\)"):
+        bias_act_maxpool2x2_forward(np.zeros((1, 4)), np.zeros(0), ACT_TANH, 2, 2, y, idx,
+                                    np.zeros(4))
+
+
+def test_each_activation_kernel_is_compiled_for_its_own_activation_only():
+    """The relu kernel holds no other activation's code: Numba pruned those branches."""
+    from pynn.kernels.activation import _BIAS_ACT_FORWARD
+    z = np.array([[-1.0, 0.5]], np.float32)
+    for act in (ACT_RELU, ACT_TANH):
+        kernel = _BIAS_ACT_FORWARD[act]
+        kernel(z.copy(), np.zeros(0, np.float32))
+        llvm = kernel.inspect_llvm(kernel.signatures[0])
+        assert ("tanh" in llvm) == (act == ACT_TANH)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decoupled_decay", [0.0, 0.1])
+def test_adam_step_usual_equals_the_general_kernel(dtype, decoupled_decay):
+    """The optimizer's branch-free kernel for the usual options gives the general kernel's
+    values bit for bit, subnormal flushing and a NaN gradient included."""
+    from pynn.kernels.optim import adam_is_usual, adam_step, adam_step_usual
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal(257).astype(dtype)
+    g = rng.standard_normal(257).astype(dtype)
+    g[5], g[6] = 0.0, np.nan
+    m, v = rng.standard_normal(257).astype(dtype) * 1e-3, rng.random(257).astype(dtype)
+    m[5], v[5] = np.finfo(dtype).tiny / 4, np.finfo(dtype).tiny / 4      # flushed to zero
+    hp = np.array([1e-3, 0.9, 0.999, 1e-8, decoupled_decay, 0.0, float(decoupled_decay > 0)])
+    assert adam_is_usual(0.9, decoupled_decay, False, decoupled_decay > 0)
+    states = [(p.copy(), m.copy(), v.copy()) for _ in range(2)]
+    for step in (1, 2, 3):
+        adam_step_usual(states[0][0], g, states[0][1], states[0][2], step, hp)
+        adam_step(states[1][0], g, states[1][1], states[1][2], np.zeros(0, dtype), step, hp)
+    for usual, general in zip(states[0], states[1]):
+        np.testing.assert_array_equal(usual, general)
+    assert states[0][1][5] == 0.0 and states[0][2][5] == 0.0
+
+
+def test_adam_is_usual_only_for_the_options_its_kernel_has():
+    from pynn.kernels.optim import adam_is_usual
+    assert adam_is_usual(0.9, 0.0, False, False)
+    assert adam_is_usual(0.9, 0.01, False, True)          # AdamW's decoupled decay
+    assert not adam_is_usual(0.9, 0.01, False, False)     # L2 decay: the general kernel
+    assert not adam_is_usual(0.9, 0.0, True, False)       # AMSGrad
+    assert not adam_is_usual(0.3, 0.0, False, False)      # the lerp's other branch
+
+
+def test_im2col_and_col2im_refuse_a_non_contiguous_array():
+    """They index the image planes of a view of x: a strided x would be copied and col2im's
+    writes lost, so it is an error naming the kernel."""
+    x = np.zeros((2, 1, 4, 8), np.float32)[..., ::2]
+    cols = np.zeros((9, 2 * 4 * 4), np.float32)
+    with pytest.raises(ValueError, match="im2col: x must be C-contiguous"):
+        im2col(x, 3, 3, 1, 1, 1, 1, cols)
+    with pytest.raises(ValueError, match="col2im: dx must be C-contiguous"):
+        col2im(cols, 3, 3, 1, 1, 1, 1, x)

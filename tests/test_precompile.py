@@ -80,7 +80,11 @@ FIRST_STEPS = RECORD_COMPILES + textwrap.dedent('''
 def test_kernel_dispatchers_lists_pynn_kernels():
     found = kernel_dispatchers()
     assert "pynn.kernels.optim.adam_step" in found
-    assert "pynn.kernels.conv_pool.bias_act_maxpool2x2_forward" in found
+    assert "pynn.kernels.optim.adam_step_usual" in found
+    # a kernel made once per activation: once per activation
+    assert "pynn.kernels.conv_pool.bias_act_maxpool2x2_forward[relu]" in found
+    assert "pynn.kernels.conv_pool.bias_act_maxpool2x2_forward[identity]" in found
+    assert "pynn.kernels.activation.bias_act_forward[tanh]" in found
     assert all(name.startswith("pynn.kernels.") for name in found)
     assert all(hasattr(d, "py_func") and hasattr(d, "signatures") for d in found.values())
 
@@ -101,3 +105,51 @@ def test_first_steps_compile_nothing_after_precompile(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     count, line = compiled_count(proc.stdout)
     assert count == 0, line
+
+
+COLD_MLP_AND_CNN = RECORD_COMPILES + textwrap.dedent('''
+    import numpy as np
+
+    from pynn import Input, Model
+    from pynn.layers import Conv2d, Dense, Flatten, MaxPool2d
+    from pynn.losses import categorical_cross_entropy
+    from pynn.optimizers import Adam
+
+    rng = np.random.default_rng(0)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 16)]
+    x_in = Input((1, 12, 12))
+    h = MaxPool2d(2)(Conv2d(1, 4, 3, padding=1, activation="relu")(x_in))
+    mlp_in = Input((144,))
+    for x_in, out, x in (
+            (mlp_in, Dense(32, 10, "softmax")(Dense(144, 32, "relu")(mlp_in)),
+             rng.random((16, 144), dtype=np.float32)),
+            (x_in, Dense(4 * 6 * 6, 10, "softmax")(Flatten()(h)),
+             rng.random((16, 1, 12, 12), dtype=np.float32))):
+        model, opt = Model(x_in, out), Adam(1e-3)
+        loss = categorical_cross_entropy(model(x), y)
+        loss.zero_grad()
+        loss.backward()
+        opt.update(model.parameters)
+''') + RECORD_COMPILES_REPORT
+
+
+def test_a_cold_first_step_compiles_only_the_kernels_it_calls(tmp_path):
+    """On an empty Numba cache, the first steps of an MLP and a CNN compile pynn's kernels only
+    (no Numba helper such as min()'s), each once, and only the variants they use: the ReLU
+    kernels and not the other activations', no kernel for a bias without an activation (NumPy
+    adds it), and Adam's kernel for the usual options, not the general one."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")
+    (tmp_path / "cold.py").write_text(COLD_MLP_AND_CNN)
+    proc = subprocess.run([sys.executable, str(tmp_path / "cold.py")], capture_output=True,
+                          text=True, timeout=900, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    count, line = compiled_count(proc.stdout)
+    names = line.split()[2:]
+    assert count == len(names), line                   # none compiled twice
+    assert all(name.startswith("pynn.kernels.") for name in names), line
+    for used in ("activation.bias_act_forward[relu]", "activation.bias_act_backward[relu]",
+                 "conv_pool.bias_act_maxpool2x2_forward[relu]", "optim.adam_step_usual"):
+        assert f"pynn.kernels.{used}" in names, line
+    assert not [name for name in names if "[" in name and not name.endswith("[relu]")], line
+    assert "pynn.kernels.optim.adam_step" not in names, line

@@ -41,6 +41,10 @@ from numba import njit
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
+# Powers are taken of floats only (`beta1 ** float(step)`, as torch takes them in Python): a
+# float ** int makes Numba compile an integer-power helper, 0.08 s of a cold start per kernel.
+_2_POW_M30 = 2.0 ** -30
+
 
 @njit(inline="always")
 def _tiny(p):
@@ -64,7 +68,7 @@ def _flush_limit(p, eps, bc2_sqrt):
     sqrt(tiny) / bc2_sqrt, is below eps by a factor 2^30, so that dropping it (and a first
     moment below tiny) changes no float32 update; else 0 (nothing is below it)."""
     tiny = _tiny(p)
-    return tiny if np.sqrt(float(tiny)) / bc2_sqrt <= eps * 2.0 ** -30 else p.dtype.type(0.0)
+    return tiny if np.sqrt(float(tiny)) / bc2_sqrt <= eps * _2_POW_M30 else p.dtype.type(0.0)
 
 
 @njit(**_JIT)
@@ -101,46 +105,62 @@ def sgd_step(p, g, buf, first, hp):
         p[i] = p[i] + nlr * d
 
 
+@njit(inline="always")
+def _adam_scalars(p, step, hp):
+    """Adam's per-call scalars in p's dtype, from ``hp`` and the 1-based ``step``: the step size
+    -lr / bc1, sqrt(bc2), eps, beta2, 1 - beta2, the lerp weight 1 - beta1, the flush limit
+    and zero (bc1, bc2: the bias corrections, computed in float64 as torch does)."""
+    lr, beta1, beta2, eps = hp[0], hp[1], hp[2], hp[3]
+    T = p.dtype.type
+    bc2_sqrt = (1.0 - beta2 ** float(step)) ** 0.5
+    return (T(-(lr / (1.0 - beta1 ** float(step)))), T(bc2_sqrt), T(eps), T(beta2),
+            T(1.0 - beta2), T(1.0 - beta1), _flush_limit(p, eps, bc2_sqrt), T(0.0))
+
+
+@njit(**_JIT)
+def adam_step_usual(p, g, m, v, step, hp):
+    """Adam / AdamW with the usual options: beta1 > 0.5 (the lerp's small-weight branch), no L2
+    weight decay (AdamW's decoupled decay is fine) and no AMSGrad; ``hp`` as in adam_step.
+
+    adam_step's loop with those options fixed: the same operations in the same order, so the
+    same values (a NaN may come out with the other sign bit), without its branches. p * 1.0
+    is p exactly, inf and -0 included. A 784x256 float32 step 135.1 -> 104.5 us
+    (``python benchmarks/optim_subnormal.py``, first 100)."""
+    nstep, bc2s, e, b2, one_m_b2, lw, tiny, zero = _adam_scalars(p, step, hp)
+    keep = p.dtype.type(1.0 - hp[0] * hp[4]) if hp[6] != 0.0 else p.dtype.type(1.0)
+    for i in range(p.size):
+        d = g[i]
+        mi = _flush(m[i] + lw * (d - m[i]), tiny, zero)
+        m[i] = mi
+        vi = _flush(v[i] * b2 + one_m_b2 * (d * d), tiny, zero)
+        v[i] = vi
+        p[i] = p[i] * keep + nstep * (mi / (np.sqrt(vi) / bc2s + e))
+
+
+def adam_is_usual(beta1, weight_decay, amsgrad, decoupled):
+    """Can adam_step_usual make this step? (otherwise adam_step)"""
+    return abs(1.0 - beta1) < 0.5 and (weight_decay == 0.0 or decoupled) and not amsgrad
+
+
 @njit(**_JIT)
 def adam_step(p, g, m, v, vmax, step, hp):
-    """Adam / AdamW (``decoupled``) with optional AMSGrad.
+    """Adam / AdamW (``decoupled``) with optional AMSGrad, any options.
 
     ``hp = [lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled]``;
-    ``step`` is the 1-based step count of this parameter (already incremented).
+    ``step`` is the 1-based step count of this parameter (already incremented). The optimizer
+    calls adam_step_usual instead where it can (``adam_is_usual``): one kernel less to compile
+    at a cold start, and a loop without branches.
     """
-    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    lr, beta1, weight_decay = hp[0], hp[1], hp[4]
     amsgrad, decoupled = hp[5] != 0.0, hp[6] != 0.0
     T = p.dtype.type
-    bc1 = 1.0 - beta1 ** step
-    bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
-    nstep = T(-(lr / bc1))
-    bc2s = T(bc2_sqrt)
-    e = T(eps)
-    b2 = T(beta2)
-    one_m_b2 = T(1.0 - beta2)
-    w1 = 1.0 - beta1                      # lerp weight, as in exp_avg.lerp_(grad, 1 - beta1)
-    small_w = abs(w1) < 0.5
-    lw = T(w1)
-    one_m_lw = T(1.0 - w1)
+    nstep, bc2s, e, b2, one_m_b2, lw, tiny, zero = _adam_scalars(p, step, hp)
+    small_w = abs(1.0 - beta1) < 0.5      # lerp weight, as in exp_avg.lerp_(grad, 1 - beta1)
+    one_m_lw = T(1.0 - (1.0 - beta1))     # not T(beta1): as torch's 1 - weight
     wd = T(weight_decay)
     decay = T(1.0 - lr * weight_decay)
     l2 = weight_decay != 0.0 and not decoupled
     dwd = weight_decay != 0.0 and decoupled
-    tiny, zero = _flush_limit(p, eps, bc2_sqrt), T(0.0)
-    if small_w and not l2 and not amsgrad:
-        # the usual case as a loop without branches: the general loop below with its options
-        # fixed, the same operations in the same order, so the same values (a NaN may come
-        # out with the other sign bit). p * 1.0 is p exactly, inf and -0 included. A 784x256
-        # float32 step 135.1 -> 104.5 us (`python benchmarks/optim_subnormal.py`, first 100).
-        keep = decay if dwd else T(1.0)
-        for i in range(p.size):
-            d = g[i]
-            mi = _flush(m[i] + lw * (d - m[i]), tiny, zero)
-            m[i] = mi
-            vi = _flush(v[i] * b2 + one_m_b2 * (d * d), tiny, zero)
-            v[i] = vi
-            p[i] = p[i] * keep + nstep * (mi / (np.sqrt(vi) / bc2s + e))
-        return
     for i in range(p.size):
         d = g[i]
         if dwd:
@@ -250,7 +270,7 @@ def adamax_step(p, g, m, u, step, hp):
     """
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
     T = p.dtype.type
-    nclr = T(-(lr / (1.0 - beta1 ** step)))
+    nclr = T(-(lr / (1.0 - beta1 ** float(step))))
     b2 = T(beta2)
     e = T(eps)
     w1 = 1.0 - beta1
@@ -285,7 +305,7 @@ def nadam_step(p, g, m, v, step, mu_product, hp):
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
     momentum_decay, decoupled = hp[5], hp[6] != 0.0
     T = p.dtype.type
-    bc2 = 1.0 - beta2 ** step
+    bc2 = 1.0 - beta2 ** float(step)
     mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     mu_product = float(np.float32(mu_product) * np.float32(mu))
@@ -331,10 +351,10 @@ def radam_step(p, g, m, v, step, hp):
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
     decoupled = hp[5] != 0.0
     T = p.dtype.type
-    bc1 = 1.0 - beta1 ** step
-    bc2 = 1.0 - beta2 ** step
+    bc1 = 1.0 - beta1 ** float(step)
+    bc2 = 1.0 - beta2 ** float(step)
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    rho_t = rho_inf - 2.0 * step * (beta2 ** step) / bc2
+    rho_t = rho_inf - 2.0 * step * (beta2 ** float(step)) / bc2
     rectify = rho_t > 5.0
     rect = 0.0
     if rectify:

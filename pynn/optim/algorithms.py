@@ -52,10 +52,15 @@ class Adam(Optimizer):
 
     def _hyper(self):
         b1, b2 = self.betas
-        return (self.lr, b1, b2, self.eps, self.weight_decay, self.amsgrad, self._decoupled)
+        usual = _k.adam_is_usual(b1, self.weight_decay, self.amsgrad, self._decoupled)
+        return (self.lr, b1, b2, self.eps, self.weight_decay, self.amsgrad, self._decoupled,
+                usual)
 
     def _step(self, s, g, hp):
-        _k.adam_step(s.flat, g, s.b0, s.b1, s.b2, s.step, hp)
+        if hp[7]:       # the usual options: the kernel without their branches
+            _k.adam_step_usual(s.flat, g, s.b0, s.b1, s.step, hp)
+        else:
+            _k.adam_step(s.flat, g, s.b0, s.b1, s.b2, s.step, hp)
 
 
 class AdamW(Adam):
