@@ -2,7 +2,7 @@
 
 Numba compiles a kernel the first time it is called with new argument types and keeps the
 machine code in its cache (``pynn/kernels/__pycache__``, or ``NUMBA_CACHE_DIR``), so only the
-first run after an install pays: about 3 s for the first steps of an MLP and a CNN
+first run after an install pays: about 2.8 s for the first steps of an MLP and a CNN
 (``python benchmarks/compile_times.py``). :func:`warm_up` pays it up front: it trains a few tiny
 float32 models -- one per layer family: dense, convolutional (with pooling and batch norm),
 recurrent and attention -- for a step each, in a compiled Model and eagerly, with the usual

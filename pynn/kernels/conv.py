@@ -149,7 +149,7 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dx, dh=1, dw=1, ph_end=-1, pw_end=-1):
 
 def _planes(x, name, what):
     """x (N, C, H, W) as a (N*C, H*W) view, one image plane per row: the kernels index planes
-    without a reshape of their own (Numba's reshape costs 0.1 s of a cold start)."""
+    without a reshape of their own (Numba's reshape compiles a helper at a cold start)."""
     if not x.flags.c_contiguous:
         raise ValueError(f"{name}: {what} must be C-contiguous")
     N, C, H, W = x.shape

@@ -42,7 +42,7 @@ from numba import njit
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 # Powers are taken of floats only (`beta1 ** float(step)`, as torch takes them in Python): a
-# float ** int makes Numba compile an integer-power helper, 0.08 s of a cold start per kernel.
+# float ** int makes Numba compile an integer-power helper into each kernel at a cold start.
 _2_POW_M30 = 2.0 ** -30
 
 
