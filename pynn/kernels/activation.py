@@ -93,7 +93,8 @@ class PerActivation(dict):
     one kernel taking the code as an argument (bias_act_forward[relu] 0.14 s against 0.23 s for
     all four: ``python benchmarks/compile_times.py``). Numba caches each kernel on its own
     (named e.g. ``bias_act_forward[relu]``). ``codes`` limits the table to some activations;
-    any other code is a ValueError naming the kernel.
+    any other code is a ValueError naming the kernel. ``jit``: Numba options besides pynn's
+    usual ``cache=True, nogil=True``.
     """
 
     def __init__(self, make, codes=None, **jit):
@@ -102,14 +103,11 @@ class PerActivation(dict):
         for act in ACTIVATION_NAMES if codes is None else codes:
             fn = make(act)
             fn.__qualname__ = f"{fn.__name__}[{ACTIVATION_NAMES[act]}]"
-            self[act] = njit(**jit)(fn)
+            self[act] = njit(cache=True, nogil=True, **jit)(fn)
 
     def __missing__(self, act):
         raise ValueError(f"{self.name}: no kernel for activation code {act!r} "
                          f"(it has {', '.join(ACTIVATION_NAMES[a] for a in self)})")
-
-
-_JIT = dict(cache=True, nogil=True)
 
 
 def _act_forward(act):
@@ -221,15 +219,15 @@ def _bias_act_backward_cnp(act):
     return bias_act_backward_cnp
 
 
-_ACT_FORWARD = PerActivation(_act_forward, **_JIT)
-_ACT_BACKWARD = PerActivation(_act_backward, **_JIT)
-_BIAS_ACT_FORWARD = PerActivation(_bias_act_forward, **_JIT)
-_BIAS_ACT_BACKWARD = PerActivation(_bias_act_backward, **_JIT)
-_BIAS_ACT_FORWARD_CNP = PerActivation(_bias_act_forward_cnp, **_JIT)
+_ACT_FORWARD = PerActivation(_act_forward)
+_ACT_BACKWARD = PerActivation(_act_backward)
+_BIAS_ACT_FORWARD = PerActivation(_bias_act_forward)
+_BIAS_ACT_BACKWARD = PerActivation(_bias_act_backward)
+_BIAS_ACT_FORWARD_CNP = PerActivation(_bias_act_forward_cnp)
 # Serial: memory-bound and ~0.3-1 ms at MNIST-CNN sizes, too short for threads to pay.
 # fastmath "reassoc" only lets LLVM vectorise the float64 bias-sum reduction (reordering the
 # additions: a rounding-level change); no flag touches NaN/inf handling.
-_BIAS_ACT_BACKWARD_CNP = PerActivation(_bias_act_backward_cnp, fastmath={"reassoc"}, **_JIT)
+_BIAS_ACT_BACKWARD_CNP = PerActivation(_bias_act_backward_cnp, fastmath={"reassoc"})
 
 
 def act_forward(x, act, y):

@@ -96,10 +96,9 @@ def _bias_act_maxpool2x2_backward(act):
     return bias_act_maxpool2x2_backward
 
 
-_FORWARD = PerActivation(_bias_act_maxpool2x2_forward, FUSABLE_ACTIVATIONS, cache=True,
-                         nogil=True)
-_BACKWARD = PerActivation(_bias_act_maxpool2x2_backward, FUSABLE_ACTIVATIONS, cache=True,
-                          nogil=True, fastmath={"reassoc"})
+_FORWARD = PerActivation(_bias_act_maxpool2x2_forward, FUSABLE_ACTIVATIONS)
+_BACKWARD = PerActivation(_bias_act_maxpool2x2_backward, FUSABLE_ACTIVATIONS,
+                          fastmath={"reassoc"})
 
 
 def bias_act_maxpool2x2_forward(z, b, act, H, W, y, idx, plane):

@@ -146,7 +146,8 @@ def adam_is_usual(beta1, weight_decay, amsgrad, decoupled):
 def adam_step(p, g, m, v, vmax, step, hp):
     """Adam / AdamW (``decoupled``) with optional AMSGrad, any options.
 
-    ``hp = [lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled]``;
+    ``hp = [lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled]`` (the optimizer appends
+    its ``adam_is_usual`` flag, which the kernels do not read);
     ``step`` is the 1-based step count of this parameter (already incremented). The optimizer
     calls adam_step_usual instead where it can (``adam_is_usual``): one kernel less to compile
     at a cold start, and a loop without branches.

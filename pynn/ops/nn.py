@@ -97,7 +97,7 @@ class Linear(Op):
             np.matmul(x2[n0:n1], w.T, out=y[n0:n1])
             if act != ACT_NONE:
                 bias_act_forward(y[n0:n1], b, act)
-            elif self.has_bias:     # NumPy's add: as fast, and no kernel to compile
+            elif self.has_bias:     # one NumPy pass, and no kernel to compile
                 np.add(y[n0:n1], b, out=y[n0:n1])
 
         M, K = x2.shape
