@@ -7,7 +7,8 @@
 compiles the Winograd kernels.)
 
 Spawns one child on a new temporary cache directory (cold) and a second on the same directory
-(warm); each child times `import pynn` and the first step of both workloads (model building
+(warm); each child times `import pynn` (NumPy's and Numba's imports included, as in `python -c
+"import pynn"`) and the first step of both workloads (model building
 included, as run.py's cold-start figure) and records every `numba:compile` event with its
 duration (numba.core.event). The table lists the kernels by compile seconds.
 
@@ -45,7 +46,14 @@ W2_W3 = ("mnist-mlp", "mnist-cnn")
 
 
 def child(data_dir, workloads=W2_W3):
+    # the import figure is `import pynn` in a fresh interpreter: NumPy's and Numba's imports
+    # included (Numba's event module, needed before pynn's import, is timed with it), and
+    # reported on their own too
+    start = time.perf_counter()
+    import numpy  # noqa: F401
+    t_numpy = time.perf_counter() - start
     from numba.core import event
+    t_numba = time.perf_counter() - start - t_numpy
 
     compiles = {}
 
@@ -59,7 +67,6 @@ def child(data_dir, workloads=W2_W3):
             compiles[key] = compiles.get(key, 0.0) + time.perf_counter() - self.start
 
     event.register("numba:compile", Timer())
-    start = time.perf_counter()
     import pynn  # noqa: F401
     t_import = time.perf_counter() - start
     sys.path.insert(0, str(HERE))
@@ -71,7 +78,7 @@ def child(data_dir, workloads=W2_W3):
         step, _ = R.make(name, "pynn", data, 1)
         step()
     t_steps = time.perf_counter() - start
-    print(f"TOTAL {t_import:.3f} {t_steps:.3f} {pynn.__file__}")
+    print(f"TOTAL {t_import:.3f} {t_numpy:.3f} {t_numba:.3f} {t_steps:.3f} {pynn.__file__}")
     for key, sec in sorted(compiles.items(), key=lambda kv: -kv[1]):
         print(f"KERNEL {sec:.3f} {key}")
 
@@ -115,17 +122,18 @@ def measure(data_dir, env, cwd=None, workloads=W2_W3, python=sys.executable):
     out = subprocess.run([str(python), str(Path(__file__).resolve()), "--child",
                           "--data-dir", data_dir, "--workloads", *workloads], env=env, cwd=cwd,
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    _, t_import, t_steps, path = out[0].split(maxsplit=3)
+    _, t_import, t_numpy, t_numba, t_steps, path = out[0].split(maxsplit=5)
     kernels = [(float(sec), name) for sec, name in (line.split(maxsplit=2)[1:] for line in out[1:])]
-    return float(t_import), float(t_steps), path, kernels
+    return (float(t_import), float(t_numpy), float(t_numba)), float(t_steps), path, kernels
 
 
 def report(label, measured, workloads=W2_W3):
-    t_import, t_steps, _, kernels = measured
+    (t_import, t_numpy, t_numba), t_steps, _, kernels = measured
     total = sum(sec for sec, _ in kernels)
     steps = "W2 + W3" if tuple(workloads) == W2_W3 else " + ".join(workloads)
-    print(f"{label}: import {t_import:.2f} s, first {steps} steps {t_steps:.2f} s "
-          f"(Numba compiling {total:.2f} s of it, {len(kernels)} functions)")
+    print(f"{label}: import {t_import:.2f} s (NumPy {t_numpy:.2f} s, Numba {t_numba:.2f} s of "
+          f"it), first {steps} steps {t_steps:.2f} s (Numba compiling {total:.2f} s of it, "
+          f"{len(kernels)} functions)")
     if kernels:
         print("\n| kernel | compile s |\n|---|---:|")
         for sec, name in kernels:
