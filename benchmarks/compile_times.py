@@ -7,10 +7,10 @@
 compiles the Winograd kernels.)
 
 Spawns one child on a new temporary cache directory (cold) and a second on the same directory
-(warm); each child times `import pynn` (NumPy's and Numba's imports included, as in `python -c
-"import pynn"`) and the first step of both workloads (model building
-included, as run.py's cold-start figure) and records every `numba:compile` event with its
-duration (numba.core.event). The table lists the kernels by compile seconds.
+(warm); each child times `import pynn` (NumPy's and Numba's imports included, as in
+`python -c "import pynn"`, and shown on their own) and the first step of both workloads (model
+building included, as run.py's cold-start figure) and records every `numba:compile` event with
+its duration (numba.core.event). The table lists the kernels by compile seconds.
 
     python benchmarks/compile_times.py --wheel
 
