@@ -289,8 +289,12 @@ def test_nan_in_a_patch_gives_nan_in_its_window():
 @pytest.mark.parametrize("block_bytes", [1, 1 << 30])
 def test_blocks_and_threads_give_the_same_result(block_bytes, monkeypatch):
     """One image per block (block_bytes 1) or the whole slice in one block, on one thread or
-    split across two: the same outputs bit for bit, the weight gradients to rounding (the
-    per-slice sums add in another order)."""
+    split across two. With one image per block both runs make the same products, so the
+    outputs are the same bit for bit; with whole slices the two threads' products have half the
+    rows of the one thread's, and BLAS need not round each entry the same way for another row
+    count (OpenBLAS's AVX-512 kernels did on the Zen 4 host; its Haswell kernels, its choice on
+    a Zen 5, do not), so the outputs agree to float32 rounding, as the weight gradients always
+    do (the per-slice sums add in another order)."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 16, 8, 8)).astype(np.float32)
     y = rng.integers(0, 5, 8)
@@ -305,7 +309,10 @@ def test_blocks_and_threads_give_the_same_result(block_bytes, monkeypatch):
         finally:
             threads.set_num_threads(before)
     (out1, g1), (out2, g2) = results
-    np.testing.assert_array_equal(out1, out2)
+    if block_bytes == 1:
+        np.testing.assert_array_equal(out1, out2)
+    else:
+        np.testing.assert_allclose(out2, out1, rtol=1e-5, atol=1e-6 * np.abs(out1).max())
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
 
