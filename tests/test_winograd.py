@@ -292,9 +292,9 @@ def test_blocks_and_threads_give_the_same_result(block_bytes, monkeypatch):
     split across two. With one image per block both runs make the same products, so the
     outputs are the same bit for bit; with whole slices the two threads' products have half the
     rows of the one thread's, and BLAS need not round each entry the same way for another row
-    count (OpenBLAS's AVX-512 kernels did on the Zen 4 host; its Haswell kernels, its choice on
-    a Zen 5, do not), so the outputs agree to float32 rounding, as the weight gradients always
-    do (the per-slice sums add in another order)."""
+    count (the kernels OpenBLAS chose on the hosts of earlier runs did; its Haswell kernels,
+    its choice on a Zen 5, do not), so the outputs agree to float32 rounding, as the weight
+    gradients always do (the per-slice sums add in another order)."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 16, 8, 8)).astype(np.float32)
     y = rng.integers(0, 5, 8)
