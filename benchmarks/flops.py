@@ -93,6 +93,29 @@ def training_flops(model):
 
 
 # -- machine peak -----------------------------------------------------------------------------
+def blas_kernels():
+    """Which kernels NumPy's OpenBLAS runs: its core name (DYNAMIC_ARCH builds pick one for the
+    CPU at load), and the OPENBLAS_* settings of the environment (OPENBLAS_CORETYPE overrides
+    that choice; the thread counts are left out). On the AMD EPYC (Zen 5) host of 2026-12-07
+    the sandbox set OPENBLAS_CORETYPE=Haswell: AVX2 kernels at half the float32 peak of the
+    SkylakeX (AVX-512) ones OpenBLAS picks there by itself."""
+    import ctypes
+
+    from pynn.kernels.blas import openblas_libraries
+    name = "?"
+    for lib in openblas_libraries():
+        fn = getattr(lib, "openblas_get_corename", None) or getattr(
+            lib, "scipy_openblas_get_corename64_", None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            name = fn().decode()
+            break
+    overrides = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                         if k.startswith("OPENBLAS_") and not k.endswith("_NUM_THREADS"))
+    return f"OpenBLAS {name} kernels" + (f" ({overrides} set in the environment)" if overrides
+                                         else " (its own choice for this CPU)")
+
+
 def sgemm_peak(n=2048, repeats=5):
     """Best GFLOP/s of NumPy's float32 (n x n) @ (n x n), over `repeats` products after one
     untimed product, with whatever BLAS threads this process has."""
@@ -125,4 +148,4 @@ def sgemm_peak_subprocess(threads, n=2048, repeats=5):
 if __name__ == "__main__":
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     print(f"SGEMM peak, NumPy float32 2048x2048, {threads} threads: "
-          f"{sgemm_peak_subprocess(threads):.1f} GFLOP/s")
+          f"{sgemm_peak_subprocess(threads):.1f} GFLOP/s; {blas_kernels()}")

@@ -336,6 +336,7 @@ def main():
           f"inference: median of {args.passes} alternating passes after one warm-up pass; "
           f"{args.pause:g} s idle before each timed run; side-by-side runs: the lowest and "
           f"highest ratio of a pynn run to the torch run next to it")
+    print(f"NumPy's BLAS: {flops.blas_kernels()}")
     print(f"command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
     print()
     data = load_data(args.data_dir)

@@ -6,6 +6,7 @@ to float32 rounding, as must a first step's loss. Inference workloads compare th
 Also: the FLOP counts of benchmarks/flops.py against hand counts, and a short end-to-end run of
 benchmarks/run.py and benchmarks/profile_steps.py (slow).
 """
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,17 @@ def test_sgemm_peak_is_a_rate():
     assert flops.sgemm_peak(128, repeats=2) > 0
 
 
+def test_blas_kernels_names_openblas_core_and_the_environment_settings(monkeypatch):
+    for var in [v for v in os.environ if v.startswith("OPENBLAS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")                 # a thread count: left out
+    assert flops.blas_kernels().endswith(" kernels (its own choice for this CPU)")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert flops.blas_kernels().endswith(" (OPENBLAS_CORETYPE=Haswell set in the environment)")
+    name = flops.blas_kernels().split(" kernels")[0]
+    assert name.startswith("OpenBLAS ") and name != "OpenBLAS ?"     # NumPy's wheels ship it
+
+
 @pytest.mark.slow
 def test_run_and_profile_scripts_end_to_end():
     names = ["moons", "lstm-seqmnist", "inference-mlp"]
@@ -150,6 +162,7 @@ def test_run_and_profile_scripts_end_to_end():
         lo, hi = map(float, rows[0].split(" | ")[5].split("-"))     # the side-by-side range
         assert 0 < lo <= hi, rows[0]
     assert "SGEMM peak" in out
+    assert "NumPy's BLAS: OpenBLAS " in out
 
 
 def test_op_times_lists_the_plan_ops_within_the_step():
