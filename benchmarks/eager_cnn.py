@@ -22,6 +22,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(THREADS
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import flops  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -103,6 +104,7 @@ def main():
           f" float32, {THREADS} threads\n")
     print(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"- python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
+    print(f"- NumPy's BLAS: {flops.blas_kernels()}")
     print(f"- median of {args.repeats} runs of {args.steps} steps each, alternating")
     print("- command: python benchmarks/eager_cnn.py " + " ".join(sys.argv[1:]) + "\n")
     print("| run | ms / step (median) | min | max | / torch |\n|---|---:|---:|---:|---:|")

@@ -39,6 +39,7 @@ def _threads_from_argv(default=2):
 THREADS = _threads_from_argv()
 os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
+import flops  # noqa: E402  (this folder: the BLAS kernels line)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -150,6 +151,7 @@ def main():
           f"for NumPy's BLAS; load average before the run {load_before:.2f}")
     print(f"- python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__}")
+    print(f"- NumPy's BLAS: {flops.blas_kernels()}")
     print(f"- median of {args.repeats} runs of {args.steps} steps each, libraries alternating; "
           f"loss {p_loss:.4f} (pynn) vs {t_loss:.4f} (torch)")
     print()

@@ -43,6 +43,7 @@ def _threads():
 
 THREADS = _threads()
 
+import flops  # noqa: E402
 import numpy as np  # noqa: E402
 import workloads as W  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -128,6 +129,7 @@ def main():
           f", {THREADS} BLAS/Numba thread(s); {args.model}, one epoch of {len(x)} images "
           f"in batches of {W.BATCH} ({-(-len(x) // W.BATCH)} steps); median of {args.repeats} "
           "alternating runs")
+    print(f"NumPy's BLAS: {flops.blas_kernels()}")
     print(f"command: python benchmarks/fit_vs_loop.py {' '.join(sys.argv[1:])}".rstrip())
     print()
     print("| pairing | loop s | fit s | fit/loop |")
