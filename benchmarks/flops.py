@@ -102,10 +102,10 @@ def blas_kernels():
     import ctypes
 
     from pynn.kernels.blas import openblas_libraries
+    from pynn.kernels.threads import _first_symbol
     name = "?"
     for lib in openblas_libraries():
-        fn = getattr(lib, "openblas_get_corename", None) or getattr(
-            lib, "scipy_openblas_get_corename64_", None)
+        fn = _first_symbol(lib, "openblas_get_corename", "scipy_openblas_get_corename64_")
         if fn is not None:
             fn.restype = ctypes.c_char_p
             name = fn().decode()

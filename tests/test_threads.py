@@ -302,21 +302,23 @@ def _linear_by_slices(x, w, b, g, activation, T):
     from pynn.kernels.activation import ACTIVATION_CODES, bias_act_backward, bias_act_forward
     act = ACTIVATION_CODES[activation]
     (M, _), O = x.shape, w.shape[0]
-    cuts = [(n * k // T, n * (k + 1) // T) for n in (M, O) for k in range(T)]
-    y = np.empty((M, O), x.dtype)
-    for m0, m1 in cuts[:T]:
+
+    def cuts(n):
+        return [(n * k // T, n * (k + 1) // T) for k in range(T)]
+
+    y, gx, gw = np.empty((M, O), x.dtype), np.empty_like(x), np.empty_like(w)
+    for m0, m1 in cuts(M):
         np.matmul(x[m0:m1], w.T, out=y[m0:m1])
     if act:
         bias_act_forward(y, b, act)
+        gz = np.empty_like(g)
+        bias_act_backward(g, y, act, gz, np.zeros(0, g.dtype))
     else:
         np.add(y, b, out=y)
-    gz = g if not act else np.empty_like(g)
-    if act:
-        bias_act_backward(g, y, act, gz, np.zeros(0, g.dtype))
-    gx, gw = np.empty_like(x), np.empty_like(w)
-    for m0, m1 in cuts[:T]:
+        gz = g
+    for m0, m1 in cuts(M):
         np.matmul(gz[m0:m1], w, out=gx[m0:m1])
-    for o0, o1 in cuts[T:]:
+    for o0, o1 in cuts(O):
         np.matmul(gz[:, o0:o1].T, x, out=gw[o0:o1])
     return [y, gx, gw, np.matmul(np.ones(M, g.dtype), gz)]
 
