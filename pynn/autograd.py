@@ -146,14 +146,37 @@ def check_versions(t, node):
         raise _modified_error(node, "the output", t, node.out_version)
 
 
+#: how many times a recorded tensor got a new grad_fn after it was made (an in-place op in a
+#: recorded graph, Tensor._rebase: the one change to a graph's shape once it exists)
+_graph_edits = 0
+
+
+def graph_edited():
+    global _graph_edits
+    _graph_edits += 1
+
+
 def topological_order(root):
-    """Tensors behind `root` (itself included) that have a grad_fn, inputs before outputs."""
-    return [t for t in walk([root]) if t.grad_fn is not None]
+    """Tensors behind `root` (itself included) that have a grad_fn, inputs before outputs.
+
+    The walk that `loss.zero_grad()` just made of the same graph is used again when no graph
+    was edited since (see leaves_and_nodes): an eager step walks its graph once, not twice."""
+    walked = root.__dict__.pop("_walked", None)
+    if walked is not None and walked[0] == _graph_edits:
+        order = walked[1]
+        order.append(root)
+    else:
+        order = walk([root])
+    return [t for t in order if t.grad_fn is not None]
 
 
 def leaves_and_nodes(root):
-    """Every tensor in the graph behind `root`, leaves included (for zero_grad)."""
-    return walk([root])
+    """Every tensor in the graph behind `root`, leaves included (for zero_grad). The order is
+    kept on `root` for its backward (without root itself, so that root does not hold itself)."""
+    order = walk([root])
+    if root.grad_fn is not None:
+        root._walked = (_graph_edits, order[:-1])
+    return order
 
 
 #: held while a gradient is added into a leaf's .grad, so that threads running backward into

@@ -464,6 +464,7 @@ class Tensor:
         if out.dtype != self.dtype:
             out = apply(E.Cast(dtype=self.dtype), out)
         self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, out._requires_grad
+        autograd.graph_edited()
         self._bump()
         self._rebased_at = self._version
         self.grad_fn.out_version = self._version

@@ -484,6 +484,29 @@ def test_zero_grad_zeroes_the_whole_graph():
     assert other.grad.item() == 2.0              # not in loss's graph
 
 
+def test_backward_after_zero_grad_walks_the_graph_as_it_is_then():
+    # zero_grad() keeps its walk of the graph for the backward that follows; an in-place op
+    # in between (here on the root itself: torch allows it) changes the graph, and backward
+    # must then walk it again, or the gradient through the old root would be lost
+    def grads(edit):
+        w = Tensor([1.0, -2.0, 3.0], requires_grad=True)
+        tw = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        a, b = w * w, w * 3                  # a DAG: w reaches the loss along two paths
+        loss = (a + b).sum() + a.sum()
+        ta, tb = tw * tw, tw * 3
+        tloss = (ta + tb).sum() + ta.sum()
+        loss.zero_grad()
+        if edit:
+            loss *= 2
+            tloss *= 2
+        loss.backward()
+        tloss.backward()
+        return w.grad.numpy(), tw.grad.numpy()
+    for edit in (False, True):
+        ours, theirs = grads(edit)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert not np.allclose(grads(False)[0], grads(True)[0])
+
 def test_manual_seed_reproducible():
     pynn.manual_seed(123)
     a, b = Tensor.randn(3, 4), Tensor.rand(5)

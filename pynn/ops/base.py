@@ -176,10 +176,10 @@ class Op:
         node once its backward has run, and its gradients then live only as long as the tape
         needs them. (A compiled plan never releases its ops: it reuses their buffers.)"""
         d = self.__dict__
-        kept = {k: d[k] for k in _KEEP if k in d}       # the same names saves() skips
-        kept.update(self.attrs)
-        kept["_buffers"] = {}
-        self.__dict__ = kept
+        attrs, needs = d["attrs"], d.get("needs_input_grad", ())
+        d.clear()                   # (this runs for every op of an eager backward)
+        d.update(attrs)
+        d["attrs"], d["needs_input_grad"], d["_buffers"] = attrs, needs, {}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
