@@ -261,3 +261,14 @@ def test_cross_core_gives_blas_its_threads_back():
     alone, two, one = cross_core.pynn_case(3)
     assert threads._getter() == before
     assert min(alone, two, one) > 0
+
+
+def test_recurrent_kernels_times_each_step_kernel_and_the_products():
+    out = subprocess.run([sys.executable, str(BENCH / "recurrent_kernels.py"), "--repeats", "3",
+                          "--rows", "4", "--hidden", "16"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1].rstrip(" |"))
+            for line in out.splitlines() if line.startswith("| ") and not line.startswith("|---")
+            and not line.startswith("| kernel")}
+    assert len(rows) == 6 and all(us > 0 for us in rows.values()), out
+    assert "BLAS h @ W_hh.T (4x16 by 16x64)" in rows, out
