@@ -272,3 +272,12 @@ def test_recurrent_kernels_times_each_step_kernel_and_the_products():
             and not line.startswith("| kernel")}
     assert len(rows) == 6 and all(us > 0 for us in rows.values()), out
     assert "BLAS h @ W_hh.T (4x16 by 16x64)" in rows, out
+
+
+def test_eager_ab_times_two_copies_of_pynn_side_by_side():
+    out = subprocess.run([sys.executable, str(BENCH / "eager_ab.py"), str(ROOT / "pynn"),
+                          "--runs", "2"], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    losses = out.split("; loss ")[1].split(" (this) vs ")
+    assert losses[0] == losses[1].split(" (other)")[0], out     # the same code, the same loss
+    assert float(out.split("median of the pairs ")[1]) > 0, out

@@ -75,11 +75,11 @@ def lstm_step(xw, t, hw, gates, c, out, tanh_c):
     one = c.dtype.type(1)
     for n in range(N):
         # 1-D views, each loop indexed by its counter from 0: LLVM vectorises these loops.
-        # (Indexing the 3-D arrays inside the loops kept them scalar. A loop over
-        # range(2 * H, 3 * H) of a whole row ran 3x slower than the same loop over a view from
-        # 0, likely Numba's negative-index wraparound, which LLVM cannot rule out there: with
-        # the g and o gates read that way this kernel took 32 us a step against 14 us at
-        # N = 32, H = 128, the same results bit for bit: benchmarks/recurrent_kernels.py.)
+        # (Indexing the 3-D arrays inside the loops kept them scalar, and a loop over
+        # range(2 * H, 3 * H) of a whole row was slow too, likely Numba's negative-index
+        # wraparound, which LLVM cannot rule out there: with the g and o gates read that way
+        # this kernel took 32 us a step against 14 us at N = 32, H = 128, the same results
+        # bit for bit (benchmarks/recurrent_kernels.py).)
         pre, x_t, gate = hw[n], xw[n, t], gates[n, t]
         for j in range(2 * H):                      # i, f
             v = pre[j] + x_t[j]
