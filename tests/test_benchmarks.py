@@ -265,13 +265,16 @@ def test_cross_core_gives_blas_its_threads_back():
 
 def test_recurrent_kernels_times_each_step_kernel_and_the_products():
     out = subprocess.run([sys.executable, str(BENCH / "recurrent_kernels.py"), "--repeats", "3",
-                          "--rows", "4", "--hidden", "16"], capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout
-    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1].rstrip(" |"))
+                          "--rows", "4", "--hidden", "16", "--steps", "2"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    rows = {line.split(" | ")[0][2:]: [float(c) for c in line.strip("| ").split(" | ")[1:]]
             for line in out.splitlines() if line.startswith("| ") and not line.startswith("|---")
-            and not line.startswith("| kernel")}
-    assert len(rows) == 6 and all(us > 0 for us in rows.values()), out
+            and not line.startswith(("| kernel", "| layer"))}
+    assert len(rows) == 6 + 2 and all(v > 0 for r in rows.values() for v in r), out
     assert "BLAS h @ W_hh.T (4x16 by 16x64)" in rows, out
+    for layer in ("LSTM", "GRU"):        # pynn ms, torch ms and their ratio
+        ours, theirs, ratio = rows[layer]
+        assert abs(ratio - ours / theirs) < 0.01 + 0.01 * ratio, rows
 
 
 def test_eager_ab_times_two_copies_of_pynn_side_by_side():

@@ -1,9 +1,9 @@
 """Numba kernels for recurrent cells: one time step of the gates, forward and backward.
 
-Layouts (N = batch, T = time steps, H = hidden size). The LSTM kernels take the op's whole
-(N, T, .) buffers and the step t, and index them [n, t, j] (C-contiguous arrays, where Numba
-knows the innermost stride is 1, instead of strided views xw[:, t]). The GRU and RNN kernels
-take 2-D (N, gate features) arrays, which may be such views.
+Layouts (N = batch, T = time steps, H = hidden size). The LSTM and GRU kernels take the op's
+whole (N, T, .) buffers and the step t, and index them [n, t, j] (C-contiguous arrays, where
+Numba knows the innermost stride is 1, instead of strided views xw[:, t]). The RNN kernels take
+2-D (N, features) arrays, which may be such views.
 
 * LSTM: ``xw`` (N, T, 4H) is x @ W_ih.T + b_ih + b_hh, ``hw`` (N, 4H) h_{t-1} @ W_hh.T, gates
   in torch's order i, f, g, o; ``gates`` (N, T, 4H) keeps the activated gates for backward,
@@ -12,9 +12,10 @@ take 2-D (N, gate features) arrays, which may be such views.
   which vectorise; ``lstm_sequence`` and ``lstm_sequence_backward`` run the whole time loop,
   BLAS products included (pynn.kernels.blas), in one call without the GIL instead of a
   Python call per product and step.
-* GRU: ``xw`` (N, 3H) holds x_t @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T + b_hh, gates r,
-  z, n; ``gates`` (N, 4H) keeps r, z, n and the (W_hn h + b_hn) term. A forward step is three
-  kernels around NumPy's exp and tanh, as the LSTM's.
+* GRU: ``xw`` (N, T, 3H) holds x @ W_ih.T + b_ih, ``hw`` (N, 3H) h_{t-1} @ W_hh.T (+ b_hh, added
+  by the step), gates r, z, n; ``gates`` (N, T, 4H) keeps r, z, n and the (W_hn h + b_hn) term.
+  A forward step is one kernel (``gru_step``) with vecmath's exp and tanh, and
+  ``gru_sequence`` / ``gru_sequence_backward`` run the whole time loop, as the LSTM's.
 * RNN: ``hw`` (N, H) += xw, then ReLU here or NumPy's tanh, in place.
 
 The backward kernels turn dL/dh_t (and dL/dc_t for the LSTM) into the pre-activation gradients of
@@ -166,67 +167,93 @@ def lstm_sequence_backward(gemm, g, dh, dc, gates, tanh_c, out, c0, order, dgate
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def gru_preactivations(xw, hw, e):
-    """Step 1 of a GRU time step: hw[:, :2H] += xw[:, :2H] (the r and z pre-activations, in
-    place) and e = -|those| (the sigmoids' exp argument, for NumPy's SIMD exp)."""
-    N, H = e.shape[0], e.shape[1] // 2
-    for n in range(N):
-        for j in range(2 * H):
-            v = hw[n, j] + xw[n, j]
-            hw[n, j] = v
-            e[n, j] = -abs(v)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def gru_candidate(xw, hw, e, gates, npre):
-    """Step 2: with e = exp(-|pre|), r and z (stable sigmoids) and hn = hw[:, 2H:] go to gates
-    (r, z, -, hn); npre = xn + r * hn, the candidate's pre-activation (for NumPy's tanh)."""
-    N, H = npre.shape
-    one = e.dtype.type(1)
-    for n in range(N):
-        for j in range(2 * H):
-            gates[n, j] = _sigmoid_of(hw[n, j], e[n, j], one)
-        for j in range(H):
-            hn = hw[n, 2 * H + j]
-            gates[n, 3 * H + j] = hn
-            npre[n, j] = xw[n, 2 * H + j] + gates[n, j] * hn
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def gru_output(gates, n_t, h_prev, h):
-    """Step 3: with n_t = tanh(npre): gates[:, 2H:3H] = n_t, h = (1 - z) n + z h_prev."""
+def gru_step(xw, t, hw, b_hh, gates, h, out):
+    """GRU time step t once hw = h_{t-1} @ W_hh.T (N, 3H) is made: b_hh ((3H,), or (0,) for
+    none) is added to hw in place; r, z = sigmoid(x + h parts) (stable, as lstm_step's), n =
+    tanh(xn + r * hn), h_t = (1 - z) n + z h_{t-1}; gates[:, t] (gates is (N, T, 4H)) keeps r,
+    z, n and hn for backward. h (N, H) holds h_{t-1} on entry and h_t on return (an array of
+    its own: with h_{t-1} read from `out` itself the kernel took 42 us a step against 9-12 at
+    N = 32, H = 128, benchmarks/recurrent_kernels.py); h_t also goes to out[:, t]. exp and tanh are
+    pynn.kernels.vecmath's, so the loops vectorise in float32 (see lstm_step)."""
+    wide_vectors()
     N, H = h.shape
+    has_bias = b_hh.shape[0] != 0
+    one = h.dtype.type(1)
     for n in range(N):
+        # 1-D views, each loop indexed from 0 (see lstm_step)
+        pre, x_t, gate = hw[n], xw[n, t], gates[n, t]
+        if has_bias:
+            for j in range(3 * H):
+                pre[j] += b_hh[j]
+        for j in range(2 * H):                      # r, z
+            v = pre[j] + x_t[j]
+            gate[j] = _sigmoid_of(v, exp_nonpositive(-abs(v)), one)
+        hn, xn = pre[2 * H:], x_t[2 * H:]
+        r, z, g_n, g_hn = gate[:H], gate[H:2 * H], gate[2 * H:3 * H], gate[3 * H:]
+        h_n, h_t = h[n], out[n, t]
         for j in range(H):
-            nn = n_t[n, j]
-            z = gates[n, H + j]
-            gates[n, 2 * H + j] = nn
-            h[n, j] = (1 - z) * nn + z * h_prev[n, j]
+            nn = tanh(xn[j] + r[j] * hn[j])
+            g_n[j] = nn
+            g_hn[j] = hn[j]
+            v = (one - z[j]) * nn + z[j] * h_n[j]
+            h_n[j] = v
+            h_t[j] = v
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def gru_step_backward(dh, gates, h_prev, dxw, dhw, dh_prev):
-    """dh: dL/dh_t (N, H). dxw, dhw (N, 3H) receive dL/d(xw), dL/d(hw); dh_prev (N, H) the
-    direct part of dL/dh_{t-1} (z * dh; the caller adds dhw @ W_hh)."""
+def gru_sequence(gemm, xw, w_hh_t, b_hh, h, order, hw, gates, out):
+    """The whole forward time loop of gru_step over the steps in `order`, each step's hidden
+    product h @ W_hh.T by BLAS (w_hh_t contiguous); h (N, H) starts as the initial state: one
+    call, no GIL taken per step (lstm_sequence)."""
+    for i in range(order.size):
+        matmul_into(gemm, h, w_hh_t, hw)
+        gru_step(xw, order[i], hw, b_hh, gates, h, out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gru_step_backward(g, t, dh, gates, hprev, dxw, dhw, dh_prev):
+    """Backward of GRU time step t. dh (N, H): the recurrent part of dL/dh_t (dh_{t+1}'s
+    product with W_hh), to which g[:, t] is added; hprev (N, T, H) holds h_{t-1} at [:, t];
+    dxw[:, t], dhw[:, t] (both (N, T, 3H)) receive dL/d(xw), dL/d(hw); dh_prev (N, H) the
+    direct part of dL/dh_{t-1} (z * dh; the caller adds dhw[:, t] @ W_hh)."""
+    wide_vectors()
     N, H = dh.shape
     one = dh.dtype.type(1)
     for n in range(N):
+        gate, dx, dhh = gates[n, t], dxw[n, t], dhw[n, t]
+        r, z, nn, hn = gate[:H], gate[H:2 * H], gate[2 * H:3 * H], gate[3 * H:]
+        dxr, dxz, dxn = dx[:H], dx[H:2 * H], dx[2 * H:]
+        dhr, dhz, dhn = dhh[:H], dhh[H:2 * H], dhh[2 * H:]
+        d_n, g_t, hp, dp = dh[n], g[n, t], hprev[n, t], dh_prev[n]
         for j in range(H):
-            r = gates[n, j]
-            z = gates[n, H + j]
-            nn = gates[n, 2 * H + j]
-            hn = gates[n, 3 * H + j]
-            d = dh[n, j]
-            dan = d * (one - z) * (one - nn * nn)
-            dar = dan * hn * r * (one - r)
-            daz = d * (h_prev[n, j] - nn) * z * (one - z)
-            dxw[n, j] = dar
-            dxw[n, H + j] = daz
-            dxw[n, 2 * H + j] = dan
-            dhw[n, j] = dar
-            dhw[n, H + j] = daz
-            dhw[n, 2 * H + j] = dan * r
-            dh_prev[n, j] = d * z
+            d = d_n[j] + g_t[j]
+            dan = d * (one - z[j]) * (one - nn[j] * nn[j])
+            dar = dan * hn[j] * r[j] * (one - r[j])
+            daz = d * (hp[j] - nn[j]) * z[j] * (one - z[j])
+            dxr[j] = dar
+            dxz[j] = daz
+            dxn[j] = dan
+            dhr[j] = dar
+            dhz[j] = daz
+            dhn[j] = dan * r[j]
+            dp[j] = d * z[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gru_sequence_backward(gemm, g, dh, gates, hprev, order, dxw, dhw, dh_prev, w_hh, need_dh0):
+    """The whole backward time loop, latest step first: gru_step_backward, then dh =
+    dhw[:, t] @ W_hh by BLAS + the direct part, for the step before (after the first step only
+    with `need_dh0`: dh is then the initial state's gradient). One call, no GIL per step."""
+    N, H = dh.shape
+    for i in range(order.size - 1, -1, -1):
+        t = order[i]
+        gru_step_backward(g, t, dh, gates, hprev, dxw, dhw, dh_prev)
+        if i > 0 or need_dh0:
+            matmul_into(gemm, dhw[:, t], w_hh, dh)
+            for n in range(N):
+                d_n, dp = dh[n], dh_prev[n]
+                for j in range(H):
+                    d_n[j] += dp[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

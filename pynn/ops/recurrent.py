@@ -26,9 +26,9 @@ from ..kernels.recurrent import (
     add_rows,
     add_step,
     embedding_backward,
-    gru_candidate,
-    gru_output,
-    gru_preactivations,
+    gru_sequence,
+    gru_sequence_backward,
+    gru_step,
     gru_step_backward,
     lstm_sequence,
     lstm_sequence_backward,
@@ -272,25 +272,29 @@ class GRUSequence(_Recurrent):
     def _allocate(self, N, T, H, dt):
         self.out = self.buffer("out", (N, T, H), dt)
         self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
+        # (as the LSTM's: a contiguous W_hh^T for the step products, W_hh for backward's)
+        self.w_hh_t = self.buffer("w_hh_t", (H, 3 * H), dt)
+        np.copyto(self.w_hh_t, self.w_hh.T)
+        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
+        self.order = self.buffer("order", (T,), np.int64)
+        self.order[:] = self._order(T)
 
     def _steps(self, k, r, xw, b_hh, init):
-        # exp and tanh as NumPy's SIMD loops on contiguous scratch, between three kernels
+        # one kernel per step (or one call for the whole loop, with BLAS reachable from
+        # Numba); nothing allocated per step
         out, gates = self.out[r], self.gates_seq[r]
         m, H, dt = xw.shape[0], self.shape[3], xw.dtype
         hw = self.buffer(f"hw{k}", (m, 3 * H), dt)
-        e = self.buffer(f"sigmoid_e{k}", (m, 2 * H), dt)
-        cand = self.buffer(f"candidate{k}", (m, H), dt)
-        h_prev = init[0]
+        h = self.buffer(f"h_t{k}", (m, H), dt)          # h_{t-1}, then h_t: see gru_step
+        np.copyto(h, init[0])
+        b = self.buffer("no_bias", (0,), dt) if b_hh is None else b_hh
+        gemm = gemm_for(dt)
+        if gemm is not None:
+            gru_sequence(gemm, xw, self.w_hh_t, b, h, self.order, hw, gates, out)
+            return out
         for t in self._order(self.shape[1]):
-            np.matmul(h_prev, self.w_hh.T, out=hw)
-            if b_hh is not None:
-                add_rows(hw, b_hh)
-            gru_preactivations(xw[:, t], hw, e)
-            np.exp(e, out=e)
-            gru_candidate(xw[:, t], hw, e, gates[:, t], cand)
-            np.tanh(cand, out=cand)
-            gru_output(gates[:, t], cand, h_prev, out[:, t])
-            h_prev = out[:, t]
+            np.matmul(h, self.w_hh_t, out=hw)
+            gru_step(xw, t, hw, b, gates, h, out)
         return out
 
     def _allocate_grads(self, N, T, H, dt):
@@ -306,11 +310,15 @@ class GRUSequence(_Recurrent):
         g, dX, dH, gates = g[r], self.dX[r], self.dH[r], self.gates_seq[r]
         dhz = self.buffer(f"dhz{k}", dh.shape, dh.dtype)
         hprev = self.hprev2.reshape(N, T, H)[r]
+        gemm = gemm_for(dh.dtype)
+        if gemm is not None:
+            gru_sequence_backward(gemm, g, dh, gates, hprev, self.order, dX, dH, dhz,
+                                  self.w_hh_c, self._needs_state(0))
+            return
         for t, _, carry in self._steps_back(T):
-            add_step(dh, g, t)
-            gru_step_backward(dh, gates[:, t], hprev[:, t], dX[:, t], dH[:, t], dhz)
+            gru_step_backward(g, t, dh, gates, hprev, dX, dH, dhz)
             if carry:
-                np.matmul(dH[:, t], self.w_hh, out=dh)
+                np.matmul(dH[:, t], self.w_hh_c, out=dh)
                 dh += dhz
 
 
