@@ -7,8 +7,9 @@ batch 64), next to one BLAS product of the same rows (timed here too, with one B
 the split runs it). Prints the median microseconds per call over --repeats calls, with states
 and pre-activations of a real sequence (PyTorch's uniform initialisation, inputs in [0, 1)),
 so the exp and tanh see the values they see in training. Then a whole training step of an
-LSTM and a GRU layer (Input -> layer -> Dense, Adam, batch 64) in pynn and in PyTorch, every
-thread, as a user runs them (--steps; 0 leaves it out, as --repeats 0 leaves out the kernels).
+LSTM, a GRU and an RNN (tanh) layer (Input -> layer -> Dense, Adam, batch 64) in pynn and in
+PyTorch, every thread, as a user runs them (--steps; 0 leaves it out, as --repeats 0 leaves out
+the kernels).
 """
 import argparse
 import time
@@ -119,7 +120,7 @@ def step_kernels(args):
 
 
 def layer_steps(H, steps, batch=64, T=28, F=28, rounds=3):
-    """A training step of Input((T, F)) -> LSTM / GRU(H) -> Dense(H, 10, softmax) at `batch`,
+    """A training step of Input((T, F)) -> LSTM / GRU / RNN(H) -> Dense(H, 10, softmax) at `batch`,
     in pynn and in torch (Adam, the same random batch), every thread: the median over `rounds`
     alternating blocks of `steps` steps each, after 10 untimed ones and 0.5 s idle before each
     block (torch's OpenMP threads spin for a while after its last op: a pynn step right after
@@ -130,7 +131,7 @@ def layer_steps(H, steps, batch=64, T=28, F=28, rounds=3):
           f"{steps} steps")
     print("| layer | pynn ms | torch ms | pynn/torch |\n|---|---:|---:|---:|")
     torch.set_num_threads(threads.get_num_threads())
-    for name in ("LSTM", "GRU"):
+    for name in ("LSTM", "GRU", "RNN"):
         fns = _pynn_step(name, H, batch, T, F), _torch_step(name, H, batch, T, F)
         times = ([], [])
         for fn in fns:
@@ -154,12 +155,12 @@ def _batch(batch, T, F):
 
 def _pynn_step(name, H, batch, T, F):
     import pynn
-    from pynn.layers import GRU, LSTM, Dense
+    from pynn.layers import GRU, LSTM, RNN, Dense
     from pynn.losses import categorical_cross_entropy
     from pynn.optim import Adam
     x, y = _batch(batch, T, F)
     x_in = pynn.Input((T, F))
-    layer = {"LSTM": LSTM, "GRU": GRU}[name](H)
+    layer = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[name](H)
     model = pynn.Model(x_in, Dense(H, 10, "softmax")(layer(x_in)))
     opt, params = Adam(1e-3), model.parameters
 
@@ -174,7 +175,8 @@ def _pynn_step(name, H, batch, T, F):
 def _torch_step(name, H, batch, T, F):
     import torch
     x, y = (torch.from_numpy(a) for a in _batch(batch, T, F))
-    rnn = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[name](F, H, batch_first=True)
+    rnn = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}[name](
+        F, H, batch_first=True)
     head = torch.nn.Linear(H, 10)
     opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
 

@@ -270,9 +270,9 @@ def test_recurrent_kernels_times_each_step_kernel_and_the_products():
     rows = {line.split(" | ")[0][2:]: [float(c) for c in line.strip("| ").split(" | ")[1:]]
             for line in out.splitlines() if line.startswith("| ") and not line.startswith("|---")
             and not line.startswith(("| kernel", "| layer"))}
-    assert len(rows) == 6 + 2 and all(v > 0 for r in rows.values() for v in r), out
+    assert len(rows) == 6 + 3 and all(v > 0 for r in rows.values() for v in r), out
     assert "BLAS h @ W_hh.T (4x16 by 16x64)" in rows, out
-    for layer in ("LSTM", "GRU"):        # pynn ms, torch ms and their ratio
+    for layer in ("LSTM", "GRU", "RNN"):        # pynn ms, torch ms and their ratio
         ours, theirs, ratio = rows[layer]
         assert abs(ratio - ours / theirs) < 0.01 + 0.01 * ratio, rows
 

@@ -1,9 +1,8 @@
 """Numba kernels for recurrent cells: one time step of the gates, forward and backward.
 
-Layouts (N = batch, T = time steps, H = hidden size). The LSTM and GRU kernels take the op's
-whole (N, T, .) buffers and the step t, and index them [n, t, j] (C-contiguous arrays, where
-Numba knows the innermost stride is 1, instead of strided views xw[:, t]). The RNN kernels take
-2-D (N, features) arrays, which may be such views.
+Layouts (N = batch, T = time steps, H = hidden size). The kernels take the op's whole (N, T, .)
+buffers and the step t, and index them [n, t, j] (C-contiguous arrays, where Numba knows the
+innermost stride is 1, instead of strided views xw[:, t]).
 
 * LSTM: ``xw`` (N, T, 4H) is x @ W_ih.T + b_ih + b_hh, ``hw`` (N, 4H) h_{t-1} @ W_hh.T, gates
   in torch's order i, f, g, o; ``gates`` (N, T, 4H) keeps the activated gates for backward,
@@ -16,7 +15,8 @@ Numba knows the innermost stride is 1, instead of strided views xw[:, t]). The R
   by the step), gates r, z, n; ``gates`` (N, T, 4H) keeps r, z, n and the (W_hn h + b_hn) term.
   A forward step is one kernel (``gru_step``) with vecmath's exp and tanh, and
   ``gru_sequence`` / ``gru_sequence_backward`` run the whole time loop, as the LSTM's.
-* RNN: ``hw`` (N, H) += xw, then ReLU here or NumPy's tanh, in place.
+* RNN: h_t = ReLU or tanh (vecmath's) of ``xw[:, t]`` + ``hw``, one kernel (``rnn_step``), and
+  the whole time loop in one call each way (``rnn_sequence``, ``rnn_sequence_backward``).
 
 The backward kernels turn dL/dh_t (and dL/dc_t for the LSTM) into the pre-activation gradients of
 the step, which the caller multiplies by the weights with BLAS.
@@ -51,16 +51,6 @@ def add_rows(a, b):
     for n in range(M):
         for j in range(G):
             a[n, j] += b[j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def add_step(a, seq, t):
-    """a += seq[:, t] for a (N, H) and a C-contiguous (N, T, H) sequence (NumPy's ``+=`` of
-    that strided view would allocate a buffer of np.getbufsize() elements, per thread)."""
-    N, H = a.shape
-    for n in range(N):
-        for j in range(H):
-            a[n, j] += seq[n, t, j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -257,28 +247,64 @@ def gru_sequence_backward(gemm, g, dh, gates, hprev, order, dxw, dhw, dh_prev, w
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def rnn_preactivations(xw, hw, relu):
-    """hw += xw, then ReLU in place when relu (a tanh is left to NumPy's SIMD loop)."""
-    N, H = hw.shape
-    zero = hw.dtype.type(0)
+def rnn_step(xw, t, hw, h, out, relu):
+    """Elman RNN time step t once hw = h_{t-1} @ W_hh.T (N, H) is made: h_t = act(xw[:, t] +
+    hw), act = ReLU (NaN to 0) or tanh (vecmath's); h (N, H) holds h_{t-1} on entry and h_t on
+    return (an array of its own, see gru_step), and h_t goes to out[:, t] too."""
+    wide_vectors()
+    N, H = h.shape
+    zero = h.dtype.type(0)
     for n in range(N):
-        for j in range(H):
-            a = xw[n, j] + hw[n, j]
-            if relu:
-                a = a if a > 0 else zero
-            hw[n, j] = a
+        pre, x_t, h_n, h_t = hw[n], xw[n, t], h[n], out[n, t]
+        if relu:
+            for j in range(H):
+                a = pre[j] + x_t[j]
+                v = a if a > 0 else zero
+                h_n[j] = v
+                h_t[j] = v
+        else:
+            for j in range(H):
+                v = tanh(pre[j] + x_t[j])
+                h_n[j] = v
+                h_t[j] = v
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def rnn_step_backward(dh, h, relu, da):
-    N, H = h.shape
+def rnn_sequence(gemm, xw, w_hh_t, h, order, hw, out, relu):
+    """The whole forward time loop of rnn_step over the steps in `order`, each step's product
+    h @ W_hh.T by BLAS; h starts as the initial state: one call (lstm_sequence)."""
+    for i in range(order.size):
+        matmul_into(gemm, h, w_hh_t, hw)
+        rnn_step(xw, order[i], hw, h, out, relu)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rnn_step_backward(g, t, dh, out, relu, da):
+    """da[:, t] = dL/d(pre-activation) of step t, from dh (the recurrent part of dL/dh_t) +
+    g[:, t] and h_t = out[:, t]: times 1 - h^2 (tanh) or h > 0 (ReLU)."""
+    wide_vectors()
+    N, H = dh.shape
     one = dh.dtype.type(1)
+    zero = dh.dtype.type(0)
     for n in range(N):
-        for j in range(H):
-            if relu:
-                da[n, j] = dh[n, j] if h[n, j] > 0 else 0.0
-            else:
-                da[n, j] = dh[n, j] * (one - h[n, j] * h[n, j])
+        d_n, g_t, h_t, da_t = dh[n], g[n, t], out[n, t], da[n, t]
+        if relu:
+            for j in range(H):
+                da_t[j] = d_n[j] + g_t[j] if h_t[j] > 0 else zero
+        else:
+            for j in range(H):
+                da_t[j] = (d_n[j] + g_t[j]) * (one - h_t[j] * h_t[j])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rnn_sequence_backward(gemm, g, dh, out, order, da, w_hh, relu, need_dh0):
+    """The whole backward time loop, latest step first: rnn_step_backward, then dh =
+    da[:, t] @ W_hh by BLAS for the step before (after the first step only with `need_dh0`)."""
+    for i in range(order.size - 1, -1, -1):
+        t = order[i]
+        rnn_step_backward(g, t, dh, out, relu, da)
+        if i > 0 or need_dh0:
+            matmul_into(gemm, da[:, t], w_hh, dh)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -24,7 +24,6 @@ import numpy as np
 from ..kernels.blas import gemm_for
 from ..kernels.recurrent import (
     add_rows,
-    add_step,
     embedding_backward,
     gru_sequence,
     gru_sequence_backward,
@@ -34,7 +33,9 @@ from ..kernels.recurrent import (
     lstm_sequence_backward,
     lstm_step,
     lstm_step_backward,
-    rnn_preactivations,
+    rnn_sequence,
+    rnn_sequence_backward,
+    rnn_step,
     rnn_step_backward,
 )
 from ..kernels.threads import slices, split_batch
@@ -336,20 +337,26 @@ class RNNSequence(_Recurrent):
 
     def _allocate(self, N, T, H, dt):
         self.out = self.buffer("out", (N, T, H), dt)
+        self.w_hh_t = self.buffer("w_hh_t", (H, H), dt)        # as the LSTM's and the GRU's
+        np.copyto(self.w_hh_t, self.w_hh.T)
+        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
+        self.order = self.buffer("order", (T,), np.int64)
+        self.order[:] = self._order(T)
 
     def _steps(self, k, r, xw, b_hh, init):
         out = self.out[r]
         m, H, dt = xw.shape[0], self.shape[3], xw.dtype
         hw = self.buffer(f"hw{k}", (m, H), dt)
+        h = self.buffer(f"h_t{k}", (m, H), dt)          # h_{t-1}, then h_t: see rnn_step
+        np.copyto(h, init[0])
         relu = self._relu()
-        h_prev = init[0]
+        gemm = gemm_for(dt)
+        if gemm is not None:
+            rnn_sequence(gemm, xw, self.w_hh_t, h, self.order, hw, out, relu)
+            return out
         for t in self._order(self.shape[1]):
-            np.matmul(h_prev, self.w_hh.T, out=hw)
-            rnn_preactivations(xw[:, t], hw, relu)
-            if not relu:
-                np.tanh(hw, out=hw)            # NumPy's SIMD tanh, on contiguous scratch
-            out[:, t] = hw
-            h_prev = out[:, t]
+            np.matmul(h, self.w_hh_t, out=hw)
+            rnn_step(xw, t, hw, h, out, relu)
         return out
 
     def _allocate_grads(self, N, T, H, dt):
@@ -363,11 +370,15 @@ class RNNSequence(_Recurrent):
         dh.fill(0)
         g, dA, out = g[r], self.dA[r], self.out[r]
         relu = self._relu()
+        gemm = gemm_for(dh.dtype)
+        if gemm is not None:
+            rnn_sequence_backward(gemm, g, dh, out, self.order, dA, self.w_hh_c, relu,
+                                  self._needs_state(0))
+            return
         for t, _, carry in self._steps_back(T):
-            add_step(dh, g, t)
-            rnn_step_backward(dh, out[:, t], relu, dA[:, t])
+            rnn_step_backward(g, t, dh, out, relu, dA)
             if carry:
-                np.matmul(dA[:, t], self.w_hh, out=dh)
+                np.matmul(dA[:, t], self.w_hh_c, out=dh)
 
 
 class Narrow(Op):
