@@ -104,44 +104,49 @@ def test_against_torch(kind, config, mode):
         close(f"grad of {name}", getattr(layer, name).grad, getattr(module, name).grad)
 
 
+@pytest.mark.parametrize("kind,options", [("LSTM", {}), ("GRU", {}), ("RNN", {}),
+                                          ("RNN", {"nonlinearity": "relu"})])
 @pytest.mark.parametrize("time_loop", ["one kernel (BLAS from Numba)", "python (NumPy's product)"])
-def test_lstm_float32_split_batch_against_torch(time_loop, monkeypatch):
+def test_float32_split_batch_against_torch(kind, options, time_loop, monkeypatch):
     """float32, a batch big enough to be split across the threads, reversed and initial states:
-    the LSTM's float32 exp and tanh (pynn.kernels.vecmath) and both time loops (the whole loop
-    in one kernel calling BLAS, and the Python loop used where that BLAS is not found) give
-    torch's outputs and gradients to float32 rounding."""
+    the float32 exp and tanh (pynn.kernels.vecmath) and both time loops (the whole loop in one
+    kernel calling BLAS, and the Python loop used where that BLAS is not found) give torch's
+    outputs and gradients to float32 rounding, for each recurrent layer."""
     if time_loop.startswith("python"):
         monkeypatch.setattr(R, "gemm_for", lambda dtype: None)
-    n, t, f, h = 64, 9, 5, 32
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    n, t, f, h = 64, 36 // gates, 5, 32          # (as much work per step and row each)
     threads = pynn.get_num_threads()
     pynn.set_num_threads(2)
     try:
-        _lstm_float32_against_torch(n, t, f, h)
+        _float32_against_torch(kind, options, n, t, f, h)
     finally:
         pynn.set_num_threads(threads)
 
 
-def _lstm_float32_against_torch(n, t, f, h):
+def _float32_against_torch(kind, options, n, t, f, h):
+    cls, tcls, n_states = KINDS[kind]
     pynn.manual_seed(3)
-    layer = LSTM(f, h, bidirectional=True)
-    module = torch.nn.LSTM(f, h, batch_first=True, bidirectional=True)
+    layer = cls(f, h, bidirectional=True, **options)
+    module = tcls(f, h, batch_first=True, bidirectional=True, **options)
     with torch.no_grad():
         for name in layer.param_names:
             getattr(module, name).copy_(torch.from_numpy(getattr(layer, name).data.copy()))
     rng = np.random.default_rng(4)
     x = (2 * rng.standard_normal((n, t, f))).astype(np.float32)
-    h0, c0 = (rng.standard_normal((n, 2, h)).astype(np.float32) for _ in range(2))
+    states = [rng.standard_normal((n, 2, h)).astype(np.float32) for _ in range(n_states)]
     seed = rng.standard_normal((n, t, 2 * h)).astype(np.float32)
     xp = Tensor(x, requires_grad=True)
-    out = layer(xp, h0, c0)
+    out = layer(xp, *states)
     (out * Tensor(seed)).sum().backward()
     xt = torch.tensor(x, requires_grad=True)
-    states = tuple(torch.from_numpy(s.transpose(1, 0, 2).copy()) for s in (h0, c0))
-    out_t, _ = module(xt, states)
+    tstates = tuple(torch.from_numpy(s.transpose(1, 0, 2).copy()) for s in states)
+    out_t, _ = module(xt, tstates if n_states == 2 else tstates[0])
     (out_t * torch.from_numpy(seed)).sum().backward()
     assert out.data.dtype == np.float32
     from pynn.kernels.threads import blas_local_threads_available
-    assert R.slices(n, R.STEP_TOUCHES * n * t * 4 * h) > 1 or not blas_local_threads_available()
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    assert R.slices(n, R.STEP_TOUCHES * n * t * gates * h) > 1 or not blas_local_threads_available()
     np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(xp.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     for name in layer.param_names:

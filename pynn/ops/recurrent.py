@@ -86,6 +86,16 @@ class _Recurrent(Op):
                 init.append(z)
         return b_ih, b_hh, init, N, T, F, H
 
+    def _loop_buffers(self, T, H, dt):
+        """What the time-loop kernels read besides the sequence: a contiguous copy of W_hh^T
+        (BLAS reads it faster than the transposed view) for the step products, W_hh with unit
+        stride along its rows for backward's, and the steps' order (_order(T)) as an array."""
+        self.w_hh_t = self.buffer("w_hh_t", (H, self.gates * H), dt)
+        np.copyto(self.w_hh_t, self.w_hh.T)
+        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
+        self.order = self.buffer("order", (T,), np.int64)
+        self.order[:] = self._order(T)
+
     def _order(self, T):
         return range(T - 1, -1, -1) if self.attrs.get("reverse", False) else range(T)
 
@@ -203,13 +213,7 @@ class LSTMSequence(_Recurrent):
         self.out = self.buffer("out", (N, T, 2 * H), dt)
         self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
         self.tanh_c = self.buffer("tanh_c", (N, T, H), dt)
-        # BLAS reads a contiguous copy of W_hh^T faster than the transposed view; the kernel's
-        # BLAS call in backward takes W_hh with unit stride along its rows
-        self.w_hh_t = self.buffer("w_hh_t", (H, 4 * H), dt)
-        np.copyto(self.w_hh_t, self.w_hh.T)
-        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
-        self.order = self.buffer("order", (T,), np.int64)    # _order(T), for the kernels
-        self.order[:] = self._order(T)
+        self._loop_buffers(T, H, dt)
 
     def _steps(self, k, r, xw, b_hh, init):
         # With BLAS reachable from Numba (pynn.kernels.blas), one kernel runs the whole time
@@ -273,12 +277,7 @@ class GRUSequence(_Recurrent):
     def _allocate(self, N, T, H, dt):
         self.out = self.buffer("out", (N, T, H), dt)
         self.gates_seq = self.buffer("gates", (N, T, 4 * H), dt)
-        # (as the LSTM's: a contiguous W_hh^T for the step products, W_hh for backward's)
-        self.w_hh_t = self.buffer("w_hh_t", (H, 3 * H), dt)
-        np.copyto(self.w_hh_t, self.w_hh.T)
-        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
-        self.order = self.buffer("order", (T,), np.int64)
-        self.order[:] = self._order(T)
+        self._loop_buffers(T, H, dt)
 
     def _steps(self, k, r, xw, b_hh, init):
         # one kernel per step (or one call for the whole loop, with BLAS reachable from
@@ -337,11 +336,7 @@ class RNNSequence(_Recurrent):
 
     def _allocate(self, N, T, H, dt):
         self.out = self.buffer("out", (N, T, H), dt)
-        self.w_hh_t = self.buffer("w_hh_t", (H, H), dt)        # as the LSTM's and the GRU's
-        np.copyto(self.w_hh_t, self.w_hh.T)
-        self.w_hh_c = self.contiguous("w_hh_c", self.w_hh)
-        self.order = self.buffer("order", (T,), np.int64)
-        self.order[:] = self._order(T)
+        self._loop_buffers(T, H, dt)
 
     def _steps(self, k, r, xw, b_hh, init):
         out = self.out[r]
