@@ -5,10 +5,10 @@
 For a change to the eager tape (pynn/autograd.py, pynn/tensor.py, the ops), whose effect on a
 step of half a millisecond is smaller than this host's noise between two processes: the other
 package (e.g. `git worktree add /tmp/base HEAD~1`, then /tmp/base/pynn) is copied under the name
-`pynn_other` and imported beside `pynn`, and the loop of benchmarks/workloads.py's
-moons_training (MLP 2-16-16-1 through a Model, max-margin loss + L2 in eager ops, 100 SGD steps)
-runs in each, alternating, --runs times. Prints the medians and the median of the per-pair
-ratios (this / other); both must give the same loss.
+`pynn_other` and imported beside `pynn`, and the moons workload's loop (workloads.moons_pynn:
+MLP 2-16-16-1 through a Model, max-margin loss + L2 in eager ops, 100 SGD steps) runs in each,
+alternating, --runs times. Prints the medians and the median of the per-pair ratios (this /
+other); both must give the same loss.
 """
 import argparse
 import importlib
@@ -21,36 +21,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))          # this checkout's pynn
-
-
-def moons_loop(P, steps=100):
-    """The loop of workloads.moons_training, on the pynn package P."""
-    importlib.import_module(P.__name__ + ".optim")
-    from pynn.datasets import make_moons
-    X, y = make_moons(100, noise=0.1, seed=1)
-    Y = P.Tensor((2 * y - 1).astype(np.float32).reshape(-1, 1))
-    P.manual_seed(0)
-    x_in = P.Input((2,))
-    x = x_in
-    for layer in (P.layers.Dense(2, 16, "relu"), P.layers.Dense(16, 16, "relu"),
-                  P.layers.Dense(16, 1)):
-        x = layer(x)
-    model = P.Model(x_in, x)
-    params, opt = model.parameters, P.optim.SGD(1.0)
-
-    def run():
-        for k in range(steps):
-            scores = model(X)
-            data_loss = (1 - Y * scores).relu().mean()
-            reg = 1e-4 * sum((p * p).sum() for p in params)
-            loss = data_loss + reg
-            loss.zero_grad()
-            loss.backward()
-            opt.lr = 1.0 - 0.9 * k / steps
-            opt.update(params)
-        return loss.item()
-    return run
+sys.path[:0] = [str(HERE), str(HERE.parent)]     # workloads.py, and this checkout's pynn
 
 
 def main():
@@ -65,7 +36,9 @@ def main():
         shutil.copytree(other, Path(tmp) / "pynn_other",
                         ignore=shutil.ignore_patterns("__pycache__"))
         sys.path.insert(0, tmp)
-        runs = {name: moons_loop(importlib.import_module(name)) for name in ("pynn", "pynn_other")}
+        import workloads
+        runs = {name: workloads.moons_pynn(importlib.import_module(name))[0]
+                for name in ("pynn", "pynn_other")}
         losses = {name: run() for name, run in runs.items()}         # also the warm-up
         times = {name: [] for name in runs}
         for _ in range(args.runs):

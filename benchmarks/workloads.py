@@ -10,16 +10,17 @@ words_transformer.py) are rebuilt here at the examples' default sizes; their tor
 benchmarks/torch_twins.py (the words transformer's in benchmarks/words_transformer_torch.py)
 and get pynn's weights through pynn.interop.torch_state_dict.
 """
+import importlib
 import sys
 from pathlib import Path
 
 import numpy as np
 
 import pynn
-from pynn import Input, Model, Tensor
+from pynn import Input, Model
 from pynn.layers import LSTM, Conv2d, Dense, Flatten, MaxPool2d
 from pynn.losses import categorical_cross_entropy
-from pynn.optimizers import SGD, Adam, AdamW
+from pynn.optimizers import Adam, AdamW
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
@@ -242,30 +243,11 @@ def words_training(framework, words, steps=300, batch=BATCH, embed=64, heads=4, 
 def moons_training(framework, steps=100):
     """W1, micrograd's demo: MLP 2-16-16-1, 100 samples, max-margin loss + 1e-4 L2, SGD with
     micrograd's decaying learning rate, full batch."""
-    from pynn.datasets import make_moons
-    X, y = make_moons(100, noise=0.1, seed=1)
-    Y = (2 * y - 1).astype(np.float32).reshape(-1, 1)
-    pynn.manual_seed(0)
-    layers = [Dense(2, 16, "relu"), Dense(16, 16, "relu"), Dense(16, 1)]
     if framework == "pynn":
-        model = pynn_model(layers, (2,))
-        params = model.parameters
-        opt = SGD(1.0)
-        Yt = Tensor(Y)
-
-        def run():
-            for k in range(steps):
-                scores = model(X)
-                data_loss = (1 - Yt * scores).relu().mean()
-                reg = 1e-4 * sum((p * p).sum() for p in params)
-                loss = data_loss + reg
-                loss.zero_grad()
-                loss.backward()
-                opt.lr = 1.0 - 0.9 * k / steps
-                opt.update(params)
-            return loss.item()
+        run, model = moons_pynn(pynn, steps)
         return run, model
-
+    X, Y = _moons_data()
+    layers = _moons_layers(pynn)
     import torch
     model = torch_model(layers)
     params = list(model.parameters())
@@ -283,6 +265,46 @@ def moons_training(framework, steps=100):
             for group in opt.param_groups:
                 group["lr"] = 1.0 - 0.9 * k / steps
             opt.step()
+        return loss.item()
+    return run, model
+
+
+def _moons_data():
+    from pynn.datasets import make_moons
+    X, y = make_moons(100, noise=0.1, seed=1)
+    return X, (2 * y - 1).astype(np.float32).reshape(-1, 1)
+
+
+def _moons_layers(P):
+    P.manual_seed(0)
+    return [P.layers.Dense(2, 16, "relu"), P.layers.Dense(16, 16, "relu"),
+            P.layers.Dense(16, 1)]
+
+
+def moons_pynn(P, steps=100):
+    """(run, model): W1's loop on the pynn package P (this checkout's, or another checkout's
+    imported under another name by benchmarks/eager_ab.py)."""
+    importlib.import_module(P.__name__ + ".optim")
+    X, Y = _moons_data()
+    x_in = P.Input((2,))
+    x = x_in
+    for layer in _moons_layers(P):
+        x = layer(x)
+    model = P.Model(x_in, x)
+    params = model.parameters
+    opt = P.optim.SGD(1.0)
+    Yt = P.Tensor(Y)
+
+    def run():
+        for k in range(steps):
+            scores = model(X)
+            data_loss = (1 - Yt * scores).relu().mean()
+            reg = 1e-4 * sum((p * p).sum() for p in params)
+            loss = data_loss + reg
+            loss.zero_grad()
+            loss.backward()
+            opt.lr = 1.0 - 0.9 * k / steps
+            opt.update(params)
         return loss.item()
     return run, model
 
