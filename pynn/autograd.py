@@ -220,7 +220,8 @@ def backward(root, grad=None, retain_graph=False):
             raise RuntimeError(
                 f"backward(): grad can be implicitly created only for scalar outputs, but this "
                 f"tensor has shape {root.shape}; pass grad= of that shape")
-        grad = np.ones_like(root.data)
+        grad = np.empty_like(root.data)      # (np.ones_like runs Python code: ~2 us)
+        grad.fill(1)
     else:
         grad = np.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
         if grad.shape != root.shape:

@@ -263,9 +263,10 @@ class Model(Layer):
         kept; with `keep=False` a plan not kept already is used for this call only."""
         arrays = [self._prepare(i, x) for i, x in enumerate(xs)]
         record = autograd.is_grad_enabled()
-        in_rg = tuple(record and isinstance(x, Tensor) and x.requires_grad for x in xs)
-        trained = tuple(p._requires_grad for p in self.graph.params)
-        key = (tuple((a.shape, a.dtype.str) for a in arrays), record, in_rg, trained,
+        # (lists into tuple(), not generators: this runs for every call of the model)
+        in_rg = tuple([record and isinstance(x, Tensor) and x.requires_grad for x in xs])
+        trained = tuple([p._requires_grad for p in self.graph.params])
+        key = (tuple([(a.shape, a.dtype) for a in arrays]), record, in_rg, trained,
                threading.get_ident())
         with self._plans_lock:
             plan = self._plans.get(key)

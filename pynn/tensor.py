@@ -370,7 +370,9 @@ class Tensor:
     def _other(self, x):
         if isinstance(x, Tensor):
             return x
-        if isinstance(x, numbers.Number) and not isinstance(x, bool):
+        kind = type(x)              # (float and int first: the ABC check below is slower)
+        if kind is float or kind is int or (isinstance(x, numbers.Number)
+                                            and not isinstance(x, bool)):
             # a Python number takes this tensor's dtype (float32 stays float32)
             own = self.data.dtype
             if own.kind == "f" or isinstance(x, int):
@@ -672,10 +674,14 @@ class Tensor:
 
     # every reduction also takes NumPy's names: axis= for dim= and keepdims= for keepdim=
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        if dim is None and axis is None and keepdims is None:     # t.sum(), the common case
+            return apply(R.Sum(dim=None, keepdim=keepdim), self)
         dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "sum")
         return apply(R.Sum(dim=self._dim(dim, "sum"), keepdim=keepdim), self)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        if dim is None and axis is None and keepdims is None:     # t.mean(), the common case
+            return apply(R.Mean(dim=None, keepdim=keepdim), self._floating())
         dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims, "mean")
         return apply(R.Mean(dim=self._dim(dim, "mean"), keepdim=keepdim), self._floating())
 

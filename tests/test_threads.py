@@ -332,7 +332,8 @@ def test_linear_splits_its_products_only_in_a_splitting_pass(two_threads, monkey
     cuts its products across the threads by rows, each thread's slice one BLAS product: the
     results are exactly those products (and equal to one thread's to rounding: BLAS need not
     round an entry the same way for another number of rows; OpenBLAS's Haswell kernels, its
-    choice on a Zen 5, do not); outside such a pass it leaves the threads to BLAS."""
+    choice on a Zen 5, do not); outside such a pass it leaves the threads to BLAS and makes
+    each product in one call, without split_batch."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 13)).astype(np.float32)
     w = rng.standard_normal((7, 13)).astype(np.float32)
@@ -351,7 +352,7 @@ def test_linear_splits_its_products_only_in_a_splitting_pass(two_threads, monkey
             threads.end_pass()
             threads.begin_pass(False)            # BLAS back to the threads it had
             threads.end_pass()
-    assert split_calls == ([2, 2] if in_pass else [1, 1])
+    assert split_calls == ([2, 2] if in_pass else [])     # outside: one product each, unsplit
     threads.set_num_threads(1)
     one = _linear_forward_backward(x, w, b, g, activation)
     by_slices = _linear_by_slices(x, w, b, g, activation, 2 if in_pass else 1)

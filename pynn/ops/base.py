@@ -112,22 +112,25 @@ class Op:
         The first call (and every call of an eager op, which is made fresh) lets the ufunc
         allocate its result and keeps that as the buffer: no empty buffer, no `out=`."""
         a = args[0]
-        dtype, shape = a.dtype, a.shape
+        dtype = a.dtype
         if dtype.kind != "f":
             return ufunc(*args)
         same = True
-        for b in args[1:]:          # a loop, not any(): this runs for every elementwise op
-            if b.dtype != dtype:
+        for b in args:              # a loop, not any(): this runs for every elementwise op
+            d = b.dtype
+            if d is not dtype and d != dtype:
                 return ufunc(*args)
-            same = same and b.shape == shape
+            if same and b.shape != a.shape:
+                same = False
         buf = self._buffers.get(key)
-        if buf is not None and buf.dtype == dtype:
-            if not same:            # (slow-ish: only worked out when there is a buffer to check)
-                shape = np.broadcast_shapes(*(b.shape for b in args))
+        if buf is not None and (buf.dtype is dtype or buf.dtype == dtype):
+            # (the broadcast shape is only worked out when there is a buffer to check)
+            shape = a.shape if same else np.broadcast_shapes(*(b.shape for b in args))
             if buf.shape == shape:
                 return ufunc(*args, out=buf)
         out = ufunc(*args)          # a NumPy scalar for 0-d inputs: kept as a 0-d array
-        if type(out) is not np.ndarray or out.dtype != dtype or not out.flags.c_contiguous:
+        if (type(out) is not np.ndarray or not out.flags.c_contiguous
+                or out.dtype is not dtype and out.dtype != dtype):
             out = np.array(out, dtype, order="C")
         self._buffers[key] = out
         return out

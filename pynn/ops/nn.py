@@ -68,6 +68,15 @@ _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64):
 _WEIGHT_TRANSFORM = {np.dtype(np.float32): WEIGHT_TRANSFORM.astype(np.float32)}
 
 
+def _dense_rows(x, w, b, y, act):
+    """y = act(x @ w.T + b) for rows of a batch, into y; b is (F,) or (0,) for no bias."""
+    np.matmul(x, w.T, out=y)
+    if act != ACT_NONE:
+        bias_act_forward(y, b, act)
+    elif b.shape[0]:                # one NumPy pass, and no kernel to compile
+        np.add(y, b, out=y)
+
+
 class Linear(Op):
     """y = act(x @ W.T + b), bias and activation fused in one pass.
 
@@ -94,14 +103,14 @@ class Linear(Op):
         act = ACTIVATION_CODES[self.activation]
 
         def rows(k, n0, n1):
-            np.matmul(x2[n0:n1], w.T, out=y[n0:n1])
-            if act != ACT_NONE:
-                bias_act_forward(y[n0:n1], b, act)
-            elif self.has_bias:     # one NumPy pass, and no kernel to compile
-                np.add(y[n0:n1], b, out=y[n0:n1])
+            _dense_rows(x2[n0:n1], w, b, y[n0:n1], act)
 
         M, K = x2.shape
-        split_batch(rows, M, self._slices(M, M * K * w.shape[0]))
+        T = self._slices(M, M * K * w.shape[0])
+        if T == 1:                  # (the small products of an eager MLP: no slicing)
+            _dense_rows(x2, w, b, y, act)
+        else:
+            split_batch(rows, M, T)
         self.x2, self.w, self.y = x2, w, y
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -129,7 +138,13 @@ class Linear(Op):
                 o0, o1 = O * n0 // T, O * n1 // T
                 np.matmul(gz[:, o0:o1].T, x2, out=gw[o0:o1])   # a strided view BLAS reads
 
-        split_batch(products, T, T)
+        if T == 1:                  # (the small products of an eager MLP: no slicing)
+            if gx is not None:
+                np.matmul(gz, w, out=gx)
+            if gw is not None:
+                np.matmul(gz.T, x2, out=gw)
+        else:
+            split_batch(products, T, T)
         if gx is not None:
             gx = gx.reshape(self.in_shape)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
