@@ -7,6 +7,7 @@ Also: the FLOP counts of benchmarks/flops.py against hand counts, and a short en
 benchmarks/run.py and benchmarks/profile_steps.py (slow).
 """
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,10 @@ def test_compile_times_reports_a_cold_and_a_warm_start_and_an_editable_install()
     assert len(cold) == 1 and len(warm) == 1, out
     assert not cold[0].endswith(" 0 functions)"), cold      # an empty cache compiles
     assert warm[0].endswith(" 0 functions)"), warm           # the second process loads them
+    # Numba's one-time set-up is timed on its own, as part of the first steps
+    steps, setup = (float(v) for v in re.search(
+        r"steps ([0-9.]+) s \(Numba's one-time set-up ([0-9.]+) s", warm[0]).groups())
+    assert 0 < setup <= steps, warm
     assert "| `pynn.kernels." in out, out                     # the table of what compiled
     # `pip install -e` compiled the kernels into the clone: its first run compiles nothing
     editable = [line for line in lines if line.startswith("editable install, ")]
