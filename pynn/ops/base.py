@@ -181,7 +181,8 @@ class Op:
         d = self.__dict__
         attrs, needs = d["attrs"], d.get("needs_input_grad", ())
         d.clear()                   # (this runs for every op of an eager backward)
-        d.update(attrs)
+        if attrs:
+            d.update(attrs)
         d["attrs"], d["needs_input_grad"], d["_buffers"] = attrs, needs, {}
 
     def __repr__(self):

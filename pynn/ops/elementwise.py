@@ -55,8 +55,10 @@ class Mul(Op):
         return self.into("y", np.multiply, a, b)
 
     def backward(self, g):
-        return (self.into("ga", np.multiply, g, self.b) if self.needs(0) else None,
-                self.into("gb", np.multiply, g, self.a) if self.needs(1) else None)
+        ga = self.into("ga", np.multiply, g, self.b) if self.needs(0) else None
+        if self.a is self.b and ga is not None and self.needs(1):
+            return ga, ga           # x * x: both gradients are g * x (the tape adds them up)
+        return ga, (self.into("gb", np.multiply, g, self.a) if self.needs(1) else None)
 
 
 class Div(Op):
