@@ -75,3 +75,29 @@ def test_compiled_model_parameters_get_their_own_gradient_arrays():
     for p, g in zip(model.parameters, model2_grads):
         assert p.grad is g
     np.testing.assert_allclose(model.parameters[0].grad.numpy(), 3 * grads[0], rtol=1e-6)
+
+
+def test_a_square_hands_one_product_to_both_inputs_and_the_leaf_gets_their_sum():
+    """x * x gives the same array (g * x) as both input gradients: the leaf's .grad is their
+    sum, 2 g x, in an array of its own, eager and in a compiled Model (a loose op on an
+    Input), and a second backward adds to it."""
+    x, tx = _pair((3, 4), 5)
+    for _ in range(2):
+        y = x * x
+        (y * 3).sum().backward()
+        ty = tx * tx
+        (ty * 3).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+        assert not _shares(x.grad.data, [x.data, y.data])
+    x_in = Input((4,))
+    model = Model(x_in, Dense(4, 2)(x_in * x_in))
+    w = model.parameters[0]
+    data = np.random.default_rng(6).standard_normal((3, 4)).astype(np.float32)
+    xt = Tensor(data, requires_grad=True)
+    model(xt).sum().backward()
+    tw = torch.tensor(w.data.copy(), requires_grad=True)
+    tb = torch.tensor(model.parameters[1].data.copy())
+    txt = torch.tensor(data, requires_grad=True)
+    torch.nn.functional.linear(txt * txt, tw, tb).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), txt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-5, atol=1e-6)
