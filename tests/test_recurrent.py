@@ -350,3 +350,20 @@ def test_an_lstm_step_allocates_less_than_one_sequence_activation():
     assert [(id(b), b.shape) for b in plan.buffers()] == first
     one_sequence = n * t * h * 4          # the (N, T, H) hidden sequence in float32
     assert peak < one_sequence, (peak, one_sequence)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_rows_adds_one_or_two_biases_in_one_pass_as_numpy_rounds_two(dtype):
+    from pynn.kernels.recurrent import add_rows
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((7, 12)).astype(dtype)
+    b, b2 = (rng.standard_normal(12).astype(dtype) for _ in range(2))
+    both, one = a.copy(), a.copy()
+    add_rows(both, b, b2)
+    add_rows(one, b, np.empty(0, dtype))
+    np.testing.assert_array_equal(both, (a + b) + b2)      # bit for bit, as the two passes
+    np.testing.assert_array_equal(one, a + b)
+    with pytest.raises(ValueError, match="add_rows"):
+        add_rows(a, b[:5], b2)
+    with pytest.raises(ValueError, match="add_rows"):
+        add_rows(a, b, b2[:5])

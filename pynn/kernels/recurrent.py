@@ -44,13 +44,21 @@ def _sigmoid_of(x, e, one):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def add_rows(a, b):
-    """a[n, :] += b for every row of a 2-D array a (in place, as NumPy's ``a += b``, which
-    allocates a buffer of np.getbufsize() elements for the broadcast on every call, per thread)."""
+def add_rows(a, b, b2):
+    """a[n, :] += b, then += b2 unless b2 is empty (shape (0,)), for every row of a 2-D array a,
+    in one pass (in place, rounded as two NumPy ``a += b`` would be; NumPy allocates a buffer
+    of np.getbufsize() elements for the broadcast on every call, per thread)."""
     M, G = a.shape
-    for n in range(M):
-        for j in range(G):
-            a[n, j] += b[j]
+    if b.shape[0] != G or (b2.shape[0] != 0 and b2.shape[0] != G):
+        raise ValueError("add_rows: b must have a's row length, b2 too or be empty")
+    if b2.shape[0] == 0:
+        for n in range(M):
+            for j in range(G):
+                a[n, j] += b[j]
+    else:
+        for n in range(M):
+            for j in range(G):
+                a[n, j] = (a[n, j] + b[j]) + b2[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -130,15 +130,15 @@ class _Recurrent(Op):
         self._allocate(N, T, H, x.dtype)
         self.parts = slices(N, STEP_TOUCHES * N * T * G)
 
+        no_bias = self.buffer("no_bias", (0,), x.dtype)
+
         def run(k, n0, n1):
             """Rows [n0, n1) of the batch, the whole sequence, on a thread of its own."""
             xw_k = xw[n0:n1]
             xw2 = xw_k.reshape(-1, G)
             np.matmul(x2[n0 * T:n1 * T], w_ih.T, out=xw2)
-            if b_ih is not None:
-                add_rows(xw2, b_ih)
-                if self.fold_hidden_bias:
-                    add_rows(xw2, b_hh)
+            if b_ih is not None:       # b_hh too, in the same pass, when it is folded in
+                add_rows(xw2, b_ih, b_hh if self.fold_hidden_bias else no_bias)
             h_seq = self._steps(k, slice(n0, n1), xw_k, b_hh, [s[n0:n1] for s in init])
             self._hprev(h_seq, init[0][n0:n1], hprev[n0:n1])
 
