@@ -289,3 +289,27 @@ def test_eager_ab_times_two_copies_of_pynn_side_by_side():
     losses = out.split("; loss ")[1].split(" (this) vs ")
     assert losses[0] == losses[1].split(" (other)")[0], out     # the same code, the same loss
     assert float(out.split("median of the pairs ")[1]) > 0, out
+
+
+def test_inference_layers_times_each_dense_product_in_both_frameworks():
+    out = subprocess.run([sys.executable, str(BENCH / "inference_layers.py"), "--passes", "2",
+                          "--pause", "0", "--images", "300", "--batch", "128", "--peak-size",
+                          "256", "--data-dir", str(DATA_DIR)], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+             if line.startswith("| ")]
+    rows = {c[0]: c[1:] for c in cells}
+    layers = ["Dense 784->256", "Dense 256->128", "Dense 128->32", "Dense 32->10"]
+    assert [k for k in rows if k.startswith("Dense")] == layers, out   # biggest product first
+    for name, (n_in, n_out) in zip(layers, [(784, 256), (256, 128), (128, 32), (32, 10)]):
+        gflop = 2 * 300 * n_in * n_out / 1e9
+        assert float(rows[name][0]) == round(gflop, 3), out
+        for ms, rate in (rows[name][1:3], rows[name][4:6]):    # pynn's, then torch's
+            # the rate is the layer's work over its time (both printed rounded)
+            ms, rate = float(ms), float(rate)
+            assert ms > 0.0005, out
+            assert gflop / (ms + 0.0005) * 1e3 - 0.05 <= rate <= gflop / (ms - 0.0005) * 1e3 \
+                + 0.05, (name, out)
+    whole, rest = float(rows["whole pass"][1]), float(rows["rest of the pass"][1])
+    assert 0 < rest < whole, out
+    assert float(out.split("whole pass (medians): ")[1]) > 0, out
