@@ -80,8 +80,8 @@ def torch_pass(model, tx, batch, layer_times):
 
 
 def measure(x, passes, pause, batch):
-    """{framework: (pass seconds [...], {weight shape: [seconds per pass]})} and the check
-    that both predicted the same."""
+    """{framework: (pass seconds [...], {weight shape: [seconds per pass]})}, once an untimed
+    pass of each has shown that both predict the same."""
     import run as R
     import torch
     import workloads as W
