@@ -6,15 +6,15 @@ inside real passes, against this machine's SGEMM peak.
 
 run.py's inference-mlp workload (784-256-128-32-10 over the 10,000 MNIST test images, batch
 1024, 2 threads each) is all matrix products, so its ratio is bounded by how fast BLAS runs
-each one. This script runs the same passes (`model.predict` in pynn, the same network under
-`torch.no_grad()` in torch, alternating, `--pause` seconds idle before each as in run.py) and
-times every layer's call inside them: in pynn its product with the bias and activation pass
-after it (`pynn.ops.nn._dense_rows`), in torch the `nn.Linear` module (its `addmm`, bias
-included; the ReLU modules and the softmax are counted in the rest of the pass). It prints,
-per layer, the median milliseconds per pass, the GFLOP/s they make of the layer's
-multiply-adds, and that rate as a fraction of the SGEMM peak (benchmarks/flops.py, 2 BLAS
-threads, fresh process); then the rest of each pass (everything outside the layers) and the
-whole pass.
+each one. This script runs the same passes (workloads.inference's, which run.py times:
+`model.predict` in pynn, the same network under `torch.no_grad()` in torch, alternating,
+`--pause` seconds idle before each as in run.py) and times every layer's call inside them: in
+pynn its product with the bias and activation pass after it (`pynn.ops.nn._dense_rows`), in
+torch the `nn.Linear` module (its `addmm`, bias included; the ReLU modules and the softmax are
+counted in the rest of the pass). It prints, per layer, the median milliseconds per pass, the
+GFLOP/s they make of the layer's multiply-adds, and that rate as a fraction of the SGEMM peak
+(benchmarks/flops.py, 2 BLAS threads, fresh process); then the rest of each pass (everything
+outside the layers) and the whole pass.
 """
 import argparse
 import os
@@ -33,8 +33,9 @@ if __name__ == "__main__":      # NumPy's BLAS reads its thread count once, when
 import numpy as np  # noqa: E402
 
 
-def pynn_pass(model, x, batch, layer_times):
-    """One predict pass; each layer's seconds are added to layer_times[(out, in)]."""
+def pynn_pass(run, layer_times):
+    """Time one pass of `run` (workloads.inference's pynn pass); each layer's seconds are added
+    to layer_times[(out, in)]."""
     import pynn.ops.nn as nn_ops
     inner = nn_ops._dense_rows
 
@@ -47,14 +48,15 @@ def pynn_pass(model, x, batch, layer_times):
     nn_ops._dense_rows = timed
     try:
         start = time.perf_counter()
-        out = model.predict(x, batch_size=batch)
-        return time.perf_counter() - start, out
+        run()
+        return time.perf_counter() - start
     finally:
         nn_ops._dense_rows = inner
 
 
-def torch_pass(model, tx, batch, layer_times):
-    """One pass as run.py's torch inference; each nn.Linear's seconds go to layer_times."""
+def torch_pass(run, model, layer_times):
+    """Time one pass of `run` (workloads.inference's torch pass over `model`); each
+    nn.Linear's seconds go to layer_times."""
     import torch
     starts = {}
 
@@ -69,41 +71,38 @@ def torch_pass(model, tx, batch, layer_times):
              for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
     try:
         start = time.perf_counter()
-        with torch.no_grad():
-            outs = [torch.softmax(model(tx[i:i + batch]), dim=1)
-                    for i in range(0, len(tx), batch)]
-            out = torch.cat(outs)
-        return time.perf_counter() - start, out.numpy()
+        run()
+        return time.perf_counter() - start
     finally:
         for h in hooks:
             h.remove()
 
 
 def measure(x, passes, pause, batch):
-    """{framework: (pass seconds [...], {weight shape: [seconds per pass]})}, once an untimed
-    pass of each has shown that both predict the same."""
+    """{framework: (pass seconds [...], {weight shape: [seconds per pass]})} of run.py's
+    inference-mlp passes (workloads.inference), once both models are shown to predict the same
+    and have made one untimed pass."""
     import run as R
     import torch
     import workloads as W
-
-    import pynn
     R.set_threads(THREADS)
-    pynn.manual_seed(0)
-    layers = W.mlp_layers()
-    models = {"pynn": W.pynn_model(layers, (784,)), "torch": W.torch_model(layers).eval()}
-    tx = torch.from_numpy(x)
-    runs = {"pynn": lambda lt: pynn_pass(models["pynn"], x, batch, lt),
-            "torch": lambda lt: torch_pass(models["torch"], tx, batch, lt)}
-    outs = {fw: run({})[1] for fw, run in runs.items()}      # warm-up passes, untimed
-    np.testing.assert_allclose(outs["pynn"], outs["torch"], rtol=1e-4, atol=1e-5)
+    (pynn_run, pynn_model), (torch_run, torch_model) = (
+        W.inference(fw, W.mlp_layers, x, (784,), batch=batch) for fw in ("pynn", "torch"))
+    with torch.no_grad():
+        expected = torch.softmax(torch_model(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(pynn_model.predict(x, batch_size=batch), expected, rtol=1e-4,
+                               atol=1e-5)
+    runs = {"pynn": lambda lt: pynn_pass(pynn_run, lt),
+            "torch": lambda lt: torch_pass(torch_run, torch_model, lt)}
+    for run in runs.values():       # warm-up passes, untimed
+        run({})
     results = {fw: ([], {}) for fw in runs}
     order = (("pynn", "torch"), ("torch", "pynn"))
     for r in range(passes):
         for fw in order[r % 2]:
             time.sleep(pause)
             layer_times = {}
-            seconds, _ = runs[fw](layer_times)
-            results[fw][0].append(seconds)
+            results[fw][0].append(runs[fw](layer_times))
             for key, sec in layer_times.items():
                 results[fw][1].setdefault(key, []).append(sec)
     return results
