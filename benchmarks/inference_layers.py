@@ -39,10 +39,10 @@ def pynn_pass(run, layer_times):
     import pynn.ops.nn as nn_ops
     inner = nn_ops._dense_rows
 
-    def timed(x2, w, b, y, act):
+    def timed(x2, w_t, b, y, act):
         start = time.perf_counter()
-        inner(x2, w, b, y, act)
-        key = w.shape
+        inner(x2, w_t, b, y, act)
+        key = w_t.shape[::-1]
         layer_times[key] = layer_times.get(key, 0.0) + time.perf_counter() - start
 
     nn_ops._dense_rows = timed

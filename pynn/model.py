@@ -17,6 +17,7 @@ import numpy as np
 from . import architecture, autograd, serialization
 from .graph import layer_walk, walk
 from .layers.base import Layer, ParameterList, forced_mode
+from .ops.nn import constant_weights
 from .plan import Graph, ModelOp, Plan
 from .tensor import Tensor, apply
 
@@ -362,7 +363,7 @@ class Model(Layer):
             raise ValueError(f"{self._where()}.predict: batch_size must be an int >= 1, got "
                              f"{batch_size!r}")
         size = int(batch_size or max(n, 1))
-        with forced_mode(False), autograd.no_grad():
+        with forced_mode(False), autograd.no_grad(), constant_weights(n):
             if n == 0:       # shape of one sample's output, from a run on one row of zeros
                 one = self._run([np.zeros((1,) + a.shape[1:], a.dtype) for a in xs], keep=False)
                 one = one if self._multi_out else [one]

@@ -13,7 +13,7 @@ from .kernels import threads
 from .ops.attention import MergeHeads, ScaledDotProductAttention, SplitHeads
 from .ops.base import Op, unbroadcast
 from .ops.elementwise import Relu
-from .ops.nn import BatchNorm, Conv2d, MaxPool2d
+from .ops.nn import BatchNorm, Conv2d, Linear, MaxPool2d
 from .ops.recurrent import Narrow
 
 
@@ -89,6 +89,10 @@ class Plan:
             needs[step.out] = op.differentiable and any(op.needs_input_grad)
         self.needs = needs
         _fuse_pairs(graph, self.ops)
+        params = set(graph.param_slots)
+        for step, op in zip(graph.steps, self.ops):
+            if type(op) is Linear and step.ins[1] in params:
+                op.weight_is_param = True       # (see ops.nn.constant_weights)
         self.grads = [None] * graph.n_slots
         self.sums = {}          # slot -> buffer where several gradient contributions are added
         self.generation = 0     # bumped by every forward: outputs of an older call can't backprop

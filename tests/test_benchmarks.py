@@ -313,3 +313,23 @@ def test_inference_layers_times_each_dense_product_in_both_frameworks():
     whole, rest = float(rows["whole pass"][1]), float(rows["rest of the pass"][1])
     assert 0 < rest < whole, out
     assert float(out.split("whole pass (medians): ")[1]) > 0, out
+
+
+def test_linear_layouts_compares_both_layouts_of_each_model_shape():
+    out = subprocess.run([sys.executable, str(BENCH / "linear_layouts.py"), "--repeats", "1",
+                          "--rows", "8", "64", "--shapes", "models"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+             if line.startswith("| ") and "->" in line and "rows:" not in line]
+    sys.path.insert(0, str(BENCH))
+    try:
+        from linear_layouts import MODEL_SHAPES
+    finally:
+        sys.path.remove(str(BENCH))
+    assert [c[0] for c in cells] == [f"{k} -> {n}" for k, n in MODEL_SHAPES], out
+    for row in cells:
+        assert len(row) == 4, out                     # the shape, two row counts, the copy
+        for cell in row[1:3]:
+            ratio, view = cell.split(" (")
+            assert float(ratio) > 0 and float(view.rstrip(")")) > 0, out
+        assert float(row[3]) > 0, out

@@ -396,6 +396,92 @@ def test_predict_batches_eval_mode_no_graph():
     assert all(p.grad is not None for p in model.parameters)
 
 
+def _linear_ops(model):
+    from pynn.ops.nn import Linear
+    return [op for plan in model._plans.values() for op in plan.ops if type(op) is Linear]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype):
+    """predict over >= Linear.CONSTANT_MIN_ROWS rows runs its Dense layers (>= 16 outputs) on
+    contiguous (in, out) copies of their weights, made once per call, so a change of the
+    weights between two calls shows in the second; the result is the layers' own."""
+    from pynn.ops.nn import Linear
+    pynn.manual_seed(3)
+    x_in = Input((20,), dtype=dtype)
+    h = Dense(20, 32, relu)(x_in)
+    out = Dense(16, 4)(Dense(32, 16)(h))           # the last one: under 16 outputs, no copy
+    model = Model(x_in, out)
+    if dtype == F64:
+        model = as_float64_model(model)
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    x = _rng(3).standard_normal((Linear.CONSTANT_MIN_ROWS + 100, 20)).astype(dtype)
+
+    def reference():
+        a = x.astype(F64)
+        for layer, act in zip(dense, (True, False, False)):
+            a = a @ layer.weight.data.astype(F64).T + layer.bias.data.astype(F64)
+            a = np.maximum(a, 0) if act else a
+        return a
+
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    got = model.predict(x, batch_size=1000)
+    np.testing.assert_allclose(got, reference(), rtol=rtol, atol=rtol)
+    ops = _linear_ops(model)                        # the kept plan (batches of 1000)
+    assert [op.weight_is_param for op in ops] == [True] * 3
+    blocks = [op.w_t_block for op in ops]
+    assert blocks[0] is not None and blocks[0] is blocks[1] and blocks[2] is None
+    np.testing.assert_array_equal(ops[0]._buffers["w_t"], dense[0].weight.data.T)
+    assert ops[0]._buffers["w_t"].flags.c_contiguous and "w_t" not in ops[2]._buffers
+
+    dense[0].weight.data[...] *= -0.5               # in place, between two calls
+    dense[1].weight.data = dense[1].weight.data[::-1].copy()   # or a new array
+    got = model.predict(x, batch_size=1000)
+    np.testing.assert_allclose(got, reference(), rtol=rtol, atol=rtol)
+    assert ops[0].w_t_block is not blocks[0]        # copied again for this call
+    np.testing.assert_array_equal(ops[1]._buffers["w_t"], dense[1].weight.data.T)
+
+    # the same numbers as without the copies (which x @ W.T gives): in float64 to rounding
+    Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
+    try:
+        plain = model.predict(x, batch_size=1000)
+    finally:
+        Linear.CONSTANT_MIN_ROWS = saved
+    np.testing.assert_allclose(got, plain, rtol=rtol, atol=rtol)
+
+
+def test_predict_of_few_rows_and_calls_of_the_model_use_the_weight_itself():
+    pynn.manual_seed(4)
+    x_in = Input((8,))
+    model = Model(x_in, Dense(8, 32, relu)(x_in))
+    x = _rng(4).standard_normal((100, 8)).astype(np.float32)
+    model.predict(x)                                # 100 rows: under CONSTANT_MIN_ROWS
+    model(x)
+    with pynn.no_grad():
+        model(x)
+    ops = _linear_ops(model)
+    assert len(ops) == 2 and all(op.weight_is_param for op in ops)   # grad and no-grad plans
+    assert all(op.w_t_block is None and "w_t" not in op._buffers for op in ops)
+
+
+def test_a_linear_whose_weight_is_computed_never_uses_a_copy():
+    """Only a parameter is constant during predict: a weight that is another input of the
+    model (here one per batch) is multiplied as it comes."""
+    from pynn.ops.nn import Linear, constant_weights
+    from pynn.tensor import apply
+    x_in, w_in = Input((8,)), Input((8,))
+    y = apply(Linear(activation=None), x_in, w_in)
+    model = Model([x_in, w_in], y)
+    rng = _rng(5)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    for _ in range(2):
+        w = rng.standard_normal((40, 8)).astype(np.float32)
+        with constant_weights(10 ** 6):
+            got = model([x, w])
+        np.testing.assert_allclose(got.data, x @ w.T, rtol=1e-5, atol=1e-5)
+    assert [op.weight_is_param for op in _linear_ops(model)] == [False]
+
+
 # -- summary ----------------------------------------------------------------------------------
 def test_summary_table_and_numbers():
     x_in = Input((1, 28, 28))

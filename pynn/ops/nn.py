@@ -5,6 +5,9 @@ compiled Model (one op object per step, called again and again) nothing is alloc
 first call at a given shape. Matrix products go to BLAS (np.matmul with out=); everything
 elementwise or index-shuffling runs in the Numba kernels of pynn.kernels.
 """
+import contextlib
+import threading
+
 import numpy as np
 
 from ..kernels import threads
@@ -68,13 +71,33 @@ _NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64):
 _WEIGHT_TRANSFORM = {np.dtype(np.float32): WEIGHT_TRANSFORM.astype(np.float32)}
 
 
-def _dense_rows(x, w, b, y, act):
-    """y = act(x @ w.T + b) for rows of a batch, into y; b is (F,) or (0,) for no bias."""
-    np.matmul(x, w.T, out=y)
+def _dense_rows(x, w_t, b, y, act):
+    """y = act(x @ w_t + b) for rows of a batch, into y; w_t is the weight as (in, out) (the
+    transposed view of W, or a copy of it in that layout); b is (F,) or (0,) for no bias."""
+    np.matmul(x, w_t, out=y)
     if act != ACT_NONE:
         bias_act_forward(y, b, act)
     elif b.shape[0]:                # one NumPy pass, and no kernel to compile
         np.add(y, b, out=y)
+
+
+_constant = threading.local()     # .block: (token, rows) while constant_weights() is active
+
+
+@contextlib.contextmanager
+def constant_weights(rows):
+    """A block of forward passes (in this thread) during which no parameter changes, over
+    `rows` samples in all: Model.predict runs its batches in one. A compiled Linear whose weight
+    is a parameter then multiplies by a contiguous (in, out) copy of W, made once per block:
+    OpenBLAS runs x @ W_copy 5-40% faster than x @ W.T, the transposed view, at most shapes
+    (`python benchmarks/linear_layouts.py`), and the copy pays for itself over some hundreds of
+    rows."""
+    previous = getattr(_constant, "block", None)
+    _constant.block = (object(), rows)
+    try:
+        yield
+    finally:
+        _constant.block = previous
 
 
 class Linear(Op):
@@ -91,8 +114,31 @@ class Linear(Op):
     #: threads too, by rows of their outputs; elsewhere BLAS uses every thread itself.
     SPLIT_MIN_WORK = 1 << 22
 
+    #: Inside constant_weights(rows) with at least this many rows, a compiled Linear whose
+    #: weight is a parameter with at least CONSTANT_MIN_OUT rows (output features) multiplies
+    #: by a contiguous (in, out) copy of it (see constant_weights). Below 16 outputs the copy
+    #: ran as often slower as faster (`python benchmarks/linear_layouts.py`).
+    CONSTANT_MIN_ROWS = 2048
+    CONSTANT_MIN_OUT = 16
+
+    #: Set by the compiled plan when input 1 (W) is a parameter of the model.
+    weight_is_param = False
+    w_t_block = None            # the constant_weights block the copy "w_t" was made in
+
     def _slices(self, rows, work):
         return threads.slices(rows, work, self.SPLIT_MIN_WORK) if threads.pass_splits() else 1
+
+    def _weight_t(self, w):
+        """W (a parameter) as (in, out): the transposed view, or inside a constant_weights block
+        of enough rows this op's contiguous copy of it, made at the block's first call."""
+        block = getattr(_constant, "block", None)
+        if block is None or block[1] < self.CONSTANT_MIN_ROWS or w.shape[0] < self.CONSTANT_MIN_OUT:
+            return w.T
+        w_t = self.buffer("w_t", w.shape[::-1], w.dtype)
+        if self.w_t_block is not block[0]:
+            np.copyto(w_t, w.T)
+            self.w_t_block = block[0]
+        return w_t
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
@@ -101,14 +147,15 @@ class Linear(Op):
         self.has_bias = b is not None
         b = _NO_BIAS[y.dtype] if b is None else b
         act = ACTIVATION_CODES[self.activation]
+        w_t = self._weight_t(w) if self.weight_is_param else w.T
 
         def rows(k, n0, n1):
-            _dense_rows(x2[n0:n1], w, b, y[n0:n1], act)
+            _dense_rows(x2[n0:n1], w_t, b, y[n0:n1], act)
 
         M, K = x2.shape
         T = self._slices(M, M * K * w.shape[0])
         if T == 1:                  # (the small products of an eager MLP: no slicing)
-            _dense_rows(x2, w, b, y, act)
+            _dense_rows(x2, w_t, b, y, act)
         else:
             split_batch(rows, M, T)
         self.x2, self.w, self.y = x2, w, y
