@@ -32,6 +32,7 @@ from . import metrics as _metrics
 from . import optimizers as _optimizers
 from .callbacks import Callback, History, overrides
 from .data import DataLoader
+from .ops.nn import constant_weights
 from .tensor import Tensor
 
 __all__ = ["compile", "fit", "evaluate", "predict", "train_on_batch", "test_on_batch"]
@@ -341,6 +342,7 @@ class _Gather:
         self.x, self.y = x, y
         self.index = DataLoader(np.arange(_length("x", x)), batch_size=batch_size,
                                 shuffle=shuffle, **loader_kw)
+        self.batch_size = self.index.batch_size
 
     def __len__(self):
         return len(self.index)
@@ -450,9 +452,12 @@ def _run_test(model, objective, batches, callbacks, verbose, desc="evaluate"):
     bar = _bar(len(batches), desc, verbose == 1)
     next_text = 0.0
     was_training = model.training
+    # no callback runs between the batches: the weights stay as they are, and the Dense layers
+    # may multiply by copies of them in the faster layout (pynn.ops.nn.constant_weights)
+    rows = 0 if ends else len(batches) * (getattr(batches, "batch_size", None) or 0)
     _mode(model, False)
     try:
-        with autograd.no_grad():
+        with autograd.no_grad(), constant_weights(rows):
             for step, (xb, yb) in enumerate(batches):
                 pred = model(xb)
                 loss, parts = objective.loss(pred, yb)

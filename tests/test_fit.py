@@ -278,6 +278,52 @@ def test_evaluate_matches_a_manual_computation():
     assert model.metrics_names == list(logs)
 
 
+def _wide_mlp(seed):
+    pynn.manual_seed(seed)
+    x_in = Input((2,))
+    return Model(x_in, Dense(32, 2, "softmax")(Dense(2, 32, "relu")(x_in)))
+
+
+def test_evaluate_multiplies_by_weight_copies_unless_a_callback_runs_between_batches():
+    """evaluate over >= Linear.CONSTANT_MIN_ROWS rows runs its Dense layers on (in, out) copies
+    of their weights (pynn.ops.nn.constant_weights), with the same loss as without them; a
+    callback's on_test_batch_end may change the weights, and then every batch reads them as
+    they are."""
+    from pynn.ops.nn import Linear
+    x, y = moons(Linear.CONSTANT_MIN_ROWS + 52)
+    model = _wide_mlp(5)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    loss = model.evaluate(x, y, batch_size=100, verbose=0)
+    blocks = {op.w_t_block is not None for plan in model._plans.values() for op in plan.ops
+              if type(op) is Linear and op.w.shape[0] >= Linear.CONSTANT_MIN_OUT}
+    assert blocks == {True}
+    Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
+    try:
+        assert model.evaluate(x, y, batch_size=100, verbose=0) == pytest.approx(loss, rel=1e-6)
+    finally:
+        Linear.CONSTANT_MIN_ROWS = saved
+
+    hidden = model.layers[0]                       # Dense(2->32): one that is copied
+    seen = []
+
+    class Shrink(pynn.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(logs["loss"])
+            hidden.weight.data[...] *= 0.5          # the next batch must see this
+
+    model.evaluate(x, y, batch_size=100, verbose=0, callbacks=[Shrink()])
+    # the same batches against the weights each one saw, batch by batch
+    fresh = _wide_mlp(5)
+    fresh.compile("adam", "sparse_categorical_crossentropy")
+    total, count = 0.0, 0
+    for k, start in enumerate(range(0, len(x), 100)):
+        xb, yb = x[start:start + 100], y[start:start + 100]
+        total += fresh.evaluate(xb, yb, batch_size=100, verbose=0) * len(yb)
+        count += len(yb)
+        assert seen[k] == pytest.approx(total / count, rel=1e-5), k
+        fresh.layers[0].weight.data[...] *= 0.5
+
+
 def test_evaluate_without_metrics_returns_a_float():
     x, y = moons(100)
     model = mlp(0)
