@@ -14,7 +14,10 @@ torch the `nn.Linear` module (its `addmm`, bias included; the ReLU modules and t
 counted in the rest of the pass). It prints, per layer, the median milliseconds per pass, the
 GFLOP/s they make of the layer's multiply-adds, and that rate as a fraction of the SGEMM peak
 (benchmarks/flops.py, 2 BLAS threads, fresh process); then the rest of each pass (everything
-outside the layers) and the whole pass.
+outside the layers; in pynn it includes making predict's (in, out) copies of the weights,
+pynn.ops.nn.constant_weights) and the whole pass. A third kind of pass, pynn's with those
+copies off (every Dense multiplying by W.T), takes its turn in the same rotation: the last line
+compares the two pynn passes of each round.
 """
 import argparse
 import os
@@ -78,6 +81,21 @@ def torch_pass(run, model, layer_times):
             h.remove()
 
 
+WITHOUT = "pynn, x @ W.T"
+
+
+def without_copies(run):
+    """run() with predict's (in, out) weight copies off (pynn.ops.nn.constant_weights): every
+    Dense multiplies by W.T, the transposed view of its weight, as before the copies."""
+    from pynn.ops.nn import Linear
+    saved = Linear.CONSTANT_MIN_ROWS
+    Linear.CONSTANT_MIN_ROWS = 1 << 62
+    try:
+        return run()
+    finally:
+        Linear.CONSTANT_MIN_ROWS = saved
+
+
 def measure(x, passes, pause, batch):
     """{framework: (pass seconds [...], {weight shape: [seconds per pass]})} of run.py's
     inference-mlp passes (workloads.inference), once both models are shown to predict the same
@@ -93,13 +111,14 @@ def measure(x, passes, pause, batch):
     np.testing.assert_allclose(pynn_model.predict(x, batch_size=batch), expected, rtol=1e-4,
                                atol=1e-5)
     runs = {"pynn": lambda lt: pynn_pass(pynn_run, lt),
-            "torch": lambda lt: torch_pass(torch_run, torch_model, lt)}
+            "torch": lambda lt: torch_pass(torch_run, torch_model, lt),
+            WITHOUT: lambda lt: without_copies(lambda: pynn_pass(pynn_run, lt))}
     for run in runs.values():       # warm-up passes, untimed
         run({})
     results = {fw: ([], {}) for fw in runs}
-    order = (("pynn", "torch"), ("torch", "pynn"))
-    for r in range(passes):
-        for fw in order[r % 2]:
+    names = list(runs)
+    for r in range(passes):         # each in each place of the order equally often
+        for fw in names[r % 3:] + names[:r % 3]:
             time.sleep(pause)
             layer_times = {}
             results[fw][0].append(runs[fw](layer_times))
@@ -131,6 +150,11 @@ def report(results, rows, peak):
         print(f"| {label} | | " + " | ".join(cells) + " |")
     ratio = float(np.median(results["pynn"][0])) / float(np.median(results["torch"][0]))
     print(f"\npynn/torch, whole pass (medians): {ratio:.2f}")
+    plain = float(np.median(results[WITHOUT][0]))
+    pairs = np.array(results["pynn"][0]) / np.array(results[WITHOUT][0])
+    print(f"without the weight copies ({WITHOUT}): whole pass {plain * 1e3:.3f} ms, pynn/torch "
+          f"{plain / float(np.median(results['torch'][0])):.2f}; with / without, median of the "
+          f"rounds' ratios: {float(np.median(pairs)):.3f}")
 
 
 def main():

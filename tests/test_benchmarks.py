@@ -312,7 +312,10 @@ def test_inference_layers_times_each_dense_product_in_both_frameworks():
                 + 0.05, (name, out)
     whole, rest = float(rows["whole pass"][1]), float(rows["rest of the pass"][1])
     assert 0 < rest < whole, out
-    assert float(out.split("whole pass (medians): ")[1]) > 0, out
+    assert float(out.split("whole pass (medians): ")[1].split()[0]) > 0, out
+    without = out.split("without the weight copies (pynn, x @ W.T): whole pass ")[1]
+    assert float(without.split(" ms")[0]) > 0, out
+    assert float(without.split("rounds' ratios: ")[1]) > 0, out
 
 
 def test_linear_layouts_compares_both_layouts_of_each_model_shape():

@@ -89,8 +89,9 @@ def constant_weights(rows):
     """A block of forward passes (in this thread) during which no parameter changes, over
     `rows` samples in all: Model.predict runs its batches in one. A compiled Linear whose weight
     is a parameter then multiplies by a contiguous (in, out) copy of W, made once per block:
-    OpenBLAS runs x @ W_copy 5-40% faster than x @ W.T, the transposed view, at most shapes
-    (`python benchmarks/linear_layouts.py`), and the copy pays for itself over some hundreds of
+    OpenBLAS ran x @ W_copy 4-45% faster than x @ W.T, the transposed view, at every shape of
+    32 or more outputs it was timed at, and from 39% faster to 66% slower at 10 outputs
+    (`python benchmarks/linear_layouts.py`); the copy pays for itself over some hundreds of
     rows."""
     previous = getattr(_constant, "block", None)
     _constant.block = (object(), rows)
@@ -116,7 +117,7 @@ class Linear(Op):
 
     #: Inside constant_weights(rows) with at least this many rows, a compiled Linear whose
     #: weight is a parameter with at least CONSTANT_MIN_OUT rows (output features) multiplies
-    #: by a contiguous (in, out) copy of it (see constant_weights). Below 16 outputs the copy
+    #: by a contiguous (in, out) copy of it (see constant_weights). At 10 outputs the copy
     #: ran as often slower as faster (`python benchmarks/linear_layouts.py`).
     CONSTANT_MIN_ROWS = 2048
     CONSTANT_MIN_OUT = 16
