@@ -293,17 +293,28 @@ def test_evaluate_multiplies_by_weight_copies_unless_a_callback_runs_between_bat
     x, y = moons(Linear.CONSTANT_MIN_ROWS + 52)
     model = _wide_mlp(5)
     model.compile("adam", "sparse_categorical_crossentropy")
-    loss = model.evaluate(x, y, batch_size=100, verbose=0)
-    blocks = {op.w_t_block is not None for plan in model._plans.values() for op in plan.ops
-              if type(op) is Linear and op.w.shape[0] >= Linear.CONSTANT_MIN_OUT}
-    assert blocks == {True}
+    hidden = model.layers[0]                       # Dense(2->32): one that is copied
+    import pynn.ops.nn as nn_ops
+    seen, inner = [], nn_ops._dense_rows
+
+    def recording(x, w_t, b, y, act):
+        seen.append(w_t)
+        inner(x, w_t, b, y, act)
+
+    nn_ops._dense_rows = recording
+    try:
+        loss = model.evaluate(x, y, batch_size=100, verbose=0)
+    finally:
+        nn_ops._dense_rows = inner
+    copies = seen[0::2]                             # Dense(2->32)'s, batch by batch
+    assert copies[0].flags.c_contiguous and not np.shares_memory(copies[0], hidden.weight.data)
+    assert all(c is copies[0] for c in copies) and len(copies) == -(-len(x) // 100)
     Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
     try:
         assert model.evaluate(x, y, batch_size=100, verbose=0) == pytest.approx(loss, rel=1e-6)
     finally:
         Linear.CONSTANT_MIN_ROWS = saved
 
-    hidden = model.layers[0]                       # Dense(2->32): one that is copied
     seen = []
 
     class Shrink(pynn.callbacks.Callback):

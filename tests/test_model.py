@@ -401,11 +401,26 @@ def _linear_ops(model):
     return [op for plan in model._plans.values() for op in plan.ops if type(op) is Linear]
 
 
+@pytest.fixture
+def weights_multiplied(monkeypatch):
+    """[(W as the product got it, W's shape)], one per Dense product run (pynn.ops.nn)."""
+    import pynn.ops.nn as nn_ops
+    seen, inner = [], nn_ops._dense_rows
+
+    def recording(x, w_t, b, y, act):
+        seen.append(w_t)
+        inner(x, w_t, b, y, act)
+
+    monkeypatch.setattr(nn_ops, "_dense_rows", recording)
+    return seen
+
+
 @pytest.mark.parametrize("dtype", [np.float32, F64])
-def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype):
+def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, weights_multiplied):
     """predict over >= Linear.CONSTANT_MIN_ROWS rows runs its Dense layers (>= 16 outputs) on
-    contiguous (in, out) copies of their weights, made once per call, so a change of the
-    weights between two calls shows in the second; the result is the layers' own."""
+    contiguous (in, out) copies of their weights, made once per call and shared by its plans
+    (the short last batch's too), so a change of the weights between two calls shows in the
+    second; the result is the layers' own."""
     from pynn.ops.nn import Linear
     pynn.manual_seed(3)
     x_in = Input((20,), dtype=dtype)
@@ -416,6 +431,7 @@ def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype):
         model = as_float64_model(model)
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     x = _rng(3).standard_normal((Linear.CONSTANT_MIN_ROWS + 100, 20)).astype(dtype)
+    weights_multiplied.clear()                      # (the layers' calls on the Input)
 
     def reference():
         a = x.astype(F64)
@@ -424,49 +440,63 @@ def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype):
             a = np.maximum(a, 0) if act else a
         return a
 
+    def check_copies():
+        """Three batches (1000, 1000, 148 rows) of three products each."""
+        assert len(weights_multiplied) == 9
+        for k, layer in enumerate(dense):
+            used = weights_multiplied[k::3]
+            np.testing.assert_array_equal(used[0], layer.weight.data.T)
+            if k < 2:
+                assert used[0].flags.c_contiguous and not np.shares_memory(used[0],
+                                                                          layer.weight.data)
+                assert all(u is used[0] for u in used)          # one copy for the call
+            else:
+                assert all(np.shares_memory(u, layer.weight.data) for u in used)  # the view
+        first = list(weights_multiplied)
+        weights_multiplied.clear()
+        return first
+
     rtol = 1e-4 if dtype == np.float32 else 1e-12
     got = model.predict(x, batch_size=1000)
     np.testing.assert_allclose(got, reference(), rtol=rtol, atol=rtol)
-    ops = _linear_ops(model)                        # the kept plan (batches of 1000)
-    assert [op.weight_is_param for op in ops] == [True] * 3
-    blocks = [op.w_t_block for op in ops]
-    assert blocks[0] is not None and blocks[0] is blocks[1] and blocks[2] is None
-    np.testing.assert_array_equal(ops[0]._buffers["w_t"], dense[0].weight.data.T)
-    assert ops[0]._buffers["w_t"].flags.c_contiguous and "w_t" not in ops[2]._buffers
+    first = check_copies()
+    assert all(op.weight_is_param for op in _linear_ops(model))
 
     dense[0].weight.data[...] *= -0.5               # in place, between two calls
     dense[1].weight.data = dense[1].weight.data[::-1].copy()   # or a new array
     got = model.predict(x, batch_size=1000)
     np.testing.assert_allclose(got, reference(), rtol=rtol, atol=rtol)
-    assert ops[0].w_t_block is not blocks[0]        # copied again for this call
-    np.testing.assert_array_equal(ops[1]._buffers["w_t"], dense[1].weight.data.T)
+    second = check_copies()
+    assert second[0] is not first[0] and second[1] is not first[1]     # copied again
 
-    # the same numbers as without the copies (which x @ W.T gives): in float64 to rounding
+    # the same numbers as without the copies (which x @ W.T gives), to rounding
     Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
     try:
         plain = model.predict(x, batch_size=1000)
     finally:
         Linear.CONSTANT_MIN_ROWS = saved
+    assert all(np.shares_memory(u, d.weight.data) for u, d in zip(weights_multiplied, dense))
     np.testing.assert_allclose(got, plain, rtol=rtol, atol=rtol)
 
 
-def test_predict_of_few_rows_and_calls_of_the_model_use_the_weight_itself():
+def test_predict_of_few_rows_and_calls_of_the_model_use_the_weight_itself(weights_multiplied):
     pynn.manual_seed(4)
     x_in = Input((8,))
-    model = Model(x_in, Dense(8, 32, relu)(x_in))
+    layer = Dense(8, 32, relu)
+    model = Model(x_in, layer(x_in))
     x = _rng(4).standard_normal((100, 8)).astype(np.float32)
+    weights_multiplied.clear()                      # (the layer's call on the Input)
     model.predict(x)                                # 100 rows: under CONSTANT_MIN_ROWS
     model(x)
     with pynn.no_grad():
         model(x)
-    ops = _linear_ops(model)
-    assert len(ops) == 2 and all(op.weight_is_param for op in ops)   # grad and no-grad plans
-    assert all(op.w_t_block is None and "w_t" not in op._buffers for op in ops)
+    assert len(weights_multiplied) == 3
+    assert all(np.shares_memory(u, layer.weight.data) for u in weights_multiplied)
 
 
-def test_a_linear_whose_weight_is_computed_never_uses_a_copy():
+def test_a_linear_whose_weight_is_computed_never_uses_a_copy(weights_multiplied):
     """Only a parameter is constant during predict: a weight that is another input of the
-    model (here one per batch) is multiplied as it comes."""
+    model (here a new one per call) is multiplied as it comes."""
     from pynn.ops.nn import Linear, constant_weights
     from pynn.tensor import apply
     x_in, w_in = Input((8,)), Input((8,))
@@ -479,6 +509,7 @@ def test_a_linear_whose_weight_is_computed_never_uses_a_copy():
         with constant_weights(10 ** 6):
             got = model([x, w])
         np.testing.assert_allclose(got.data, x @ w.T, rtol=1e-5, atol=1e-5)
+        assert np.shares_memory(weights_multiplied[-1], w)
     assert [op.weight_is_param for op in _linear_ops(model)] == [False]
 
 

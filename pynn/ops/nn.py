@@ -81,20 +81,35 @@ def _dense_rows(x, w_t, b, y, act):
         np.add(y, b, out=y)
 
 
-_constant = threading.local()     # .block: (token, rows) while constant_weights() is active
+_constant = threading.local()     # .block: the _Block of the active constant_weights()
+
+
+class _Block:
+    """A constant_weights block: its rows, and the (in, out) weight copies made in it."""
+
+    def __init__(self, rows):
+        self.rows, self.copies = rows, {}
+
+    def transposed(self, w):
+        """A contiguous copy of w.T, made at the block's first call for w (every plan of the
+        block shares it: predict's kept plan and the one of its short last batch)."""
+        entry = self.copies.get(id(w))
+        if entry is None or entry[0] is not w:
+            entry = self.copies[id(w)] = (w, np.ascontiguousarray(w.T))
+        return entry[1]
 
 
 @contextlib.contextmanager
 def constant_weights(rows):
     """A block of forward passes (in this thread) during which no parameter changes, over
-    `rows` samples in all: Model.predict runs its batches in one. A compiled Linear whose weight
-    is a parameter then multiplies by a contiguous (in, out) copy of W, made once per block:
-    OpenBLAS ran x @ W_copy 4-45% faster than x @ W.T, the transposed view, at every shape of
-    32 or more outputs it was timed at, and from 39% faster to 66% slower at 10 outputs
-    (`python benchmarks/linear_layouts.py`); the copy pays for itself over some hundreds of
-    rows."""
+    `rows` samples in all: Model.predict runs its batches in one, and evaluate unless a callback
+    runs between them. A compiled Linear whose weight is a parameter then multiplies by a
+    contiguous (in, out) copy of W, made once per block. OpenBLAS ran x @ W_copy 4-45% faster
+    than x @ W.T (the transposed view) at every shape of 32 or more outputs it was timed at, and
+    from 39% faster to 66% slower at 10 outputs (`python benchmarks/linear_layouts.py`); the
+    copy pays for itself over some hundreds of rows."""
     previous = getattr(_constant, "block", None)
-    _constant.block = (object(), rows)
+    _constant.block = _Block(rows)
     try:
         yield
     finally:
@@ -124,22 +139,18 @@ class Linear(Op):
 
     #: Set by the compiled plan when input 1 (W) is a parameter of the model.
     weight_is_param = False
-    w_t_block = None            # the constant_weights block the copy "w_t" was made in
 
     def _slices(self, rows, work):
         return threads.slices(rows, work, self.SPLIT_MIN_WORK) if threads.pass_splits() else 1
 
     def _weight_t(self, w):
         """W (a parameter) as (in, out): the transposed view, or inside a constant_weights block
-        of enough rows this op's contiguous copy of it, made at the block's first call."""
+        of enough rows the block's contiguous copy of it."""
         block = getattr(_constant, "block", None)
-        if block is None or block[1] < self.CONSTANT_MIN_ROWS or w.shape[0] < self.CONSTANT_MIN_OUT:
+        if (block is None or block.rows < self.CONSTANT_MIN_ROWS
+                or w.shape[0] < self.CONSTANT_MIN_OUT):
             return w.T
-        w_t = self.buffer("w_t", w.shape[::-1], w.dtype)
-        if self.w_t_block is not block[0]:
-            np.copyto(w_t, w.T)
-            self.w_t_block = block[0]
-        return w_t
+        return block.transposed(w)
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
