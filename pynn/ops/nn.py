@@ -104,10 +104,10 @@ def constant_weights(rows):
     """A block of forward passes (in this thread) during which no parameter changes, over
     `rows` samples in all: Model.predict runs its batches in one, and evaluate unless a callback
     runs between them. A compiled Linear whose weight is a parameter then multiplies by a
-    contiguous (in, out) copy of W, made once per block. OpenBLAS ran x @ W_copy 4-45% faster
-    than x @ W.T (the transposed view) at every shape of 32 or more outputs it was timed at, and
-    from 39% faster to 66% slower at 10 outputs (`python benchmarks/linear_layouts.py`); the
-    copy pays for itself over some hundreds of rows."""
+    contiguous (in, out) copy of W, made once per block. In OpenBLAS, x @ W_copy took 0.55-1.00
+    of the time of x @ W.T (the transposed view) at every shape of 32 or more outputs timed, and
+    0.61-1.66 of it at 10 outputs (two runs of `python benchmarks/linear_layouts.py`); the copy
+    pays for itself over some hundreds of rows."""
     previous = getattr(_constant, "block", None)
     _constant.block = _Block(rows)
     try:
