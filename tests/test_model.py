@@ -468,6 +468,12 @@ def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, wei
     np.testing.assert_allclose(got, reference(), rtol=rtol, atol=rtol)
     second = check_copies()
     assert second[0] is not first[0] and second[1] is not first[1]     # copied again
+    import gc
+    import weakref
+    copy = weakref.ref(second[0])
+    del first, second
+    gc.collect()
+    assert copy() is None                           # nothing keeps a copy after the call
 
     # the same numbers as without the copies (which x @ W.T gives), to rounding
     Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
