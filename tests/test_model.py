@@ -485,6 +485,28 @@ def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, wei
     np.testing.assert_allclose(got, plain, rtol=rtol, atol=rtol)
 
 
+def test_predict_copies_the_weights_of_nested_models_and_shares_a_shared_layers(
+        weights_multiplied):
+    pynn.manual_seed(6)
+    a = Input((8,))
+    first = Dense(8, 32, relu)
+    inner = Model(a, first(a))
+    b = Input((8,))
+    shared = Dense(32, 32, relu)
+    outer = Model(b, shared(shared(inner(b))))
+    x = _rng(6).standard_normal((3000, 8)).astype(np.float32)
+    expected = np.maximum(x.astype(F64) @ first.weight.data.T + first.bias.data, 0)
+    for _ in range(2):
+        expected = np.maximum(expected @ shared.weight.data.T + shared.bias.data, 0)
+    weights_multiplied.clear()
+    np.testing.assert_allclose(outer.predict(x, batch_size=1000), expected, rtol=1e-4,
+                               atol=1e-5)
+    assert len(weights_multiplied) == 9 and all(w.flags.c_contiguous for w in weights_multiplied)
+    np.testing.assert_array_equal(weights_multiplied[0], first.weight.data.T)
+    assert all(w is weights_multiplied[1] for w in weights_multiplied[1::3] +
+               weights_multiplied[2::3])           # one copy for both uses, every batch
+
+
 def test_predict_of_few_rows_and_calls_of_the_model_use_the_weight_itself(weights_multiplied):
     pynn.manual_seed(4)
     x_in = Input((8,))
