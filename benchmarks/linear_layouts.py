@@ -15,28 +15,17 @@ Linear.CONSTANT_MIN_OUT outputs when the call has at least Linear.CONSTANT_MIN_R
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
+from recurrent_kernels import median_us  # noqa: E402  (benchmarks/: one call, then the median)
 
 from pynn.ops.nn import Linear  # noqa: E402
 
 # (in, out) of the benchmark models' Dense layers (benchmarks/workloads.py), then a grid
 MODEL_SHAPES = [(784, 256), (256, 128), (128, 32), (32, 10), (400, 10), (3136, 128), (64, 192)]
 GRID = [(k, n) for k in (32, 128, 400, 784, 3136) for n in (10, 32, 128, 256)]
-
-
-def median_us(fn, calls):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
 
 
 def compare(k, n, m, repeats, rng):
