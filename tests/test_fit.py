@@ -284,7 +284,8 @@ def _wide_mlp(seed):
     return Model(x_in, Dense(32, 2, "softmax")(Dense(2, 32, "relu")(x_in)))
 
 
-def test_evaluate_multiplies_by_weight_copies_unless_a_callback_runs_between_batches():
+def test_evaluate_multiplies_by_weight_copies_unless_a_callback_runs_between_batches(
+        weights_multiplied, monkeypatch):
     """evaluate over >= Linear.CONSTANT_MIN_ROWS rows runs its Dense layers on (in, out) copies
     of their weights (pynn.ops.nn.constant_weights), with the same loss as without them; a
     callback's on_test_batch_end may change the weights, and then every batch reads them as
@@ -294,26 +295,14 @@ def test_evaluate_multiplies_by_weight_copies_unless_a_callback_runs_between_bat
     model = _wide_mlp(5)
     model.compile("adam", "sparse_categorical_crossentropy")
     hidden = model.layers[0]                       # Dense(2->32): one that is copied
-    import pynn.ops.nn as nn_ops
-    seen, inner = [], nn_ops._dense_rows
-
-    def recording(x, w_t, b, y, act):
-        seen.append(w_t)
-        inner(x, w_t, b, y, act)
-
-    nn_ops._dense_rows = recording
-    try:
-        loss = model.evaluate(x, y, batch_size=100, verbose=0)
-    finally:
-        nn_ops._dense_rows = inner
-    copies = seen[0::2]                             # Dense(2->32)'s, batch by batch
+    weights_multiplied.clear()                      # (the layers' calls on the Input)
+    loss = model.evaluate(x, y, batch_size=100, verbose=0)
+    copies = weights_multiplied[0::2]               # Dense(2->32)'s, batch by batch
     assert copies[0].flags.c_contiguous and not np.shares_memory(copies[0], hidden.weight.data)
     assert all(c is copies[0] for c in copies) and len(copies) == -(-len(x) // 100)
-    Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(Linear, "CONSTANT_MIN_ROWS", 10 ** 12)
         assert model.evaluate(x, y, batch_size=100, verbose=0) == pytest.approx(loss, rel=1e-6)
-    finally:
-        Linear.CONSTANT_MIN_ROWS = saved
 
     seen = []
 

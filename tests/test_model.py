@@ -401,22 +401,9 @@ def _linear_ops(model):
     return [op for plan in model._plans.values() for op in plan.ops if type(op) is Linear]
 
 
-@pytest.fixture
-def weights_multiplied(monkeypatch):
-    """[(W as the product got it, W's shape)], one per Dense product run (pynn.ops.nn)."""
-    import pynn.ops.nn as nn_ops
-    seen, inner = [], nn_ops._dense_rows
-
-    def recording(x, w_t, b, y, act):
-        seen.append(w_t)
-        inner(x, w_t, b, y, act)
-
-    monkeypatch.setattr(nn_ops, "_dense_rows", recording)
-    return seen
-
-
 @pytest.mark.parametrize("dtype", [np.float32, F64])
-def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, weights_multiplied):
+def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, weights_multiplied,
+                                                                      monkeypatch):
     """predict over >= Linear.CONSTANT_MIN_ROWS rows runs its Dense layers (>= 16 outputs) on
     contiguous (in, out) copies of their weights, made once per call and shared by its plans
     (the short last batch's too), so a change of the weights between two calls shows in the
@@ -476,11 +463,8 @@ def test_predict_multiplies_by_a_fresh_in_out_copy_of_each_big_weight(dtype, wei
     assert copy() is None                           # nothing keeps a copy after the call
 
     # the same numbers as without the copies (which x @ W.T gives), to rounding
-    Linear.CONSTANT_MIN_ROWS, saved = 10 ** 12, Linear.CONSTANT_MIN_ROWS
-    try:
-        plain = model.predict(x, batch_size=1000)
-    finally:
-        Linear.CONSTANT_MIN_ROWS = saved
+    monkeypatch.setattr(Linear, "CONSTANT_MIN_ROWS", 10 ** 12)
+    plain = model.predict(x, batch_size=1000)
     assert all(np.shares_memory(u, d.weight.data) for u, d in zip(weights_multiplied, dense))
     np.testing.assert_allclose(got, plain, rtol=rtol, atol=rtol)
 
